@@ -1,0 +1,258 @@
+"""The ``medtune`` command. Thin: parse options, call one pipeline or stage function, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medtune.errors import MedtuneError
+
+app = typer.Typer(
+    help="Fine-tune a general language model into a medical specialist and prove it improved.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+RecipeArg = Annotated[
+    str, typer.Argument(help="A bundled recipe name (see 'medtune recipes') or a path to a recipe YAML file.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a recipe key, e.g. --set train.lr=1e-4 --set data.train=my.csv (repeatable)."),
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume", help="Continue an interrupted run: skip finished stages, resume training from its checkpoint."
+    ),
+]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing run folder of the same name (deletes it first).")
+]
+
+
+def _log(message: str) -> None:
+    console.print(message, highlight=False)
+
+
+def _fail(exc: MedtuneError) -> None:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=130 if type(exc).__name__ == "TrainingInterrupted" else 2)
+
+
+def _metrics_table(title: str, rows: list[tuple[str, str, str, str]]) -> Table:
+    table = Table(title=title)
+    for column in ("metric", "base", "fine-tuned", "delta"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+@app.command()
+def run(
+    recipe: RecipeArg = "translate-en-es",
+    set_: SetOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Run a whole recipe: score the base model, fine-tune, score again, write the report."""
+    from medtune.pipeline import run_recipe
+    from medtune.recipes.loader import load_recipe
+
+    try:
+        summary = run_recipe(load_recipe(recipe, set_), resume=resume, overwrite=overwrite, log=_log)
+    except MedtuneError as exc:
+        _fail(exc)
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    rows = [
+        (m["label"], fmt(m["base"]), fmt(m["tuned"]), "" if m["delta"] is None else f"{m['delta']:+.2f}")
+        for m in summary["metrics"]
+    ]
+    Console().print(_metrics_table(f"{summary['recipe']}: before vs after", rows))
+    _log(summary["forgetting"]["message"])
+    _log(f"Report: {summary['report_html']}  Model: {summary['output_dir']}")
+
+
+@app.command()
+def train(recipe: RecipeArg, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
+    """Fine-tune only: validate and split the data, train, save the model to the recipe's output_dir."""
+    from medtune.pipeline import train_recipe
+    from medtune.recipes.loader import load_recipe
+
+    try:
+        path = train_recipe(load_recipe(recipe, set_), resume=resume, overwrite=overwrite, log=_log)
+    except MedtuneError as exc:
+        _fail(exc)
+    metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    table = Table(title="training")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key in ("steps", "train_loss", "dev_loss", "target_tokens_per_s", "train_seconds", "trainable_params"):
+        value = metrics.get(key)
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    Console().print(table)
+    _log(f"Model saved to {path}")
+
+
+@app.command("eval")
+def eval_(
+    model: Annotated[
+        str, typer.Option(help="gemma-3-270m, a Hugging Face id, a local model folder or a medtune training output.")
+    ],
+    data: Annotated[str, typer.Option(help="Pairs to score: .jsonl/.csv/.tsv, demo:<file> or hf:<dataset>[:split].")],
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json and outputs.jsonl.")],
+    task: Annotated[str, typer.Option(help="What to evaluate; 'translation' for now.")] = "translation",
+    src_col: Annotated[str, typer.Option(help="Source-text column.")] = "en",
+    tgt_col: Annotated[str, typer.Option(help="Reference-translation column.")] = "es",
+    src_lang: Annotated[str, typer.Option(help="Source language code used in the prompt.")] = "en",
+    tgt_lang: Annotated[str, typer.Option(help="Target language code used in the prompt.")] = "es",
+    glossary: Annotated[
+        str | None, typer.Option(help="Term glossary (columns en/es) for terminology accuracy.")
+    ] = None,
+    few_shot: Annotated[
+        int, typer.Option(help="Example pairs put in the prompt (for base models that were never fine-tuned).")
+    ] = 0,
+    few_shot_data: Annotated[
+        str | None, typer.Option(help="Where few-shot examples come from; default: taken from --data and not scored.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Score only the first N pairs.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Sentences translated per batch.")] = 16,
+    num_beams: Annotated[int, typer.Option(help="1 = greedy decoding; more = beam search.")] = 1,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest translation in tokens.")] = 160,
+    seed: Annotated[int, typer.Option(help="Seed for choosing few-shot examples.")] = 42,
+) -> None:
+    """Translate a file with a model and score it: BLEU, chrF++, TER (sacreBLEU) and term accuracy."""
+    try:
+        metrics = _evaluate(
+            model,
+            data,
+            out,
+            task,
+            src_col,
+            tgt_col,
+            src_lang,
+            tgt_lang,
+            glossary,
+            few_shot,
+            few_shot_data,
+            limit,
+            batch_size,
+            num_beams,
+            max_new_tokens,
+            seed,
+        )
+    except MedtuneError as exc:
+        _fail(exc)
+    table = Table(title=f"{model} on {data}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("n", "bleu", "chrf", "ter", "term_accuracy", "sentences_per_s"):
+        if key in metrics and metrics[key] is not None:
+            table.add_row(key, str(metrics[key]))
+    Console().print(table)
+    _log(f"Wrote {out / 'metrics.json'} and {out / 'outputs.jsonl'}")
+
+
+def _evaluate(
+    model,
+    data,
+    out,
+    task,
+    src_col,
+    tgt_col,
+    src_lang,
+    tgt_lang,
+    glossary,
+    few_shot,
+    few_shot_data,
+    limit,
+    batch_size,
+    num_beams,
+    max_new_tokens,
+    seed,
+) -> dict:
+    from medtune.data.glossary import load_glossary
+    from medtune.data.parallel import load_pairs
+    from medtune.data.validate import validate_pairs
+    from medtune.eval.translation import evaluate_translation, pick_examples
+    from medtune.models.loading import load_model
+
+    if task != "translation":
+        raise MedtuneError(f"--task {task!r} is not supported; supported tasks: translation.")
+    if few_shot < 0:
+        raise MedtuneError("--few-shot must be 0 or more.")
+    pairs, report = validate_pairs(load_pairs(data, src_col, tgt_col), "eval")
+    if report.issues:
+        _log(report.summary())
+    examples = []
+    if few_shot:
+        if few_shot_data:
+            pool, _ = validate_pairs(load_pairs(few_shot_data, src_col, tgt_col), "few-shot")
+            examples = pick_examples(pool, few_shot, seed)
+        else:
+            examples = pick_examples(pairs, few_shot, seed)
+            chosen = {id(p) for p in examples}
+            pairs = [p for p in pairs if id(p) not in chosen]
+    if limit:
+        pairs = pairs[:limit]
+    terms = load_glossary(glossary) if glossary else None
+    loaded = load_model(model)
+    return evaluate_translation(
+        loaded, pairs, out, terms, examples, src_lang, tgt_lang, batch_size, num_beams, max_new_tokens
+    )
+
+
+@app.command()
+def export(
+    run_or_model: Annotated[
+        Path, typer.Argument(metavar="RUN", help="A run folder (runs/<name>) or a trained model folder.")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for the standalone model.")],
+    merge: Annotated[
+        bool, typer.Option("--merge/--no-merge", help="Merge the LoRA adapter into the base weights.")
+    ] = True,
+) -> None:
+    """Write a trained model as a standalone folder that loads with plain from_pretrained."""
+    from medtune.models.adapters import export_merged
+    from medtune.runs import RunFolder
+
+    try:
+        model_dir = run_or_model
+        train_done = RunFolder(run_or_model, "").done("train") if (run_or_model / "run.json").is_file() else None
+        if train_done:
+            model_dir = Path(train_done["output_dir"])
+        if not merge:
+            raise MedtuneError(
+                "Only --merge export is implemented; the trained folder itself already holds the adapter."
+            )
+        path = export_merged(model_dir, out)
+    except MedtuneError as exc:
+        _fail(exc)
+    _log(f"Merged model written to {path}")
+
+
+@app.command()
+def recipes() -> None:
+    """List the bundled recipes, one line each."""
+    from medtune.recipes.loader import bundled_recipes, load_recipe
+
+    for name in bundled_recipes():
+        r = load_recipe(name)
+        typer.echo(f"{name:<22} [{r.task}] {r.description}")
+
+
+def main() -> None:  # pragma: no cover - entry point for python -m
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

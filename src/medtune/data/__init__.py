@@ -1,0 +1,1 @@
+"""Data: reading files, validating rows, splitting, and the bundled demo corpora."""

@@ -1,0 +1,162 @@
+"""Reading rows from JSONL, CSV, TSV, Hugging Face datasets and bundled demo files.
+
+Every row keeps where it came from (``file:line``) so that validation messages can point at it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medtune.data.demo import DEMO_DIR
+from medtune.errors import MedtuneError
+
+DEMO_PREFIX = "demo:"
+HF_PREFIX = "hf:"
+FORMATS = ("jsonl", "csv", "tsv")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One record with its origin, e.g. ``data.csv:12``."""
+
+    fields: dict[str, Any]
+    origin: str
+
+
+def resolve_data_path(spec: str) -> Path:
+    """Turn ``demo:<name>`` into the bundled file's path; other specs are plain paths."""
+    if spec.startswith(DEMO_PREFIX):
+        name = spec[len(DEMO_PREFIX) :]
+        path = DEMO_DIR / name
+        if not path.is_file():
+            known = ", ".join(sorted(p.name for p in DEMO_DIR.iterdir() if p.suffix != ".py"))
+            raise MedtuneError(f"No bundled demo file '{name}'. Bundled files: {known}.")
+        return path
+    return Path(spec).expanduser()
+
+
+def _detect_format(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in ("jsonl", "json", "ndjson"):
+        return "jsonl"
+    if suffix in ("csv", "tsv"):
+        return suffix
+    raise MedtuneError(
+        f"{path}: cannot tell the file format from the extension '.{suffix}'. "
+        "Use .jsonl, .csv or .tsv (or 'hf:<dataset>[:split]' for a Hugging Face dataset)."
+    )
+
+
+def _decode_lines(path: Path) -> list[str]:
+    """Decode a file as UTF-8, naming the first line with invalid bytes."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_no = raw[: exc.start].count(b"\n") + 1
+        raise MedtuneError(
+            f"{path}:{line_no}: the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
+            f"offset {exc.start}). Re-save it as UTF-8, e.g. 'iconv -f latin1 -t utf-8'."
+        ) from None
+    return text.splitlines()
+
+
+def read_rows(spec: str) -> list[Row]:
+    """Read every record of a data source.
+
+    Args:
+        spec: a path to ``.jsonl``/``.csv``/``.tsv``, ``demo:<file>`` for bundled data, or
+            ``hf:<dataset>[:<split>]`` for a Hugging Face dataset (downloaded only when asked).
+    Returns:
+        The rows in file order, each with its origin.
+    Raises:
+        MedtuneError: missing file, bad UTF-8, malformed JSON (with the line number).
+    """
+    if spec.startswith(HF_PREFIX):
+        return _read_hf(spec[len(HF_PREFIX) :])
+    path = resolve_data_path(spec)
+    if not path.is_file():
+        raise MedtuneError(f"Data file not found: {path}. Check the path (relative to {Path.cwd()}).")
+    fmt = _detect_format(path)
+    lines = _decode_lines(path)
+    if fmt == "jsonl":
+        return _read_jsonl(path, lines)
+    return _read_delimited(path, lines, "\t" if fmt == "tsv" else ",")
+
+
+def _read_jsonl(path: Path, lines: list[str]) -> list[Row]:
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MedtuneError(
+                f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno}). "
+                "Each line of a .jsonl file must be one JSON object."
+            ) from None
+        if not isinstance(record, dict):
+            raise MedtuneError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}.")
+        rows.append(Row(record, f"{path}:{number}"))
+    return rows
+
+
+def _read_delimited(path: Path, lines: list[str], delimiter: str) -> list[Row]:
+    reader = csv.DictReader(io.StringIO("\n".join(lines) + "\n"), delimiter=delimiter)
+    if not reader.fieldnames:
+        raise MedtuneError(f"{path}: the file is empty; expected a header row with column names.")
+    rows = []
+    for record in reader:
+        # line_num counts physical lines read so far, so quoted multi-line cells stay correct.
+        origin = f"{path}:{reader.line_num}"
+        if None in record:
+            raise MedtuneError(
+                f"{origin}: more cells than header columns ({len(reader.fieldnames)}). "
+                "Quote cells that contain the delimiter."
+            )
+        rows.append(Row(dict(record), origin))
+    return rows
+
+
+def _read_hf(name: str) -> list[Row]:
+    dataset, _, split = name.partition(":")
+    try:
+        from datasets import load_dataset
+
+        data = load_dataset(dataset, split=split or "train")
+    except Exception as exc:  # datasets raises many types; the user needs the reason
+        raise MedtuneError(
+            f"Could not load the Hugging Face dataset '{dataset}' (split '{split or 'train'}'): "
+            f"{exc}. Hub datasets need network access or a local datasets cache."
+        ) from None
+    return [Row(dict(record), f"hf:{dataset}[{i}]") for i, record in enumerate(data)]
+
+
+def columns_of(rows: list[Row]) -> list[str]:
+    """The column names seen in the first rows, in order."""
+    seen: dict[str, None] = {}
+    for row in rows[:50]:
+        for key in row.fields:
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write records as UTF-8 JSONL, atomically (a temporary file renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL file written by medtune (no validation beyond JSON)."""
+    return [row.fields for row in _read_jsonl(path, _decode_lines(path))]

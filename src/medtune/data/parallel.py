@@ -1,0 +1,59 @@
+"""Parallel text: source/target pairs with an optional document id."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from medtune.data.io import Row, columns_of, read_rows
+from medtune.errors import MedtuneError
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One translation pair. ``doc`` groups sentences of the same document for splitting."""
+
+    src: str
+    tgt: str
+    doc: str | None = None
+    origin: str = ""
+
+    def to_record(self) -> dict:
+        return asdict(self)
+
+
+def load_pairs(spec: str, src_col: str = "en", tgt_col: str = "es", doc_col: str | None = None) -> list[Pair]:
+    """Load parallel text from a file, a demo file or a Hugging Face dataset.
+
+    Values are kept as found (validation decides what to do with empty or non-string cells).
+
+    Raises:
+        MedtuneError: when the source or target column is missing, listing the columns found.
+    """
+    rows = read_rows(spec)
+    if not rows:
+        raise MedtuneError(f"{spec}: no rows found; expected parallel text with columns '{src_col}' and '{tgt_col}'.")
+    found = columns_of(rows)
+    missing = [c for c in (src_col, tgt_col) if c not in found]
+    if missing:
+        raise MedtuneError(
+            f"{spec}: column(s) {', '.join(repr(c) for c in missing)} not found. Columns found: "
+            f"{', '.join(repr(c) for c in found)}. Set them with --src-col/--tgt-col or "
+            "'--set data.src_col=... --set data.tgt_col=...'."
+        )
+    use_doc = doc_col if doc_col and doc_col in found else None
+    return [_pair(row, src_col, tgt_col, use_doc) for row in rows]
+
+
+def _pair(row: Row, src_col: str, tgt_col: str, doc_col: str | None) -> Pair:
+    doc = row.fields.get(doc_col) if doc_col else None
+    return Pair(
+        src=row.fields.get(src_col),  # type: ignore[arg-type]  # validated later
+        tgt=row.fields.get(tgt_col),  # type: ignore[arg-type]
+        doc=str(doc) if doc is not None else None,
+        origin=row.origin,
+    )
+
+
+def pairs_from_records(records: list[dict]) -> list[Pair]:
+    """Rebuild pairs saved with :meth:`Pair.to_record`."""
+    return [Pair(r["src"], r["tgt"], r.get("doc"), r.get("origin", "")) for r in records]

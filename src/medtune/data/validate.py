@@ -1,0 +1,125 @@
+"""Validation of parallel text before training: every problem is located and counted, never silent."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from medtune.data.parallel import Pair
+from medtune.errors import MedtuneError
+
+CHECKS = {
+    "empty": "empty or non-string source/target",
+    "duplicate": "exact duplicate of an earlier pair",
+    "identical": "target identical to source",
+    "length_ratio": "extreme source/target length ratio",
+    "test_overlap": "source sentence also in the test set",
+}
+
+
+@dataclass
+class Issue:
+    origin: str
+    check: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {CHECKS[self.check]} ({self.detail})"
+
+
+@dataclass
+class ValidationReport:
+    """What validation found in one data set."""
+
+    name: str
+    total: int = 0
+    kept: int = 0
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(issue.check for issue in self.issues))
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "total": self.total,
+            "kept": self.kept,
+            "dropped": self.total - self.kept,
+            "counts": self.counts,
+            "issues": [{"origin": i.origin, "check": i.check, "detail": i.detail} for i in self.issues],
+        }
+
+    def summary(self) -> str:
+        if not self.issues:
+            return f"{self.name}: {self.total} pairs, all valid"
+        parts = ", ".join(f"{n} {CHECKS[c]}" for c, n in self.counts.items())
+        return f"{self.name}: {self.total} pairs, {self.total - self.kept} dropped ({parts})"
+
+
+def _problem(pair: Pair, max_ratio: float, min_chars: int) -> tuple[str, str] | None:
+    for side, value in (("source", pair.src), ("target", pair.tgt)):
+        if not isinstance(value, str) or not value.strip():
+            return "empty", f"{side} is {value!r}"
+    src, tgt = pair.src.strip(), pair.tgt.strip()
+    if src == tgt:
+        return "identical", f"{src[:40]!r}"
+    longer, shorter = max(len(src), len(tgt)), min(len(src), len(tgt))
+    if longer >= min_chars and longer / max(shorter, 1) > max_ratio:
+        return "length_ratio", f"{len(src)} vs {len(tgt)} characters, limit {max_ratio}x"
+    return None
+
+
+def validate_pairs(
+    pairs: list[Pair],
+    name: str,
+    on_bad_rows: str = "skip",
+    max_length_ratio: float = 3.0,
+    min_chars_for_ratio: int = 12,
+    exclude_sources: set[str] | None = None,
+) -> tuple[list[Pair], ValidationReport]:
+    """Check pairs and drop (``skip``) or refuse (``fail``) the bad ones.
+
+    Args:
+        pairs: pairs as loaded.
+        name: label for messages, e.g. ``train``.
+        on_bad_rows: ``skip`` drops bad rows and reports them; ``fail`` raises on the first batch.
+        max_length_ratio: longest/shortest character length allowed between source and target.
+        min_chars_for_ratio: pairs shorter than this are not ratio-checked (``OK`` vs ``De acuerdo``).
+        exclude_sources: source sentences of the test set; training pairs sharing one are dropped.
+    Returns:
+        The kept pairs (whitespace-stripped) and a report.
+    Raises:
+        MedtuneError: with ``fail`` and any problem, or when nothing is left.
+    """
+    report = ValidationReport(name=name, total=len(pairs))
+    seen: set[tuple[str, str]] = set()
+    kept: list[Pair] = []
+    for pair in pairs:
+        problem = _problem(pair, max_length_ratio, min_chars_for_ratio)
+        if problem is None:
+            key = (pair.src.strip(), pair.tgt.strip())
+            if key in seen:
+                problem = ("duplicate", f"{key[0][:40]!r}")
+            elif exclude_sources and key[0] in exclude_sources:
+                problem = ("test_overlap", f"{key[0][:40]!r}")
+            else:
+                seen.add(key)
+        if problem:
+            report.issues.append(Issue(pair.origin, *problem))
+            continue
+        kept.append(Pair(pair.src.strip(), pair.tgt.strip(), pair.doc, pair.origin))
+    report.kept = len(kept)
+    if report.issues and on_bad_rows == "fail":
+        listed = "; ".join(str(i) for i in report.issues[:5])
+        more = f" and {len(report.issues) - 5} more" if len(report.issues) > 5 else ""
+        raise MedtuneError(
+            f"Data set '{name}' has {len(report.issues)} bad row(s): {listed}{more}. "
+            "Fix them, or set data.on_bad_rows=skip to drop them with a report."
+        )
+    if not kept:
+        raise MedtuneError(
+            f"Data set '{name}' is empty after validation ({report.summary()}). "
+            "Check the column names and the file contents."
+        )
+    return kept, report

@@ -1,0 +1,1 @@
+"""Evaluation: corpus metrics (sacreBLEU), terminology accuracy and the translation evaluator."""

@@ -1,0 +1,1 @@
+"""One batched generation engine used by evaluation (and later by candidates and serving)."""

@@ -1,0 +1,1 @@
+"""Model loading: the embedded default, hub ids, local folders and trained outputs."""

