@@ -63,7 +63,9 @@ def _decode_lines(path: Path) -> list[str]:
             f"{path}:{line_no}: the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
             f"offset {exc.start}). Re-save it as UTF-8, e.g. 'iconv -f latin1 -t utf-8'."
         ) from None
-    return text.splitlines()
+    # Split on newlines only: str.splitlines() also breaks at U+2028, form feeds etc., which
+    # json.dumps(ensure_ascii=False) writes raw inside strings.
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def read_rows(spec: str) -> list[Row]:
@@ -113,8 +115,10 @@ def _read_delimited(path: Path, lines: list[str], delimiter: str) -> list[Row]:
         raise MedtuneError(f"{path}: the file is empty; expected a header row with column names.")
     rows = []
     for record in reader:
-        # line_num counts physical lines read so far, so quoted multi-line cells stay correct.
-        origin = f"{path}:{reader.line_num}"
+        # line_num is the record's last physical line; step back over newlines inside quoted cells.
+        cells = [v for v in record.values() if isinstance(v, str)] + (record.get(None) or [])
+        first_line = reader.line_num - sum(cell.count("\n") for cell in cells)
+        origin = f"{path}:{first_line}"
         if None in record:
             raise MedtuneError(
                 f"{origin}: more cells than header columns ({len(reader.fieldnames)}). "
