@@ -51,13 +51,16 @@ def evaluate_translation(
     few_shot, sentences_per_s.
     """
     prompts = translation_prompts(loaded, pairs, list(examples), src_lang, tgt_lang)
+    # A translation is rarely more than twice its source in tokens; cap each sentence accordingly.
+    src_lengths = [len(loaded.tokenizer(p.src, add_special_tokens=False)["input_ids"]) for p in pairs]
+    limits = [min(max_new_tokens, 2 * n + 16) for n in src_lengths]
     stats = GenerationStats()
     hyps = generate_texts(
         loaded.model,
         loaded.tokenizer,
         prompts,
         batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
+        max_new_tokens=limits,
         num_beams=num_beams,
         progress=label,
         stats=stats,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -35,12 +36,12 @@ class StopAtNewline(StoppingCriteria):
         return torch.isin(new, self.newline_ids).any(dim=1)
 
 
-_NEWLINE_CACHE: dict[int, torch.Tensor] = {}
+_NEWLINE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def newline_token_ids(tokenizer) -> torch.Tensor:
     """Ids of every vocabulary entry whose text contains a line break (cached per tokenizer)."""
-    key = id(tokenizer)
+    key = tokenizer
     if key not in _NEWLINE_CACHE:
         vocab = tokenizer.get_vocab()
         ids = [i for tok, i in vocab.items() if "\n" in tokenizer.convert_tokens_to_string([tok])]
@@ -54,7 +55,7 @@ def generate_texts(
     tokenizer,
     prompts: list[str],
     batch_size: int = 16,
-    max_new_tokens: int = 160,
+    max_new_tokens: int | list[int] = 160,
     num_beams: int = 1,
     stop_at_newline: bool = True,
     progress: str | None = "translate",
@@ -64,7 +65,10 @@ def generate_texts(
 
     Prompts are sorted by length so each batch pads little; causal models are left-padded.
     Greedy when ``num_beams == 1``. For causal LMs the output is cut at the first line break.
+    ``max_new_tokens`` may be one limit per prompt: a batch then stops at its largest limit, so one
+    runaway sequence cannot keep a whole batch decoding to a global maximum.
     """
+    limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     model.eval()
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -79,7 +83,7 @@ def generate_texts(
             idx = order[start : start + batch_size]
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True)
             kwargs = dict(
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=max(limits[i] for i in idx),
                 num_beams=num_beams,
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,

@@ -142,10 +142,10 @@ def train_loop(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     result = TrainResult(steps=0, train_loss=float("nan"), dev_loss=None)
-    start_step = 0
+    start_step, window_loss, window_tokens = 0, 0.0, 0
     ckpt = checkpoint_dir / CHECKPOINT
     if resume and (ckpt / "state.pt").is_file():
-        start_step = _load_checkpoint(ckpt, model, optimizer, scheduler, result)
+        start_step, window_loss, window_tokens = _load_checkpoint(ckpt, model, optimizer, scheduler, result)
         log(f"Resuming from step {start_step} of {total_steps} ({ckpt})")
     elif resume:
         log(f"No checkpoint in {checkpoint_dir}; starting from step 0")
@@ -160,7 +160,6 @@ def train_loop(
             epoch_plans[epoch] = plan_batches(train, effective, cfg.seed, epoch)
         return [train[i] for i in epoch_plans[epoch][index]]
 
-    window_loss, window_tokens = 0.0, 0
     started = time.perf_counter()
     earlier_seconds = result.seconds  # time spent before a resume
     run_tokens = 0
@@ -178,7 +177,7 @@ def train_loop(
                     continue
                 loss_sum, _ = target_loss(model, collate(micro, pad_id, seq2seq), seq2seq)
                 (loss_sum / n_tokens).backward()
-                step_loss += float(loss_sum)
+                step_loss += float(loss_sum.detach())
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -202,12 +201,12 @@ def train_loop(
                 result.train_loss = window_loss / window_tokens
                 window_loss, window_tokens = 0.0, 0
             if done % cfg.save_every == 0 and done < total_steps:
-                _save_checkpoint(ckpt, model, optimizer, scheduler, result, done)
+                _save_checkpoint(ckpt, model, optimizer, scheduler, result, done, (window_loss, window_tokens))
             if cfg.stop_after is not None and done == cfg.stop_after and done < total_steps:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
-        _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps)
+        _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps, (window_loss, window_tokens))
         raise TrainingInterrupted(
             f"Training interrupted after step {result.steps} of {total_steps}. A checkpoint is saved in "
             f"{ckpt}; run the same command with --resume to continue."
@@ -222,8 +221,14 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _save_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResult, step: int) -> None:
-    """Write the checkpoint to a temporary folder, then swap it in (never a half-written 'last')."""
+def _save_checkpoint(
+    path: Path, model, optimizer, scheduler, result: TrainResult, step: int, window: tuple[float, int]
+) -> None:
+    """Write the checkpoint to a temporary folder, then swap it in (never a half-written 'last').
+
+    ``window`` is the (summed loss, target tokens) of the unfinished logging window, so a resumed
+    run reports the same train_loss as an uninterrupted one.
+    """
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -235,6 +240,7 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResul
             "scheduler": scheduler.state_dict(),
             "rng": _rng_state(),
             "result": result.to_dict(),
+            "window": list(window),
         },
         tmp / "state.pt",
     )
@@ -245,7 +251,8 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResul
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResult) -> int:
+def _load_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResult) -> tuple[int, float, int]:
+    """Restore a checkpoint into model, optimizer, scheduler and result; returns (step, window loss, window tokens)."""
     state = torch.load(path / "state.pt", weights_only=False)
     named = dict(model.named_parameters())
     with torch.no_grad():
@@ -264,4 +271,5 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResul
     result.loss_history = [tuple(x) for x in saved["loss_history"]]
     result.dev_loss = saved["dev_loss"]
     result.train_loss = saved["train_loss"]
-    return state["step"]
+    window_loss, window_tokens = state.get("window", (0.0, 0))
+    return state["step"], window_loss, window_tokens
