@@ -63,9 +63,15 @@ class TrainSection(Section):
 
 class EvalSection(Section):
     few_shot: int = Field(3, ge=0, description="Example pairs in the prompt when scoring the base model.")
-    batch_size: int = Field(32, gt=0, description="Sentences translated per batch (decoding is memory-bound on CPU: big batches are nearly free).")
+    batch_size: int = Field(
+        32,
+        gt=0,
+        description="Sentences translated per batch (decoding is memory-bound on CPU: big batches are nearly free).",
+    )
     num_beams: int = Field(1, gt=0, description="1 = greedy; more = beam search.")
-    max_new_tokens: int = Field(160, gt=0, description="Longest translation in tokens (each sentence is also capped at 2x its source + 16).")
+    max_new_tokens: int = Field(
+        160, gt=0, description="Longest translation in tokens (each sentence is also capped at 2x its source + 16)."
+    )
     limit: int | None = Field(None, gt=0, description="Score only the first N test sentences.")
     forgetting_threshold: float = Field(2.0, ge=0, description="General-domain chrF drop that counts as forgetting.")
     report_samples: int = Field(20, ge=0, description="Sample translations shown in the report.")
