@@ -218,8 +218,11 @@ def export(
     ],
     out: Annotated[Path, typer.Option(help="Folder for the standalone model.")],
     merge: Annotated[
-        bool, typer.Option("--merge/--no-merge", help="Merge the LoRA adapter into the base weights.")
-    ] = True,
+        bool,
+        typer.Option(
+            "--merge", help="Merge the LoRA adapter into the base weights (required: merged export is the only kind)."
+        ),
+    ] = False,
 ) -> None:
     """Write a trained model as a standalone folder that loads with plain from_pretrained."""
     from medtune.models.adapters import export_merged
@@ -232,7 +235,7 @@ def export(
             model_dir = Path(train_done["output_dir"])
         if not merge:
             raise MedtuneError(
-                "Only --merge export is implemented; the trained folder itself already holds the adapter."
+                "Pass --merge: export writes a merged standalone model (the trained folder itself already holds the adapter)."
             )
         path = export_merged(model_dir, out)
     except MedtuneError as exc:
