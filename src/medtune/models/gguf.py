@@ -11,27 +11,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from medtune.data.chat_template import GEMMA_CHAT_TEMPLATE
 from medtune.errors import MedtuneError
 
 EMBEDDED_NAME = "gemma-3-270m"
 EMBEDDED_LICENSE = "Gemma Terms of Use (https://ai.google.dev/gemma/terms)"
-
-# Gemma's turn format; the GGUF tokenizer carries no chat template, so we save this one with it.
-GEMMA_CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set system = messages[0]['content'] -%}{%- set messages = messages[1:] -%}"
-    "{%- else -%}{%- set system = '' -%}{%- endif -%}"
-    "{%- for message in messages -%}"
-    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
-    "{{ '<start_of_turn>' + role + '\n' }}"
-    "{%- if loop.first and system -%}{{ system + '\n\n' }}{%- endif -%}"
-    "{%- if message['role'] == 'assistant' -%}{% generation %}"
-    "{{ message['content'] | trim + '<end_of_turn>\n' }}{% endgeneration %}"
-    "{%- else -%}{{ message['content'] | trim + '<end_of_turn>\n' }}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
-)
 
 
 def medtune_home() -> Path:

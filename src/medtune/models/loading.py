@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medtune.data.chat_template import ensure_pad_token
 from medtune.errors import MedtuneError
 from medtune.models.gguf import EMBEDDED_LICENSE, EMBEDDED_NAME, ensure_embedded_model
 
@@ -105,6 +106,5 @@ def load_model(name: str, dtype: str = "float32", trainable_adapter: bool = Fals
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(ref.adapter_path), is_trainable=trainable_adapter)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    ensure_pad_token(tokenizer)
     return LoadedModel(model, tokenizer, ref)

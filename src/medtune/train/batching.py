@@ -8,28 +8,14 @@ padding stays small, in an order fixed by the seed and epoch (so a resumed run s
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import torch
 
+from medtune.data.examples import IGNORE, Example
 from medtune.data.parallel import Pair
 from medtune.data.prompts import translation_prompt, translation_target
 
-IGNORE = -100
-
-
-@dataclass
-class Example:
-    input_ids: list[int]
-    labels: list[int]  # causal: same length as input_ids, IGNORE on prompt; seq2seq: target ids
-
-    @property
-    def n_target(self) -> int:
-        return sum(1 for t in self.labels if t != IGNORE)
-
-    @property
-    def length(self) -> int:
-        return max(len(self.input_ids), len(self.labels))
+__all__ = ["IGNORE", "Example", "collate", "encode_causal", "encode_seq2seq", "plan_batches"]
 
 
 def encode_causal(tokenizer, prompt: str, target: str, max_length: int) -> Example:
