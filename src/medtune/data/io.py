@@ -52,8 +52,12 @@ def _detect_format(path: Path) -> str:
     )
 
 
-def _decode_lines(path: Path) -> list[str]:
-    """Decode a file as UTF-8, naming the first line with invalid bytes."""
+def decode_lines(path: Path) -> list[str]:
+    """Decode a file as UTF-8 into its lines, naming the first line with invalid bytes.
+
+    Raises:
+        MedtuneError: the file is not UTF-8 (with the line number and a way to convert it).
+    """
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -66,6 +70,9 @@ def _decode_lines(path: Path) -> list[str]:
     # Split on newlines only: str.splitlines() also breaks at U+2028, form feeds etc., which
     # json.dumps(ensure_ascii=False) writes raw inside strings.
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+_decode_lines = decode_lines  # the earlier private name, for code written against it
 
 
 def read_rows(spec: str) -> list[Row]:
@@ -85,7 +92,7 @@ def read_rows(spec: str) -> list[Row]:
     if not path.is_file():
         raise MedtuneError(f"Data file not found: {path}. Check the path (relative to {Path.cwd()}).")
     fmt = _detect_format(path)
-    lines = _decode_lines(path)
+    lines = decode_lines(path)
     if fmt == "jsonl":
         return _read_jsonl(path, lines)
     return _read_delimited(path, lines, "\t" if fmt == "tsv" else ",")
@@ -163,4 +170,4 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL file written by medtune (no validation beyond JSON)."""
-    return [row.fields for row in _read_jsonl(path, _decode_lines(path))]
+    return [row.fields for row in _read_jsonl(path, decode_lines(path))]

@@ -14,6 +14,19 @@ CHECKS = {
     "identical": "target identical to source",
     "length_ratio": "extreme source/target length ratio",
     "test_overlap": "source sentence also in the test set",
+    # Conversations, multiple-choice questions and documents (chat.py, mcq.py, text.py).
+    "malformed": "row layout cannot be read",
+    "duplicate_row": "exact duplicate of an earlier row",
+    "unknown_role": "message role is not system, user or assistant",
+    "empty_message": "empty or non-string message content",
+    "system_position": "system message is not the first message",
+    "turn_order": "roles do not alternate user/assistant starting with user",
+    "no_assistant": "no assistant turn",
+    "too_few_options": "fewer than 2 options",
+    "empty_question": "empty or non-string question",
+    "empty_option": "empty or non-string option text",
+    "bad_answer": "answer is not one of the options",
+    "empty_text": "empty or non-string text",
 }
 
 
@@ -35,6 +48,7 @@ class ValidationReport:
     total: int = 0
     kept: int = 0
     issues: list[Issue] = field(default_factory=list)
+    unit: str = "rows"  # what the summary counts: "pairs", "conversations", "questions", ...
 
     @property
     def counts(self) -> dict[str, int]:
@@ -52,9 +66,9 @@ class ValidationReport:
 
     def summary(self) -> str:
         if not self.issues:
-            return f"{self.name}: {self.total} pairs, all valid"
+            return f"{self.name}: {self.total} {self.unit}, all valid"
         parts = ", ".join(f"{n} {CHECKS[c]}" for c, n in self.counts.items())
-        return f"{self.name}: {self.total} pairs, {self.total - self.kept} dropped ({parts})"
+        return f"{self.name}: {self.total} {self.unit}, {self.total - self.kept} dropped ({parts})"
 
 
 def _problem(pair: Pair, max_ratio: float, min_chars: int) -> tuple[str, str] | None:
@@ -92,7 +106,7 @@ def validate_pairs(
     Raises:
         MedtuneError: with ``fail`` and any problem, or when nothing is left.
     """
-    report = ValidationReport(name=name, total=len(pairs))
+    report = ValidationReport(name=name, total=len(pairs), unit="pairs")
     seen: set[tuple[str, str]] = set()
     kept: list[Pair] = []
     for pair in pairs:
@@ -109,17 +123,30 @@ def validate_pairs(
             report.issues.append(Issue(pair.origin, *problem))
             continue
         kept.append(Pair(pair.src.strip(), pair.tgt.strip(), pair.doc, pair.origin))
-    report.kept = len(kept)
+    enforce_bad_row_policy(report, len(kept), on_bad_rows)
+    return kept, report
+
+
+def enforce_bad_row_policy(report: ValidationReport, kept: int, on_bad_rows: str) -> None:
+    """Record how many rows were kept and apply the ``data.on_bad_rows`` policy.
+
+    Args:
+        report: the report whose ``issues`` are filled in; ``kept`` is set here.
+        kept: how many rows passed validation.
+        on_bad_rows: ``skip`` accepts the report as it is; ``fail`` refuses any issue.
+    Raises:
+        MedtuneError: with ``fail`` and any issue (listing the first five), or when no row is kept.
+    """
+    report.kept = kept
     if report.issues and on_bad_rows == "fail":
         listed = "; ".join(str(i) for i in report.issues[:5])
         more = f" and {len(report.issues) - 5} more" if len(report.issues) > 5 else ""
         raise MedtuneError(
-            f"Data set '{name}' has {len(report.issues)} bad row(s): {listed}{more}. "
+            f"Data set '{report.name}' has {len(report.issues)} bad row(s): {listed}{more}. "
             "Fix them, or set data.on_bad_rows=skip to drop them with a report."
         )
     if not kept:
         raise MedtuneError(
-            f"Data set '{name}' is empty after validation ({report.summary()}). "
+            f"Data set '{report.name}' is empty after validation ({report.summary()}). "
             "Check the column names and the file contents."
         )
-    return kept, report
