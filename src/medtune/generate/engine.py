@@ -1,14 +1,23 @@
-"""Batched, length-sorted generation that stops each sequence at end of line or end of sequence."""
+"""The one batched generation engine: length-sorted, padded batches; greedy, beam or seeded sampling.
+
+``generate_texts`` is the translation path (greedy or beam, one line per prompt). ``sample_texts``
+serves chat and free generation: temperature / top-p sampling where every prompt draws from its own
+seeded generator, stopping at EOS or the chat template's end-of-turn token.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+from medtune.errors import MedtuneError
 
 
 @dataclass
@@ -20,6 +29,82 @@ class GenerationStats:
     @property
     def sequences_per_s(self) -> float:
         return self.sequences / self.seconds if self.seconds else 0.0
+
+    @property
+    def new_tokens_per_s(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How ``sample_texts`` decodes: ``temperature == 0`` is greedy; ``top_p`` keeps the smallest
+    set of most likely tokens whose probability reaches it; extra ``stop_token_ids`` end a sequence
+    like EOS does (e.g. a chat template's end-of-turn token).
+
+    Raises:
+        MedtuneError: a value out of range, naming the option.
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop_token_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise MedtuneError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}.")
+        if self.temperature < 0:
+            raise MedtuneError(f"--temperature must be 0 (greedy) or more, got {self.temperature}.")
+        if not 0 < self.top_p <= 1:
+            raise MedtuneError(f"--top-p must be in (0, 1], got {self.top_p}; 1 keeps every token.")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 63-bit seed from a base seed and labels (e.g. a prompt id and a sample number).
+
+    The same inputs give the same seed on every machine and Python run (no ``hash()`` salt).
+    """
+    text = "\x1f".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+class SeededSampler(LogitsProcessor):
+    """Samples each row's next token from its own seeded generator, then forces that token.
+
+    Why: ``generate(do_sample=True)`` draws the whole batch from one generator, so a prompt's output
+    would depend on its batch neighbours; one generator per row makes it depend on (prompt, seed) only.
+    The scores it returns are ``-inf`` except the chosen token, so greedy selection picks it.
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float, device: torch.device | str = "cpu"):
+        if temperature <= 0:
+            raise ValueError("SeededSampler needs temperature > 0; temperature 0 is greedy decoding.")
+        self.temperature = temperature
+        self.top_p = top_p
+        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+    def probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        """The distribution each row samples from: softmax(scores / T), cut to the top-p nucleus."""
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+            sorted_probs[mass_before >= self.top_p] = 0.0  # the most likely token always stays
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+            probs = probs / probs.sum(dim=-1, keepdim=True)
+        return probs
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.shape[0] != len(self.generators):
+            raise ValueError(f"SeededSampler has {len(self.generators)} seeds for a batch of {scores.shape[0]} rows.")
+        probs = self.probabilities(scores)
+        chosen = torch.cat([torch.multinomial(probs[row], 1, generator=g) for row, g in enumerate(self.generators)])
+        forced = torch.full_like(scores, float("-inf"))
+        return forced.scatter_(-1, chosen.unsqueeze(-1), 0.0)
 
 
 class StopAtNewline(StoppingCriteria):
@@ -49,6 +134,71 @@ def newline_token_ids(tokenizer) -> torch.Tensor:
     return _NEWLINE_CACHE[key]
 
 
+def model_eos_ids(model) -> list[int]:
+    """The ids ``generate`` already stops at, from the model's generation config."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if eos is None:
+        return []
+    return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+
+def _cut_at_stop(ids: list[int], stop_ids: set[int], pad_id: int | None) -> tuple[list[int], int]:
+    """The tokens before the first stop token, and how many tokens were really generated (stop included)."""
+    for position, token in enumerate(ids):
+        if token in stop_ids:
+            kept = ids[:position]
+            return kept, sum(t != pad_id for t in kept) + 1
+    return ids, sum(t != pad_id for t in ids)
+
+
+def _generate_batched(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    batch_size: int,
+    batch_kwargs: Callable[[list[int], int], dict],
+    stop_ids: Sequence[int],
+    add_special_tokens: bool,
+    progress: str | None,
+    stats: GenerationStats | None,
+) -> list[list[int]]:
+    """Run ``generate`` over length-sorted batches; returns each prompt's new token ids, cut at a stop id.
+
+    ``batch_kwargs(indices, prompt_width)`` gives the per-batch ``generate`` arguments.
+    """
+    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+    model.eval()
+    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+    stop_set = set(stop_ids)
+    new_ids: list[list[int]] = [[] for _ in prompts]
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "right" if seq2seq else "left"
+    started = time.perf_counter()
+    bar = tqdm(total=len(prompts), desc=progress, unit="seq", disable=progress is None, dynamic_ncols=True)
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = tokenizer(
+                [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=add_special_tokens
+            ).to(model.device)
+            width = enc["input_ids"].shape[1]
+            generated = model.generate(**enc, pad_token_id=tokenizer.pad_token_id, **batch_kwargs(idx, width))
+            new = generated if seq2seq else generated[:, width:]
+            for row, i in enumerate(idx):
+                new_ids[i], produced = _cut_at_stop(new[row].tolist(), stop_set, tokenizer.pad_token_id)
+                if stats is not None:
+                    stats.new_tokens += produced
+            bar.update(len(idx))
+    finally:
+        tokenizer.padding_side = old_side
+        bar.close()
+    if stats is not None:
+        stats.sequences += len(prompts)
+        stats.seconds += time.perf_counter() - started
+    return new_ids
+
+
 @torch.no_grad()
 def generate_texts(
     model,
@@ -70,39 +220,64 @@ def generate_texts(
     """
     limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
-    model.eval()
-    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
-    outputs: list[str] = [""] * len(prompts)
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "right" if seq2seq else "left"
-    started = time.perf_counter()
-    bar = tqdm(total=len(prompts), desc=progress, unit="sent", disable=progress is None, dynamic_ncols=True)
-    try:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True)
-            kwargs = dict(
-                max_new_tokens=max(limits[i] for i in idx),
-                num_beams=num_beams,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-            if not seq2seq and stop_at_newline:
-                width = enc["input_ids"].shape[1]
-                kwargs["stopping_criteria"] = StoppingCriteriaList([StopAtNewline(newline_token_ids(tokenizer), width)])
-            generated = model.generate(**enc, **kwargs)
-            new = generated if seq2seq else generated[:, enc["input_ids"].shape[1] :]
-            for row, i in enumerate(idx):
-                text = tokenizer.decode(new[row], skip_special_tokens=True)
-                if stats is not None:
-                    stats.new_tokens += int((new[row] != tokenizer.pad_token_id).sum())
-                outputs[i] = text.split("\n", 1)[0].strip() if stop_at_newline else text.strip()
-            bar.update(len(idx))
-    finally:
-        tokenizer.padding_side = old_side
-        bar.close()
-    if stats is not None:
-        stats.sequences += len(prompts)
-        stats.seconds += time.perf_counter() - started
-    return outputs
+
+    def batch_kwargs(idx: list[int], width: int) -> dict:
+        kwargs = dict(max_new_tokens=max(limits[i] for i in idx), num_beams=num_beams, do_sample=False)
+        if not seq2seq and stop_at_newline:
+            kwargs["stopping_criteria"] = StoppingCriteriaList([StopAtNewline(newline_token_ids(tokenizer), width)])
+        return kwargs
+
+    new_ids = _generate_batched(
+        model, tokenizer, prompts, batch_size, batch_kwargs, model_eos_ids(model), True, progress, stats
+    )
+    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in new_ids]
+    return [text.split("\n", 1)[0].strip() if stop_at_newline else text.strip() for text in texts]
+
+
+@torch.no_grad()
+def sample_texts(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    settings: SamplingSettings,
+    seeds: Sequence[int] | None = None,
+    batch_size: int = 8,
+    add_special_tokens: bool = False,
+    progress: str | None = None,
+    stats: GenerationStats | None = None,
+    streamer=None,
+) -> list[str]:
+    """Generate one reply per prompt, in the prompts' order, greedy or sampled.
+
+    Args:
+        prompts: full prompt texts (for chat: rendered with the chat template, which writes BOS itself,
+            hence ``add_special_tokens=False`` by default).
+        settings: length, temperature, top-p and extra stop tokens.
+        seeds: one seed per prompt (required when sampling). A prompt's output depends only on the
+            prompt and its seed, not on the batch it lands in; repeat a prompt with several seeds to
+            get several samples.
+        streamer: a transformers streamer for a single prompt (chat); it sees every new token.
+    Returns:
+        The decoded new text of each prompt, cut before the first EOS / stop token, special tokens removed.
+    Raises:
+        ValueError: missing or mismatched seeds when sampling, or a streamer with more than one prompt.
+    """
+    if not settings.greedy and (seeds is None or len(seeds) != len(prompts)):
+        raise ValueError(f"Sampling needs one seed per prompt: {len(prompts)} prompts, {len(seeds or [])} seeds.")
+    if streamer is not None and len(prompts) != 1:
+        raise ValueError("A streamer follows one sequence; pass exactly one prompt with it.")
+    stop_ids = sorted(set(model_eos_ids(model)) | set(settings.stop_token_ids))
+
+    def batch_kwargs(idx: list[int], width: int) -> dict:
+        kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1, streamer=streamer)
+        if stop_ids:
+            kwargs["eos_token_id"] = stop_ids
+        if not settings.greedy:
+            sampler = SeededSampler([seeds[i] for i in idx], settings.temperature, settings.top_p, model.device)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
+        return kwargs
+
+    new_ids = _generate_batched(
+        model, tokenizer, prompts, batch_size, batch_kwargs, stop_ids, add_special_tokens, progress, stats
+    )
+    return [tokenizer.decode(ids, skip_special_tokens=True) for ids in new_ids]
