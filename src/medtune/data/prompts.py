@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from medtune.data.parallel import Pair
+
+if TYPE_CHECKING:
+    from medtune.data.mcq import MCQItem
 
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
 
@@ -30,3 +34,36 @@ def translation_prompt(src: str, src_lang: str = "en", tgt_lang: str = "es", exa
 def translation_target(tgt: str) -> str:
     """The text a causal LM learns after the prompt: a space, the translation, end of line."""
     return f" {tgt}\n"
+
+
+ANSWER_PREFIX = "Answer:"
+MCQ_INSTRUCTION = "Answer with the letter of the correct option."
+
+
+def mcq_user_message(item: MCQItem, context: str | None = None) -> str:
+    """The user turn that asks one multiple-choice question (shared by qa-sft training and evaluation).
+
+    ``Context: ...`` (when the item has one) and a blank line, ``Question: ...``, one ``A. text`` line
+    per option, then the instruction. ``context`` replaces the item's own context (evaluation passes
+    a left-truncated one when the prompt would not fit the model's window).
+    """
+    context = item.context if context is None else context
+    lines = [f"Context: {context}", ""] if context else []
+    lines.append(f"Question: {item.question}")
+    lines += [f"{letter}. {text}" for letter, text in item.options.items()]
+    lines.append(MCQ_INSTRUCTION)
+    return "\n".join(lines)
+
+
+def mcq_answer_text(item: MCQItem) -> str:
+    """The assistant turn: ``Answer: C. <option text>``, then ``Explanation: ...`` when the item has one."""
+    text = f"{ANSWER_PREFIX} {item.answer}. {item.options[item.answer]}"
+    return f"{text}\nExplanation: {item.explanation}" if item.explanation else text
+
+
+def mcq_to_messages(item: MCQItem, system: str | None = None) -> list[dict[str, str]]:
+    """One question as chat messages: optional system turn, the user question, the assistant answer."""
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": mcq_user_message(item)})
+    messages.append({"role": "assistant", "content": mcq_answer_text(item)})
+    return messages
