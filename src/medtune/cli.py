@@ -103,59 +103,141 @@ def train(recipe: RecipeArg, set_: SetOpt = None, resume: ResumeOpt = False, ove
     _log(f"Model saved to {path}")
 
 
+EVAL_TASKS = ("translation", "mcq", "perplexity")
+# What each task's table shows, in order (metrics.json holds everything).
+EVAL_TABLE_KEYS = {
+    "translation": ("n", "bleu", "chrf", "ter", "term_accuracy", "sentences_per_s"),
+    "mcq": ("n", "accuracy", "ci_low", "ci_high", "correct", "unparsed", "truncated", "items_per_s"),
+    "perplexity": ("n", "n_tokens", "perplexity", "mean_nll", "tokens_per_s"),
+}
+
+
 @app.command("eval")
 def eval_(
     model: Annotated[
         str, typer.Option(help="gemma-3-270m, a Hugging Face id, a local model folder or a medtune training output.")
     ],
-    data: Annotated[str, typer.Option(help="Pairs to score: .jsonl/.csv/.tsv, demo:<file> or hf:<dataset>[:split].")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Data to score: translation pairs, multiple-choice questions, or documents/conversations "
+            "(perplexity); .jsonl/.csv/.tsv, demo:<file> or hf:<dataset>[:split] (perplexity also .txt or a folder)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Folder for metrics.json and outputs.jsonl.")],
-    task: Annotated[str, typer.Option(help="What to evaluate; 'translation' for now.")] = "translation",
-    src_col: Annotated[str, typer.Option(help="Source-text column.")] = "en",
-    tgt_col: Annotated[str, typer.Option(help="Reference-translation column.")] = "es",
-    src_lang: Annotated[str, typer.Option(help="Source language code used in the prompt.")] = "en",
-    tgt_lang: Annotated[str, typer.Option(help="Target language code used in the prompt.")] = "es",
+    task: Annotated[
+        str,
+        typer.Option(
+            help="What to evaluate: translation (BLEU, chrF++, TER), mcq (accuracy with a 95% bootstrap interval) "
+            "or perplexity."
+        ),
+    ] = "translation",
+    src_col: Annotated[str, typer.Option(help="Source-text column (translation).")] = "en",
+    tgt_col: Annotated[str, typer.Option(help="Reference-translation column (translation).")] = "es",
+    src_lang: Annotated[str, typer.Option(help="Source language code used in the prompt (translation).")] = "en",
+    tgt_lang: Annotated[str, typer.Option(help="Target language code used in the prompt (translation).")] = "es",
     glossary: Annotated[
-        str | None, typer.Option(help="Term glossary (columns en/es) for terminology accuracy.")
+        str | None, typer.Option(help="Term glossary (columns en/es) for terminology accuracy (translation).")
     ] = None,
     few_shot: Annotated[
-        int, typer.Option(help="Example pairs put in the prompt (for base models that were never fine-tuned).")
+        int,
+        typer.Option(
+            help="Solved examples put in the prompt (translation pairs or mcq questions), for base models that "
+            "were never fine-tuned."
+        ),
     ] = 0,
     few_shot_data: Annotated[
         str | None, typer.Option(help="Where few-shot examples come from; default: taken from --data and not scored.")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Score only the first N pairs.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Sentences translated per batch.")] = 16,
-    num_beams: Annotated[int, typer.Option(help="1 = greedy decoding; more = beam search.")] = 1,
-    max_new_tokens: Annotated[int, typer.Option(help="Longest translation in tokens.")] = 160,
-    seed: Annotated[int, typer.Option(help="Seed for choosing few-shot examples.")] = 42,
+    limit: Annotated[int | None, typer.Option(help="Score only the first N pairs, questions or documents.")] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Sequences per batch (default: 16 for translation, 8 for mcq and perplexity)."),
+    ] = None,
+    num_beams: Annotated[int, typer.Option(help="1 = greedy decoding; more = beam search (translation).")] = 1,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Longest generated text in tokens (default: 160 for translation, 32 for mcq --mode generate)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for choosing few-shot examples and for the bootstrap.")] = 42,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="mcq: loglik (score each option letter's log-likelihood after 'Answer:') or generate (greedy "
+            "reply, letter read from the text)."
+        ),
+    ] = "loglik",
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            help="Context window in tokens (default: 1024 for mcq, where long contexts are cut from the left; "
+            "512 for perplexity windows)."
+        ),
+    ] = None,
+    text_col: Annotated[str, typer.Option(help="Text column of documents (perplexity on text).")] = "text",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="perplexity: text (every token), conversations (assistant tokens only) or auto (conversations "
+            "when rows have messages/conversations/instruction/question+answer columns).",
+        ),
+    ] = "auto",
 ) -> None:
-    """Translate a file with a model and score it: BLEU, chrF++, TER (sacreBLEU) and term accuracy."""
+    """Score a model on a file: translation quality, multiple-choice accuracy, or perplexity."""
     try:
-        metrics = _evaluate(
-            model,
-            data,
-            out,
-            task,
-            src_col,
-            tgt_col,
-            src_lang,
-            tgt_lang,
-            glossary,
-            few_shot,
-            few_shot_data,
-            limit,
-            batch_size,
-            num_beams,
-            max_new_tokens,
-            seed,
-        )
+        if task not in EVAL_TASKS:
+            raise MedtuneError(f"--task {task!r} is not supported; supported tasks: {', '.join(EVAL_TASKS)}.")
+        if task == "mcq":
+            from medtune.eval.mcq import evaluate_mcq_file
+
+            metrics = evaluate_mcq_file(
+                model,
+                data,
+                out,
+                mode,
+                few_shot,
+                few_shot_data,
+                limit,
+                batch_size or 8,
+                max_length or 1024,
+                max_new_tokens or 32,
+                seed,
+                log=_log,
+            )
+        elif task == "perplexity":
+            from medtune.eval.perplexity import evaluate_perplexity_file
+
+            metrics = evaluate_perplexity_file(
+                model, data, out, fmt, text_col, limit, max_length or 512, batch_size or 8, log=_log
+            )
+        else:
+            metrics = _evaluate(
+                model,
+                data,
+                out,
+                task,
+                src_col,
+                tgt_col,
+                src_lang,
+                tgt_lang,
+                glossary,
+                few_shot,
+                few_shot_data,
+                limit,
+                batch_size or 16,
+                num_beams,
+                max_new_tokens or 160,
+                seed,
+            )
     except MedtuneError as exc:
         _fail(exc)
-    table = Table(title=f"{model} on {data}")
+    table = Table(title=f"{model} on {data} ({task})")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("n", "bleu", "chrf", "ter", "term_accuracy", "sentences_per_s"):
+    for key in EVAL_TABLE_KEYS[task]:
         if key in metrics and metrics[key] is not None:
             table.add_row(key, str(metrics[key]))
     Console().print(table)
@@ -186,8 +268,6 @@ def _evaluate(
     from medtune.eval.translation import evaluate_translation, pick_examples
     from medtune.models.loading import load_model
 
-    if task != "translation":
-        raise MedtuneError(f"--task {task!r} is not supported; supported tasks: translation.")
     if few_shot < 0:
         raise MedtuneError("--few-shot must be 0 or more.")
     pairs, report = validate_pairs(load_pairs(data, src_col, tgt_col), "eval")

@@ -1,0 +1,129 @@
+"""``medtune eval --task mcq|perplexity`` end to end on the tiny Gemma model, and its user errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+from typer.testing import CliRunner
+
+from medtune.cli import app
+from medtune.data.chat_template import CHATML_CHAT_TEMPLATE
+from medtune.data.demo import DEMO_DIR
+from medtune.data.sampling import sample_items
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(app, ["eval", *args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    """Exit code 2 with one 'error:' paragraph naming what is wrong, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "error:" in result.output
+    for fragment in fragments:
+        assert fragment in " ".join(result.output.split()), (fragment, result.output)
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def chat_model_dir(tiny_gemma_dir, tmp_path_factory) -> Path:
+    """The tiny model saved with a ChatML template on its tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny-gemma-chat")
+    shutil.copytree(tiny_gemma_dir, folder, dirs_exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_gemma_dir))
+    tokenizer.chat_template = CHATML_CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_eval_mcq_loglik_with_few_shot_writes_metrics(tiny_gemma_dir, tmp_path):
+    out = tmp_path / "mcq"
+    result = invoke(
+        "--task", "mcq", "--model", str(tiny_gemma_dir), "--data", "demo:medical_mcq.jsonl", "--out", str(out),
+        "--limit", "6", "--few-shot", "1", "--batch-size", "4",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output and "ci_low" in result.output  # the rich table
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["n"] == 6 and metrics["mode"] == "loglik" and metrics["few_shot"] == 1
+    assert metrics["ci_low"] <= metrics["accuracy"] <= metrics["ci_high"]
+    assert metrics["prompt_format"] == "plain text"  # the tiny tokenizer has no template
+    rows = read_rows(out / "outputs.jsonl")
+    assert len(rows) == 6 and metrics["correct"] == sum(r["correct"] for r in rows)
+    demo_ids = [json.loads(line)["id"] for line in (DEMO_DIR / "medical_mcq.jsonl").read_text().splitlines()]
+    [shot] = sample_items(demo_ids, 1, seed=42)  # the CLI's default seed picks the few-shot question
+    assert [r["id"] for r in rows] == [i for i in demo_ids if i != shot][:6]  # file order, shot not scored
+    assert set(metrics["per_subject"]) == {r["subject"] for r in rows}
+
+
+def test_eval_mcq_generate_mode(chat_model_dir, tmp_path):
+    out = tmp_path / "gen"
+    result = invoke(
+        "--task", "mcq", "--mode", "generate", "--model", str(chat_model_dir), "--data", "demo:medical_mcq.jsonl",
+        "--out", str(out), "--limit", "3", "--max-new-tokens", "4",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["mode"] == "generate" and metrics["n"] == 3 and metrics["prompt_format"] == "chat template"
+    assert metrics["unparsed"] == sum(r["predicted"] is None for r in read_rows(out / "outputs.jsonl"))
+
+
+def test_eval_perplexity_on_text_and_on_conversations(chat_model_dir, tmp_path):
+    text_out, chat_out = tmp_path / "text", tmp_path / "chat"
+    result = invoke(
+        "--task", "perplexity", "--model", str(chat_model_dir), "--data", "demo:medical_paragraphs.jsonl",
+        "--out", str(text_out), "--limit", "3", "--max-length", "64",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "perplexity" in result.output
+    metrics = json.loads((text_out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["kind"] == "text" and metrics["n"] == 3 and metrics["max_length"] == 64
+    assert metrics["n_tokens"] == sum(r["n_tokens"] for r in read_rows(text_out / "outputs.jsonl"))
+    assert metrics["perplexity"] > 1
+
+    result = invoke(
+        "--task", "perplexity", "--model", str(chat_model_dir), "--data", "demo:doctor_patient_dialogues.jsonl",
+        "--out", str(chat_out), "--limit", "2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((chat_out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["kind"] == "conversations" and metrics["n"] == 2 and metrics["max_length"] == 512
+
+
+def test_eval_user_errors_exit_2_with_a_message(tiny_gemma_dir, tmp_path):
+    model = str(tiny_gemma_dir)
+    out = str(tmp_path / "x")
+    assert_user_error(
+        invoke("--task", "summarise", "--model", model, "--data", "demo:medical_mcq.jsonl", "--out", out),
+        "--task 'summarise' is not supported",
+        "translation, mcq, perplexity",
+    )
+    assert_user_error(
+        invoke("--task", "mcq", "--model", model, "--data", str(tmp_path / "missing.jsonl"), "--out", out),
+        "Data file not found",
+        "missing.jsonl",
+    )
+    assert_user_error(
+        invoke("--task", "mcq", "--mode", "vote", "--model", model, "--data", "demo:medical_mcq.jsonl", "--out", out),
+        "--mode 'vote'",
+        "loglik, generate",
+    )
+    assert_user_error(
+        invoke("--task", "perplexity", "--format", "xml", "--model", model, "--data", "demo:x.jsonl", "--out", out),
+        "--format 'xml'",
+    )
+    # conversations need a chat template; the tiny tokenizer has none and no known family
+    assert_user_error(
+        invoke("--task", "perplexity", "--model", model, "--data", "demo:doctor_patient_dialogues.jsonl", "--out", out),
+        "no chat template",
+    )
