@@ -333,6 +333,98 @@ def recipes() -> None:
         typer.echo(f"{name:<22} [{r.task}] {r.description}")
 
 
+ChatModelOpt = Annotated[
+    str, typer.Option(help="gemma-3-270m, a Hugging Face id, a local model folder or a medtune training output.")
+]
+SystemOpt = Annotated[str | None, typer.Option(help="System prompt (a first system turn).")]
+MaxNewTokensOpt = Annotated[int, typer.Option(help="Longest reply in tokens.")]
+TopPOpt = Annotated[float, typer.Option(help="Sample only from the most likely tokens holding this probability.")]
+
+
+def _write_now(text: str) -> None:
+    typer.echo(text, nl=False)  # flushes, so streamed tokens appear as they come
+
+
+@app.command()
+def chat(
+    model: ChatModelOpt,
+    system: SystemOpt = None,
+    max_new_tokens: MaxNewTokensOpt = 256,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 = greedy (deterministic).")] = 0.7,
+    top_p: TopPOpt = 0.9,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible replies (default: random).")] = None,
+    max_context: Annotated[
+        int | None,
+        typer.Option(help="Tokens prompt + reply may use; the oldest turns are dropped beyond it (default: model limit)."),
+    ] = None,
+) -> None:
+    """Chat with a model in the terminal; replies stream as they are generated. /help lists commands."""
+    from medtune.generate.chat_session import ChatSession, run_repl
+    from medtune.generate.engine import SamplingSettings
+    from medtune.models.loading import load_model
+
+    try:
+        settings = SamplingSettings(max_new_tokens, temperature, top_p)
+        loaded = load_model(model)
+        session = ChatSession(loaded.model, loaded.tokenizer, settings, system, seed, max_context)
+    except MedtuneError as exc:
+        _fail(exc)
+    if sys.stdin.isatty():
+        import readline  # noqa: F401  (arrow keys and history in input())
+    _log(f"Chatting with {model} (temperature {temperature}, seed {session.seed}).")
+    run_repl(session, input, _write_now)
+
+
+@app.command()
+def generate(
+    model: ChatModelOpt,
+    data: Annotated[str, typer.Option(help="Prompts: .jsonl/.csv/.tsv rows with a prompt string or a messages list.")],
+    out: Annotated[Path, typer.Option(help="Answers (JSONL). Rerunning skips the prompts already answered there.")],
+    prompt_col: Annotated[str, typer.Option(help="Column holding the prompt text.")] = "prompt",
+    id_col: Annotated[str, typer.Option(help="Column identifying each row (default: the row number).")] = "id",
+    system: SystemOpt = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 = greedy.")] = 0.0,
+    top_p: TopPOpt = 1.0,
+    max_new_tokens: MaxNewTokensOpt = 256,
+    num_return_sequences: Annotated[int, typer.Option(help="Answers per prompt.")] = 1,
+    seed: Annotated[int, typer.Option(help="Base seed; each prompt's samples depend only on it and the id.")] = 42,
+    batch_size: Annotated[int, typer.Option(help="Prompts generated per batch.")] = 8,
+    chat_template: Annotated[
+        bool, typer.Option("--chat/--no-chat", help="Render prompts with the chat template, or send raw text.")
+    ] = True,
+) -> None:
+    """Answer every prompt of a file: batched, reproducible, resumable; one JSONL row per prompt."""
+    from medtune.generate.engine import SamplingSettings
+    from medtune.generate.prompt_file import check_answers_path, generate_prompt_file, read_prompt_rows
+    from medtune.models.loading import load_model
+
+    try:
+        settings = SamplingSettings(max_new_tokens, temperature, top_p)
+        check_answers_path(data, out)
+        rows = read_prompt_rows(data, prompt_col, id_col)  # bad rows fail before the model loads
+        loaded = load_model(model)
+        summary = generate_prompt_file(
+            loaded.model,
+            loaded.tokenizer,
+            rows,
+            out,
+            settings,
+            model_name=model,
+            system=system,
+            chat=chat_template,
+            num_return_sequences=num_return_sequences,
+            seed=seed,
+            batch_size=batch_size,
+            log=_log,
+        )
+    except MedtuneError as exc:
+        _fail(exc)
+    _log(
+        f"{summary.prompts} prompts: {summary.generated} answered now, {summary.skipped} skipped (already in {out}); "
+        f"{summary.new_tokens} new tokens, {summary.new_tokens_per_s:.1f} tokens/s. Wrote {out}"
+    )
+
+
 def main() -> None:  # pragma: no cover - entry point for python -m
     app()
 

@@ -150,7 +150,7 @@ def test_repl_commands_help_system_unknown_and_end_of_input(chat_model):
     assert HELP in output
     assert chat.system_prompt == "Answer in one sentence."
     assert "System prompt: Answer in one sentence." in output
-    assert "Unknown command '/frobnicate'" in output
+    assert "Unknown command '/frobnicate'; /help lists the commands." in output
     assert chat.history == []  # commands and empty lines never reach the model
     assert output.endswith("Bye.\n")  # end of input (Ctrl-D) quits cleanly
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from medtune.data.prompts import translation_prompt
-from medtune.generate.engine import GenerationStats, StopAtNewline, generate_texts, newline_token_ids
+from medtune.generate.engine import (
+    GenerationStats,
+    SamplingSettings,
+    SeededSampler,
+    StopAtNewline,
+    derive_seed,
+    generate_texts,
+    newline_token_ids,
+    sample_texts,
+)
 from medtune.models.loading import load_model
 
 
@@ -37,3 +47,59 @@ def test_causal_batched_generation_matches_one_by_one(tiny_gemma_dir, demo_pairs
     assert all(isinstance(t, str) and "\n" not in t for t in batched)
     assert stats.sequences == 5 and 0 < stats.new_tokens <= 50
     assert loaded.tokenizer.padding_side == "right"  # left padding was only for generation
+
+
+LOGITS = torch.log(torch.tensor([[0.5, 0.3, 0.2]]))
+
+
+def test_sampler_distribution_temperature_and_top_p_by_hand():
+    def probs(temperature: float, top_p: float) -> list[float]:
+        return SeededSampler([0], temperature, top_p).probabilities(LOGITS)[0].tolist()
+
+    assert probs(1.0, 1.0) == pytest.approx([0.5, 0.3, 0.2])
+    assert probs(1.0, 0.6) == pytest.approx([0.5 / 0.8, 0.3 / 0.8, 0.0])  # 0.5 < 0.6, so 0.3 joins; 0.2 does not
+    assert probs(1.0, 0.5) == pytest.approx([1.0, 0.0, 0.0])  # the top token alone reaches 0.5
+    assert probs(0.5, 1.0) == pytest.approx([0.25 / 0.38, 0.09 / 0.38, 0.04 / 0.38])  # p^(1/T), renormalised
+
+
+def test_sampler_draws_follow_the_distribution_and_force_one_token():
+    n = 4000
+    scores = SeededSampler(range(n), 1.0, 0.6)(None, LOGITS.repeat(n, 1))
+    assert ((scores == 0).sum(dim=1) == 1).all() and torch.isinf(scores).sum() == 2 * n
+    counts = (scores == 0).sum(dim=0).tolist()
+    assert counts[2] == 0  # outside the nucleus
+    assert abs(counts[0] - 0.625 * n) < 4 * (n * 0.625 * 0.375) ** 0.5  # within 4 standard deviations
+
+
+def test_a_rows_draws_do_not_depend_on_its_batch_neighbours():
+    logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
+    alone, batched = SeededSampler([11], 1.0, 0.9), SeededSampler([5, 11, 7], 1.0, 0.9)
+    for _ in range(20):
+        assert alone(None, logits[1:2]).argmax().item() == batched(None, logits)[1].argmax().item()
+
+
+def test_derived_seeds_are_stable_across_runs_and_distinct():
+    assert derive_seed(42, "q1", 0) == 2050672021766047650  # no per-process hash salt
+    assert len({derive_seed(42, "q1", 0), derive_seed(42, "q1", 1), derive_seed(43, "q1", 0)}) == 3
+
+
+def test_sample_texts_stops_at_an_extra_stop_token(tiny_gemma_dir):
+    loaded = load_model(str(tiny_gemma_dir))
+    tok = loaded.tokenizer
+    prompt = "<bos>English: Take the tablet.\nSpanish:"
+    greedy = SamplingSettings(max_new_tokens=6)
+    enc = tok(prompt, add_special_tokens=False, return_tensors="pt")
+    ids = loaded.model.generate(**enc, max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
+    new = ids[0, enc["input_ids"].shape[1] :].tolist()
+    stop_at = next(i for i in range(1, len(new)) if new[i] not in new[:i])  # first token not seen before
+    [full] = sample_texts(loaded.model, tok, [prompt], greedy)
+    stop_there = SamplingSettings(max_new_tokens=6, stop_token_ids=(new[stop_at],))
+    [cut] = sample_texts(loaded.model, tok, [prompt], stop_there)
+    assert full == tok.decode(new, skip_special_tokens=True)
+    assert cut == tok.decode(new[:stop_at], skip_special_tokens=True)
+
+
+def test_sampling_needs_one_seed_per_prompt(tiny_gemma_dir):
+    loaded = load_model(str(tiny_gemma_dir))
+    with pytest.raises(ValueError, match="one seed per prompt"):
+        sample_texts(loaded.model, loaded.tokenizer, ["a", "b"], SamplingSettings(temperature=0.7), seeds=[1])

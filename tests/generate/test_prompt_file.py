@@ -11,7 +11,12 @@ import torch
 from medtune.data.chat_template import GEMMA_CHAT_TEMPLATE, render_chat_prompt
 from medtune.errors import MedtuneError
 from medtune.generate.engine import SamplingSettings
-from medtune.generate.prompt_file import generate_prompt_file, read_prompt_rows, repair_and_read_answers
+from medtune.generate.prompt_file import (
+    check_answers_path,
+    generate_prompt_file,
+    read_prompt_rows,
+    repair_and_read_answers,
+)
 from medtune.models.loading import load_model
 
 SAMPLED = SamplingSettings(max_new_tokens=6, temperature=0.9, top_p=0.95)
@@ -50,7 +55,7 @@ def run(chat_model, data: str, out: Path, settings=SAMPLED, logs: list[str] | No
     return generate_prompt_file(
         chat_model.model,
         chat_model.tokenizer,
-        data,
+        read_prompt_rows(data),
         out,
         settings,
         model_name="tiny",
@@ -214,6 +219,6 @@ def test_bad_options_are_refused(chat_model, tmp_path):
     with pytest.raises(MedtuneError, match="--num-return-sequences"):
         run(chat_model, data, tmp_path / "out.jsonl", num_return_sequences=0)
     with pytest.raises(MedtuneError, match="is the prompts file itself"):
-        run(chat_model, data, Path(data))
+        check_answers_path(data, Path(data))
     with pytest.raises(MedtuneError, match="--top-p"):
         SamplingSettings(top_p=0.0)

@@ -104,7 +104,9 @@ class ChatSession:
         self.tokenizer = tokenizer
         self.system_prompt = system_prompt or None
         self.seed = random.randrange(2**31) if seed is None else seed
-        self.max_context = max_context or getattr(model.config, "max_position_embeddings", None) or DEFAULT_CONTEXT
+        if max_context is None:
+            max_context = getattr(model.config, "max_position_embeddings", None) or DEFAULT_CONTEXT
+        self.max_context = max_context
         if self.max_context <= self.settings.max_new_tokens:
             raise MedtuneError(
                 f"--max-context ({self.max_context}) must be larger than --max-new-tokens "
@@ -253,8 +255,8 @@ def _run_command(session: ChatSession, line: str, write: Callable[[str], None]) 
         write(HELP + "\n")
     elif command == "/reset":
         session.reset()
-        kept = "kept" if session.system_prompt else "none set"
-        write(f"History cleared ({len(session.history)} turns left; system prompt {kept}).\n")
+        kept = " (the system prompt is kept)" if session.system_prompt else ""
+        write(f"History cleared{kept}.\n")
     elif command == "/system":
         if argument:
             session.set_system_prompt(argument)
@@ -262,5 +264,5 @@ def _run_command(session: ChatSession, line: str, write: Callable[[str], None]) 
         else:
             write(f"System prompt: {session.system_prompt or '(none)'}\n")
     else:
-        write(f"Unknown command {command!r}. {HELP}\n")
+        write(f"Unknown command {command!r}; /help lists the commands.\n")
     return True

@@ -218,15 +218,23 @@ def _check_same_params(out: Path, answers: list[dict[str, Any]], params: dict[st
             )
 
 
+def check_answers_path(data: str, out: Path) -> None:
+    """Refuse an answers file that is the prompts file itself (answers are appended to it).
+
+    Raises:
+        MedtuneError: ``out`` and ``data`` are the same file.
+    """
+    if not data.startswith("hf:") and resolve_data_path(data).resolve() == out.resolve():
+        raise MedtuneError(f"--out {out} is the prompts file itself; choose another file for the answers.")
+
+
 def generate_prompt_file(
     model,
     tokenizer,
-    data: str,
+    rows: list[PromptRow],
     out: Path,
     settings: SamplingSettings,
     model_name: str = "",
-    prompt_col: str = "prompt",
-    id_col: str = "id",
     system: str | None = None,
     chat: bool = True,
     num_return_sequences: int = 1,
@@ -235,11 +243,11 @@ def generate_prompt_file(
     log: Callable[[str], None] = print,
     progress: bool = True,
 ) -> PromptFileSummary:
-    """Answer every prompt of ``data`` into the JSONL file ``out``, resuming where a previous run stopped.
+    """Answer every prompt into the JSONL file ``out``, resuming where a previous run stopped.
 
     Args:
         model, tokenizer: the model to generate with (causal LM for ``chat``).
-        data: the prompts file (see :func:`read_prompt_rows`).
+        rows: the prompts, from :func:`read_prompt_rows` (whose input order the finished file follows).
         out: the answers file; existing answers with the same settings are kept and skipped.
         settings: length, temperature (0 = greedy), top-p; end-of-turn tokens are added to its stops.
         model_name: recorded in each row's ``params``.
@@ -256,8 +264,6 @@ def generate_prompt_file(
         raise MedtuneError(f"--num-return-sequences must be at least 1, got {num_return_sequences}.")
     if batch_size < 1:
         raise MedtuneError(f"--batch-size must be at least 1, got {batch_size}.")
-    if not data.startswith("hf:") and resolve_data_path(data).resolve() == out.resolve():
-        raise MedtuneError(f"--out {out} is the prompts file itself; choose another file for the answers.")
     if chat:
         _prepare_chat(model, tokenizer)
         settings = SamplingSettings(
@@ -276,7 +282,6 @@ def generate_prompt_file(
         "num_return_sequences": num_return_sequences,
         "seed": seed,
     }
-    rows = read_prompt_rows(data, prompt_col, id_col)
     texts = {row.key: render_prompt(tokenizer, row, system, chat) for row in rows}
     answers, repaired = repair_and_read_answers(out)
     if repaired:
