@@ -103,3 +103,8 @@ def test_sampling_needs_one_seed_per_prompt(tiny_gemma_dir):
     loaded = load_model(str(tiny_gemma_dir))
     with pytest.raises(ValueError, match="one seed per prompt"):
         sample_texts(loaded.model, loaded.tokenizer, ["a", "b"], SamplingSettings(temperature=0.7), seeds=[1])
+
+
+def test_extra_stop_tokens_merge_without_duplicates():
+    settings = SamplingSettings(temperature=0.5, stop_token_ids=(5,)).with_stop_tokens([3, 5])
+    assert settings.stop_token_ids == (3, 5) and settings.temperature == 0.5

@@ -98,8 +98,7 @@ class ChatSession:
             )
         ensure_chat_template(tokenizer)
         settings = settings or SamplingSettings(temperature=0.7, top_p=0.9)
-        stops = tuple(sorted(set(settings.stop_token_ids) | set(stop_token_ids(tokenizer))))
-        self.settings = SamplingSettings(settings.max_new_tokens, settings.temperature, settings.top_p, stops)
+        self.settings = settings.with_stop_tokens(stop_token_ids(tokenizer))
         self.model = model
         self.tokenizer = tokenizer
         self.system_prompt = system_prompt or None

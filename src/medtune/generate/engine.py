@@ -11,7 +11,7 @@ import hashlib
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -61,6 +61,10 @@ class SamplingSettings:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+    def with_stop_tokens(self, ids: Sequence[int]) -> SamplingSettings:
+        """The same settings, also stopping at ``ids`` (e.g. the chat template's end-of-turn tokens)."""
+        return replace(self, stop_token_ids=tuple(sorted(set(self.stop_token_ids) | set(ids))))
 
 
 def derive_seed(seed: int, *parts: object) -> int:

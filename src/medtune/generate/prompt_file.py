@@ -266,12 +266,7 @@ def generate_prompt_file(
         raise MedtuneError(f"--batch-size must be at least 1, got {batch_size}.")
     if chat:
         _prepare_chat(model, tokenizer)
-        settings = SamplingSettings(
-            settings.max_new_tokens,
-            settings.temperature,
-            settings.top_p,
-            tuple(sorted(set(settings.stop_token_ids) | set(stop_token_ids(tokenizer)))),
-        )
+        settings = settings.with_stop_tokens(stop_token_ids(tokenizer))
     params = {
         "model": model_name,
         "chat": chat,
