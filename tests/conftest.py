@@ -43,7 +43,7 @@ def demo_pairs() -> list[Pair]:
     return [Pair(r["en"], r["es"], r.get("doc_id")) for r in demo_records(64)]
 
 
-def _train_byte_level_bpe(texts: list[str], vocab_size: int):
+def _train_byte_level_bpe(texts: list[str], vocab_size: int, extra_special: list[str] | None = None):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
@@ -51,7 +51,7 @@ def _train_byte_level_bpe(texts: list[str], vocab_size: int):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=SPECIAL_TOKENS + (extra_special or []),
         # the full byte alphabet, so every string (including "\n" -> "Ċ") is representable
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -112,6 +112,28 @@ def tiny_gemma_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     build_tiny_gemma(tiny_tokenizer).save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_gemma_dir(tmp_path_factory) -> Path:
+    """A tiny Gemma 3 whose tokenizer has Gemma's turn tokens but, like the embedded base model, no
+    chat template: medtune must recognise the family and supply the template itself."""
+    from transformers import PreTrainedTokenizerFast
+
+    texts = [m["content"] for r in _demo_dialogues() for m in r["messages"]]
+    tok = _train_byte_level_bpe(texts, vocab_size=600, extra_special=["<start_of_turn>", "<end_of_turn>"])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    folder = tmp_path_factory.mktemp("tiny-chat-gemma")
+    build_tiny_gemma(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _demo_dialogues() -> list[dict]:
+    path = DEMO_DIR / "doctor_patient_dialogues.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="session")

@@ -196,12 +196,12 @@ def test_run_wrong_value_type_is_a_user_error(home, tmp_path):
 
 
 def test_run_recipe_for_another_task_is_a_user_error(tiny_gemma_dir, home, tmp_path):
-    recipe = tmp_path / "qa.yaml"
+    recipe = tmp_path / "summ.yaml"
     recipe.write_text(
-        f"name: qa-demo\ntask: qa\nmodel: {tiny_gemma_dir}\nrun_dir: {tmp_path / 'r'}\n"
+        f"name: summ-demo\ntask: summarisation\nmodel: {tiny_gemma_dir}\nrun_dir: {tmp_path / 'r'}\n"
         "data:\n  train: demo:medical_en_es.jsonl\n",
         encoding="utf-8",
     )
     result = invoke(home, "run", str(recipe))
-    assert_user_error(result, "key 'task'", "'qa'", "translation")
+    assert_user_error(result, "key 'task'", "'summarisation'", "translation")
     assert not (tmp_path / "r").exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from medtune.errors import MedtuneError
 from medtune.models.loading import MODEL_INFO_FILE, load_model, read_model_info
+from medtune.models.quantization import dequantize_for_merge, prequantized_method
 
 
 def attach_lora(model, r: int, alpha: int, dropout: float, target_modules: list[str]):
@@ -26,7 +27,7 @@ def attach_lora(model, r: int, alpha: int, dropout: float, target_modules: list[
     return get_peft_model(model, config)
 
 
-def export_merged(model_dir: Path, out: Path) -> Path:
+def export_merged(model_dir: Path, out: Path, log=print) -> Path:
     """Write a standalone model (adapter merged into the base) that loads with ``from_pretrained``.
 
     Raises:
@@ -37,8 +38,15 @@ def export_merged(model_dir: Path, out: Path) -> Path:
     info = read_model_info(model_dir)
     if info is None:
         raise MedtuneError(f"{model_dir} is not a medtune training output (no {MODEL_INFO_FILE}).")
+    if info.get("quantization", "none") != "none":
+        log(
+            f"The adapter was trained on a {info['quantization']} base: merging it into the full-precision "
+            "(dequantised) base weights."
+        )
     loaded = load_model(str(model_dir))
     model = loaded.model
+    if hasattr(model, "base_model") and prequantized_method(model.config):
+        model.base_model.model = dequantize_for_merge(model.base_model.model, log)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     tmp = out.with_name(out.name + ".partial")

@@ -14,6 +14,7 @@ from typing import Any
 from medtune.data.chat_template import ensure_pad_token
 from medtune.errors import MedtuneError
 from medtune.models.gguf import EMBEDDED_LICENSE, EMBEDDED_NAME, ensure_embedded_model
+from medtune.models.quantization import bnb_4bit_config, check_prequantized
 
 MODEL_INFO_FILE = "medtune_model.json"
 KNOWN_MODELS = {EMBEDDED_NAME: "Gemma 3 270M base (embedded, from PyPI; no network needed)"}
@@ -81,13 +82,18 @@ def model_license(ref: ModelRef) -> str:
     return EMBEDDED_LICENSE if ref.base_name == EMBEDDED_NAME else "see the base model's own card"
 
 
-def load_model(name: str, dtype: str = "float32", trainable_adapter: bool = False) -> LoadedModel:
+def load_model(
+    name: str, dtype: str = "float32", trainable_adapter: bool = False, quantization: str = "none", log=print
+) -> LoadedModel:
     """Load model and tokenizer for training or inference.
 
     Args:
         name: anything :func:`resolve_model` accepts.
         dtype: ``float32`` or ``bfloat16``.
         trainable_adapter: keep a loaded adapter trainable (to continue training it).
+        quantization: ``none``, or ``4bit`` to load the base in NF4 for QLoRA (CUDA + bitsandbytes).
+    Raises:
+        MedtuneError: unknown model, unreadable files, or a quantisation whose requirements are missing.
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
@@ -97,7 +103,12 @@ def load_model(name: str, dtype: str = "float32", trainable_adapter: bool = Fals
     try:
         config = AutoConfig.from_pretrained(ref.base_path)
         loader = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-        model = loader.from_pretrained(ref.base_path, dtype=torch_dtype)
+        check_prequantized(config, name)
+        extra = {}
+        if quantization == "4bit":
+            extra = {"quantization_config": bnb_4bit_config(), "device_map": {"": 0}}
+            log("Loading the base in 4-bit NF4 (QLoRA).")
+        model = loader.from_pretrained(ref.base_path, dtype=torch_dtype, **extra)
         tok_source = ref.adapter_path or ref.base_path
         tokenizer = AutoTokenizer.from_pretrained(str(tok_source))
     except OSError as exc:

@@ -14,9 +14,20 @@ class Section(BaseModel):
 
 
 class DataSection(Section):
-    train: str = Field(description="Training pairs: a .jsonl/.csv/.tsv path, demo:<file> or hf:<dataset>[:split].")
-    test: str | None = Field(None, description="Test pairs; when unset, a test split is cut from data.train.")
+    train: str = Field(
+        description="Training data: a .jsonl/.csv/.tsv path (.txt or a folder for task pretrain), demo:<file> "
+        "or hf:<dataset>[:split]. Pairs (translation), conversations (chat), multiple-choice questions or "
+        "question/answer rows (qa), raw text (pretrain)."
+    )
+    test: str | None = Field(None, description="Held-out test data; when unset, a test split is cut from data.train.")
     general: str | None = Field(None, description="General-domain pairs for the forgetting check.")
+    sample: int | None = Field(
+        None, gt=0, description="Use a random sample of this many training rows (seeded; before splitting)."
+    )
+    text_col: str = Field("text", description="Text column of raw-text data (task pretrain).")
+    system_prompt: str | None = Field(
+        None, description="System message added to conversations that have none (tasks chat and qa)."
+    )
     glossary: str | None = Field(None, description="Term glossary (columns en/es) for terminology accuracy.")
     src_col: str = Field("en", description="Source-text column.")
     tgt_col: str = Field("es", description="Target-text column.")
@@ -58,6 +69,12 @@ class TrainSection(Section):
     eval_every: int = Field(50, gt=0, description="Steps between dev-loss evaluations.")
     save_every: int = Field(50, gt=0, description="Steps between resumable checkpoints.")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Compute dtype for the frozen base.")
+    gradient_checkpointing: bool = Field(
+        True, description="Recompute layer activations in the backward pass: ~1 GB less memory, ~20% slower."
+    )
+    quantization: Literal["none", "4bit"] = Field(
+        "none", description="4bit = QLoRA (NF4 base via bitsandbytes; needs a CUDA GPU). none = full-precision base."
+    )
     lora: LoraSection = Field(default_factory=LoraSection)
 
 
@@ -74,14 +91,25 @@ class EvalSection(Section):
     )
     limit: int | None = Field(None, gt=0, description="Score only the first N test sentences.")
     forgetting_threshold: float = Field(2.0, ge=0, description="General-domain chrF drop that counts as forgetting.")
-    report_samples: int = Field(20, ge=0, description="Sample translations shown in the report.")
+    report_samples: int = Field(20, ge=0, description="Sample outputs shown in the report.")
+    mcq_modes: list[Literal["loglik", "generate"]] = Field(
+        default_factory=lambda: ["loglik", "generate"],
+        description="How multiple-choice accuracy is scored (task qa): option-letter log-likelihood and/or "
+        "generated answers.",
+    )
+    max_length: int = Field(
+        1024, gt=8, description="Longest evaluation prompt in tokens (MCQ context is cut from the left to fit)."
+    )
 
 
 class Recipe(Section):
     """A whole recipe: which model, which data, how to train and how to judge."""
 
     name: str = Field(description="Run name; the run folder is runs/<name> unless run_dir is set.")
-    task: Literal["translation"] = Field(description="What the recipe trains.")
+    task: Literal["translation", "chat", "qa", "pretrain"] = Field(
+        description="What the recipe trains: translation (pairs), chat (conversation SFT), qa (medical question "
+        "answering SFT, scored on multiple-choice questions), pretrain (continued pre-training on raw text)."
+    )
     description: str = Field("", description="One line shown by 'medtune recipes'.")
     model: str = Field("gemma-3-270m", description="Base model: gemma-3-270m, a hub id or a local folder.")
     seed: int = Field(42, description="Seed for splits, data order, dropout and sampling.")

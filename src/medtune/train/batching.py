@@ -59,14 +59,25 @@ def plan_batches(examples: list[Example], batch_size: int, seed: int, epoch: int
 
 
 def collate(examples: list[Example], pad_id: int, seq2seq: bool) -> dict[str, torch.Tensor]:
-    """Right-pad a batch. Causal: input_ids/attention_mask/labels; seq2seq: labels padded separately."""
+    """Right-pad a batch. Causal: input_ids/attention_mask/labels; seq2seq: labels padded separately.
+
+    Packed examples (with ``position_ids``) get ``position_ids`` instead of an attention mask:
+    positions restarting at 0 mark document boundaries, padding forms its own segment.
+    """
     width = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     lab_width = width if not seq2seq else max(len(e.labels) for e in examples)
     labels = torch.full((len(examples), lab_width), IGNORE, dtype=torch.long)
+    packed = all(e.position_ids is not None for e in examples)
+    positions = torch.zeros((len(examples), width), dtype=torch.long)
     for row, ex in enumerate(examples):
         ids[row, : len(ex.input_ids)] = torch.tensor(ex.input_ids)
         mask[row, : len(ex.input_ids)] = 1
         labels[row, : len(ex.labels)] = torch.tensor(ex.labels)
+        if packed:
+            positions[row, : len(ex.input_ids)] = torch.tensor(ex.position_ids)
+            positions[row, len(ex.input_ids) :] = torch.arange(width - len(ex.input_ids))
+    if packed:
+        return {"input_ids": ids, "position_ids": positions, "labels": labels}
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}

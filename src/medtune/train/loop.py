@@ -54,6 +54,14 @@ class TrainResult:
     loss_history: list[tuple[int, float]] = field(default_factory=list)
     target_tokens: int = 0
     seconds: float = 0.0
+    input_tokens: int = 0  # real (non-padding) positions processed
+    padding_tokens: int = 0  # padding positions processed
+
+    @property
+    def padding_waste(self) -> float:
+        """Share of processed positions that were padding."""
+        total = self.input_tokens + self.padding_tokens
+        return self.padding_tokens / total if total else 0.0
 
     @property
     def target_tokens_per_s(self) -> float:
@@ -69,6 +77,9 @@ class TrainResult:
             "target_tokens": self.target_tokens,
             "train_seconds": round(self.seconds, 2),
             "target_tokens_per_s": round(self.target_tokens_per_s, 2),
+            "input_tokens": self.input_tokens,
+            "padding_tokens": self.padding_tokens,
+            "padding_waste": round(self.padding_waste, 4),
         }
 
 
@@ -79,6 +90,11 @@ def _rng_state() -> dict:
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     torch.set_rng_state(state["torch"])
+
+
+def _on_device(batch: dict[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
+    device = next(model.parameters()).device
+    return {k: v.to(device) for k, v in batch.items()} if device.type != "cpu" else batch
 
 
 @torch.no_grad()
@@ -92,7 +108,7 @@ def dev_loss(model, examples: list[Example], pad_id: int, seq2seq: bool, batch_s
     order = sorted(range(len(examples)), key=lambda i: examples[i].length)
     for start in range(0, len(order), batch_size):
         batch = collate([examples[i] for i in order[start : start + batch_size]], pad_id, seq2seq)
-        loss, n = target_loss(model, batch, seq2seq)
+        loss, n = target_loss(model, _on_device(batch, model), seq2seq)
         total, count = total + float(loss), count + n
     model.train(was_training)
     return total / max(count, 1)
@@ -175,7 +191,11 @@ def train_loop(
                 micro = examples[m * cfg.batch_size : (m + 1) * cfg.batch_size]
                 if not micro:
                     continue
-                loss_sum, _ = target_loss(model, collate(micro, pad_id, seq2seq), seq2seq)
+                batch = collate(micro, pad_id, seq2seq)
+                real = sum(len(e.input_ids) for e in micro)
+                result.input_tokens += real
+                result.padding_tokens += batch["input_ids"].numel() - real
+                loss_sum, _ = target_loss(model, _on_device(batch, model), seq2seq)
                 (loss_sum / n_tokens).backward()
                 step_loss += float(loss_sum.detach())
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -270,6 +290,8 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResul
     result.dev_history = [tuple(x) for x in saved["dev_history"]]
     result.loss_history = [tuple(x) for x in saved["loss_history"]]
     result.dev_loss = saved["dev_loss"]
+    result.input_tokens = saved.get("input_tokens", 0)
+    result.padding_tokens = saved.get("padding_tokens", 0)
     result.train_loss = saved["train_loss"]
     window_loss, window_tokens = state.get("window", (0.0, 0))
     return state["step"], window_loss, window_tokens

@@ -1,0 +1,48 @@
+"""The chunked output-layer cross-entropy equals the plain one, in value and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from medtune.train import loss as loss_module
+from medtune.train.loss import linear_cross_entropy
+
+
+@pytest.mark.parametrize("softcap", [None, 30.0])
+@pytest.mark.parametrize("weight_trainable", [False, True])
+def test_matches_plain_cross_entropy(monkeypatch, softcap, weight_trainable):
+    monkeypatch.setattr(loss_module, "CHUNK_ROWS", 7)  # several chunks, the last one partial
+    torch.manual_seed(0)
+    hidden = torch.randn(23, 16, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 16, dtype=torch.float64, requires_grad=weight_trainable)
+    targets = torch.randint(0, 50, (23,))
+
+    fused = linear_cross_entropy(hidden, weight, targets, softcap)
+    (fused * 0.5).backward()  # a scaled loss, as gradient accumulation does
+    got_h = hidden.grad.clone()
+    got_w = weight.grad.clone() if weight_trainable else None
+    hidden.grad = None
+    if weight_trainable:
+        weight.grad = None
+
+    logits = hidden @ weight.T
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    plain = F.cross_entropy(logits, targets, reduction="sum")
+    (plain * 0.5).backward()
+
+    assert fused.item() == pytest.approx(plain.item(), rel=1e-10)
+    assert torch.allclose(got_h, hidden.grad, atol=1e-10)
+    if weight_trainable:
+        assert torch.allclose(got_w, weight.grad, atol=1e-10)
+
+
+def test_no_grad_path_matches():
+    torch.manual_seed(1)
+    hidden, weight = torch.randn(300, 8), torch.randn(40, 8)
+    targets = torch.randint(0, 40, (300,))
+    with torch.no_grad():
+        value = linear_cross_entropy(hidden, weight, targets)
+    assert value.item() == pytest.approx(F.cross_entropy(hidden @ weight.T, targets, reduction="sum").item(), rel=1e-5)
