@@ -138,9 +138,10 @@ def continuation_log_probs(
             places = sorted({(b, target[0]) for b, row in enumerate(batch) for target in row.targets})
             where = {place: n for n, place in enumerate(places)}
             log_probs = output_log_probs(model, hidden[[p[0] for p in places], [p[1] for p in places]])
-            for b, row in enumerate(batch):
-                for position, token, r, k in row.targets:
-                    scores[r][k] += float(log_probs[where[(b, position)], token])
+            reads = [(where[(b, t[0])], t[1], t[2], t[3]) for b, row in enumerate(batch) for t in row.targets]
+            values = log_probs[[x[0] for x in reads], [x[1] for x in reads]].tolist()  # one device->host copy
+            for (_, _, r, k), value in zip(reads, values, strict=True):
+                scores[r][k] += value
             bar.update(len(batch))
     finally:
         bar.close()

@@ -233,6 +233,7 @@ def evaluate_mcq(
         "prompt_format": "chat template" if chat else "plain text",
         "few_shot": len(few_shot),
         "truncated": sum(p.truncated for p in prompts),
+        "prompt_tokens_mean": round(sum(len(p.ids) for p in prompts) / len(prompts), 1),
         "max_length": window,
         "bootstrap": {"resamples": n_bootstrap, "seed": seed, "level": 0.95, "method": "percentile"},
         "seconds": round(seconds, 2),
