@@ -210,7 +210,7 @@ def evaluate_mcq(
                 }
             )
     else:
-        settings = SamplingSettings(max_new_tokens=max_new_tokens, stop_token_ids=tuple(stop_token_ids(tokenizer)))
+        settings = SamplingSettings(max_new_tokens=max_new_tokens).with_stop_tokens(stop_token_ids(tokenizer))
         texts = [p.text for p in prompts]
         replies = sample_texts(model, tokenizer, texts, settings, None, batch_size, not chat, progress=label)
         replies = [reply.strip() for reply in replies]
