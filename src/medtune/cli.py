@@ -78,7 +78,8 @@ def run(
         for m in summary["metrics"]
     ]
     Console().print(_metrics_table(f"{summary['recipe']}: before vs after", rows))
-    _log(summary["forgetting"]["message"])
+    if "forgetting" in summary:
+        _log(summary["forgetting"]["message"])
     _log(f"Report: {summary['report_html']}  Model: {summary['output_dir']}")
 
 

@@ -25,6 +25,9 @@ class DataSection(Section):
         None, gt=0, description="Use a random sample of this many training rows (seeded; before splitting)."
     )
     text_col: str = Field("text", description="Text column of raw-text data (task pretrain).")
+    general_text_col: str | None = Field(
+        None, description="Text column of data.general for task pretrain (default: data.text_col)."
+    )
     system_prompt: str | None = Field(
         None, description="System message added to conversations that have none (tasks chat and qa)."
     )

@@ -37,7 +37,12 @@ class EncodingReport:
 
 
 def encode_conversations(
-    tokenizer, conversations: Sequence[Sequence[dict]], max_length: int, on_bad_rows: str = "skip", origins=None
+    tokenizer,
+    conversations: Sequence[Sequence[dict]],
+    max_length: int,
+    on_bad_rows: str = "skip",
+    origins=None,
+    required: bool = True,
 ) -> tuple[list[Example], EncodingReport]:
     """Encode conversations with assistant-only labels.
 
@@ -46,7 +51,7 @@ def encode_conversations(
     ``on_bad_rows="fail"``.
 
     Raises:
-        MedtuneError: with ``fail`` on the first bad conversation; when nothing is left.
+        MedtuneError: with ``fail`` on the first bad conversation; when nothing is left and ``required``.
     """
     ensure_chat_template(tokenizer)
     report = EncodingReport()
@@ -68,8 +73,11 @@ def encode_conversations(
         if on_bad_rows == "fail":
             raise MedtuneError(f"{reason}. Fix the row, or set data.on_bad_rows=skip to drop it with a report.")
         report.skipped.append(reason)
-    if conversations and not examples:
-        raise MedtuneError(f"No conversation could be encoded ({report.summary('conversations')}).")
+    if required and conversations and not examples:
+        raise MedtuneError(
+            f"No conversation could be encoded ({report.summary('conversations')}). "
+            "Raise train.max_length or check the data."
+        )
     return examples, report
 
 
@@ -87,8 +95,10 @@ def train_chat(
     train_ex, train_report = encode_conversations(
         tokenizer, train_conversations, cfg.max_length, recipe.data.on_bad_rows
     )
-    dev_ex, dev_report = encode_conversations(tokenizer, dev_conversations, cfg.max_length, "skip")
+    dev_ex, dev_report = encode_conversations(tokenizer, dev_conversations, cfg.max_length, "skip", required=False)
     log(train_report.summary("train"))
+    if dev_report.skipped:
+        log(dev_report.summary("dev"))
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = train_loop(

@@ -1,7 +1,7 @@
-"""Runs a recipe's stages in order. Knows nothing of tensors: each stage is a function elsewhere.
+"""The translation task's stages: data -> eval_base -> train -> eval_tuned -> report.
 
-translation: data -> eval_base -> train -> eval_tuned -> report. Every stage writes into the run
-folder and is recorded in ``run.json``; with ``--resume`` finished stages are skipped.
+Every stage writes into the run folder and is recorded in ``run.json``; with ``--resume``
+finished stages are skipped. Knows nothing of tensors: each stage calls a function elsewhere.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from medtune.data.parallel import Pair, load_pairs, pairs_from_records
 from medtune.data.split import split_pairs
 from medtune.data.validate import validate_pairs
 from medtune.errors import MedtuneError
-from medtune.recipes.loader import recipe_to_yaml
+from medtune.pipeline.common import train_record
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
 
@@ -31,11 +31,6 @@ class PreparedData:
     test: list[Pair]
     general: list[Pair]
     glossary: list[Term]
-
-
-def _check_task(recipe: Recipe, expected: str) -> None:
-    if recipe.task != expected:
-        raise MedtuneError(f"Recipe '{recipe.name}' is for task '{recipe.task}', but this command runs '{expected}'.")
 
 
 def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> PreparedData:
@@ -124,58 +119,29 @@ def _evaluate_stage(
     return result
 
 
-def _open_run(recipe: Recipe, resume: bool, overwrite: bool) -> RunFolder:
-    _check_task(recipe, "translation")
-    run = RunFolder(Path(recipe.run_dir), recipe.name)
-    _guard_output_dir(recipe, run, resume or overwrite)
-    run.open(resume, overwrite)
-    run.sub("recipe.yaml").write_text(recipe_to_yaml(recipe), encoding="utf-8")
-    return run
-
-
-def _guard_output_dir(recipe: Recipe, run: RunFolder, allowed: bool) -> None:
-    out = Path(recipe.output_dir)
-    inside_run = run.path.resolve() in out.resolve().parents
-    if not inside_run and out.exists() and any(out.iterdir()) and not allowed:
-        raise MedtuneError(
-            f"output_dir {out} is not empty (it holds another model or run). Choose another "
-            "output_dir, or pass --resume to continue training there."
-        )
-
-
 def _train_stage(recipe: Recipe, run: RunFolder, data: PreparedData, resume: bool, log) -> Path:
     from medtune.train.translation import train_translation
 
     if done := run.done("train"):
         return Path(done["output_dir"])
     trained = train_translation(recipe, data.train, data.dev, resume=resume, log=log)
-    run.mark_done(
-        "train",
-        {
-            "output_dir": str(trained.path),
-            **trained.result.to_dict(),
-            "trainable_params": trained.trainable_params,
-            "total_params": trained.total_params,
-        },
-    )
+    run.mark_done("train", train_record(trained))
     return trained.path
 
 
-def train_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> Path:
+def train_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> Path:
     """``medtune train``: prepare data and fine-tune; returns the trained model folder."""
-    run = _open_run(recipe, resume, overwrite)
     data = prepare_translation_data(recipe, run, log)
     return _train_stage(recipe, run, data, resume, log)
 
 
-def run_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> dict:
+def run_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
     """``medtune run``: score the base, fine-tune, score again, write the report.
 
     Returns the report summary (metrics before/after, deltas, forgetting verdict, paths).
     """
     from medtune.report.translation import write_translation_report
 
-    run = _open_run(recipe, resume, overwrite)
     data = prepare_translation_data(recipe, run, log)
     base = _evaluate_stage("eval_base", recipe.model, data, recipe, run, recipe.eval.few_shot, log)
     model_dir = _train_stage(recipe, run, data, resume, log)

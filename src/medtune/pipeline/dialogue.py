@@ -1,0 +1,243 @@
+"""The chat and qa tasks' stages: data -> eval_base -> train -> eval_tuned -> report.
+
+* chat: doctor–patient conversations; judged by perplexity on the held-out conversations'
+  assistant turns, with sample replies of both models side by side.
+* qa: medical multiple-choice questions, trained as "question -> answer letter + explanation"
+  conversations (or any question/answer or instruction data with an MCQ test file), judged by
+  MCQ accuracy (option-letter log-likelihood and generated answers, 95% bootstrap intervals);
+  the base model sees ``eval.few_shot`` solved questions, the fine-tune none.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medtune.data.chat import Conversation, conversations_from_records, load_conversations
+from medtune.data.io import columns_of, read_jsonl, read_rows, write_jsonl
+from medtune.data.mcq import MCQItem, load_mcq, mcq_from_records
+from medtune.data.prompts import mcq_to_messages
+from medtune.data.sampling import eval_count, sample_items, split_items
+from medtune.errors import MedtuneError
+from medtune.pipeline.common import train_record
+from medtune.recipes.schema import Recipe
+from medtune.runs import RunFolder
+
+MCQ_COLUMNS = ("options", "opa")
+
+
+@dataclass
+class DialogueData:
+    train: list[Conversation]
+    dev: list[Conversation]
+    test: list[Conversation] = field(default_factory=list)  # chat: held-out conversations
+    mcq_pool: list[MCQItem] = field(default_factory=list)  # qa: training questions (the few-shot pool)
+    mcq_test: list[MCQItem] = field(default_factory=list)  # qa: scored questions
+
+    def counts(self) -> dict[str, int]:
+        counts = {"train": len(self.train), "dev": len(self.dev)}
+        counts["test"] = len(self.mcq_test) if self.mcq_test else len(self.test)
+        return counts
+
+
+def _has_mcq_layout(spec: str) -> bool:
+    return any(c in columns_of(read_rows(spec)) for c in MCQ_COLUMNS)
+
+
+def _with_system(conversations: list[Conversation], system: str | None) -> list[Conversation]:
+    if not system:
+        return conversations
+    return [
+        c
+        if c.messages[0]["role"] == "system"
+        else Conversation(({"role": "system", "content": system}, *c.messages), c.id, c.origin)
+        for c in conversations
+    ]
+
+
+def _mcq_conversations(items: list[MCQItem], system: str | None) -> list[Conversation]:
+    return [Conversation(tuple(mcq_to_messages(item, system)), item.id, item.origin) for item in items]
+
+
+def _split(items: list, size: float, seed: int, key: str) -> tuple[list, list]:
+    """Cut a held-out share off ``items``; a dev split that rounds to nothing is simply skipped."""
+    k = eval_count(len(items), size)
+    if key == "dev_size" and k == 0:
+        return items, []
+    if size > 0 and not 0 < k < len(items):
+        raise MedtuneError(
+            f"data.{key}={size} of {len(items)} items leaves the {'held-out' if k == 0 else 'training'} set "
+            "empty; choose another size."
+        )
+    return split_items(items, size, seed)
+
+
+def _load_conversation_pool(recipe: Recipe, log) -> tuple[list[Conversation], list]:
+    d = recipe.data
+    pool, report = load_conversations(d.train, d.on_bad_rows, name="train", log=log)
+    return _with_system(sample_items(pool, d.sample, recipe.seed), d.system_prompt), [report]
+
+
+def _prepare_chat(recipe: Recipe, log) -> tuple[DialogueData, list]:
+    d = recipe.data
+    pool, reports = _load_conversation_pool(recipe, log)
+    if d.test:
+        test, report = load_conversations(d.test, d.on_bad_rows, name="test", log=log)
+        reports.append(report)
+        test = _with_system(test, d.system_prompt)
+        held_out = {c.messages for c in test}
+        pool = [c for c in pool if c.messages not in held_out]
+    else:
+        pool, test = _split(pool, d.test_size, recipe.seed, "test_size")
+        if not test:
+            raise MedtuneError("data.test_size gave no test conversations; raise it or set data.test.")
+    train, dev = _split(pool, d.dev_size, recipe.seed + 1, "dev_size")
+    return DialogueData(train, dev, test=test), reports
+
+
+def _prepare_qa(recipe: Recipe, log) -> tuple[DialogueData, list]:
+    d = recipe.data
+    reports = []
+    mcq_pool: list[MCQItem] = []
+    if _has_mcq_layout(d.train):
+        mcq_pool, report = load_mcq(d.train, d.on_bad_rows, name="train", log=log)
+        reports.append(report)
+        mcq_pool = sample_items(mcq_pool, d.sample, recipe.seed)
+    elif not d.test:
+        raise MedtuneError(
+            f"Task qa is scored on multiple-choice questions, but data.train ({d.train}) has no 'options' column. "
+            "Set data.test to a multiple-choice file (question, options, answer), or give MCQ training data."
+        )
+    if d.test:
+        test, report = load_mcq(d.test, d.on_bad_rows, name="test", log=log)
+        reports.append(report)
+        asked = {item.question for item in test}
+        mcq_pool = [item for item in mcq_pool if item.question not in asked]
+    else:
+        mcq_pool, test = _split(mcq_pool, d.test_size, recipe.seed, "test_size")
+        if not test:
+            raise MedtuneError("data.test_size gave no test questions; raise it or set data.test.")
+    if mcq_pool:
+        conversations = _mcq_conversations(mcq_pool, d.system_prompt)
+    else:
+        conversations, more = _load_conversation_pool(recipe, log)
+        reports += more
+    train, dev = _split(conversations, d.dev_size, recipe.seed + 1, "dev_size")
+    return DialogueData(train, dev, mcq_pool=mcq_pool, mcq_test=test), reports
+
+
+def prepare_dialogue_data(recipe: Recipe, run: RunFolder, log=print) -> DialogueData:
+    """Load, validate, sample and split the recipe's data; write the splits to ``<run>/data``."""
+    names = ("train", "dev", "test")
+    if run.done("data"):
+        data = DialogueData(*(conversations_from_records(read_jsonl(run.sub("data", f"{n}.jsonl"))) for n in names))
+        data.mcq_pool = mcq_from_records(read_jsonl(run.sub("data", "mcq_pool.jsonl")))
+        data.mcq_test = mcq_from_records(read_jsonl(run.sub("data", "mcq_test.jsonl")))
+        return data
+    data, reports = (_prepare_qa if recipe.task == "qa" else _prepare_chat)(recipe, log)
+    for report in reports:
+        log(report.summary())
+    for name in names:
+        write_jsonl(run.sub("data", f"{name}.jsonl"), [c.to_record() for c in getattr(data, name)])
+    write_jsonl(run.sub("data", "mcq_pool.jsonl"), [i.to_record() for i in data.mcq_pool])
+    write_jsonl(run.sub("data", "mcq_test.jsonl"), [i.to_record() for i in data.mcq_test])
+    write_jsonl(run.sub("data", "validation.jsonl"), [r.to_dict() for r in reports])
+    run.mark_done("data", data.counts())
+    return data
+
+
+def _reply_samples(loaded, conversations: list[Conversation], n: int, max_new_tokens: int) -> list[dict]:
+    """Greedy replies to the last user turn of held-out conversations (for the report)."""
+    from medtune.data.chat_template import render_chat_prompt, stop_token_ids
+    from medtune.generate.engine import SamplingSettings, sample_texts
+
+    chosen = conversations[:n]
+    if not chosen:
+        return []
+    prompts = [render_chat_prompt(loaded.tokenizer, c.messages[: last_user(c) + 1]) for c in chosen]
+    settings = SamplingSettings(max_new_tokens=max_new_tokens, stop_token_ids=tuple(stop_token_ids(loaded.tokenizer)))
+    replies = sample_texts(loaded.model, loaded.tokenizer, prompts, settings, batch_size=len(prompts))
+    return [
+        {
+            "id": c.id,
+            "prompt": c.messages[last_user(c)]["content"],
+            "reference": c.messages[last_user(c) + 1]["content"],
+            "output": reply.strip(),
+        }
+        for c, reply in zip(chosen, replies, strict=True)
+    ]
+
+
+def last_user(conversation: Conversation) -> int:
+    """Index of the user turn answered by the conversation's last assistant turn."""
+    last = max(i for i, m in enumerate(conversation.messages) if m["role"] == "assistant")
+    return max(i for i, m in enumerate(conversation.messages[:last]) if m["role"] == "user")
+
+
+def _evaluate_stage(stage: str, model_name: str, data: DialogueData, recipe: Recipe, run: RunFolder, log) -> dict:
+    """Score one model (skipped if already done): perplexity + samples (chat) or MCQ accuracy (qa)."""
+    from medtune.eval.mcq import evaluate_mcq
+    from medtune.eval.perplexity import evaluate_perplexity
+    from medtune.models.loading import load_model
+
+    if done := run.done(stage):
+        return done
+    e = recipe.eval
+    loaded = load_model(model_name)
+    result: dict = {}
+    if recipe.task == "chat":
+        test = data.test[: e.limit] if e.limit else data.test
+        out = run.sub("eval", stage, "perplexity")
+        result["perplexity"] = evaluate_perplexity(loaded, test, out, e.max_length, e.batch_size, f"{stage}:perplexity")
+        log(
+            f"{stage}: perplexity {result['perplexity']['perplexity']:.3f} on {result['perplexity']['n_tokens']} tokens"
+        )
+        samples = _reply_samples(loaded, data.test, e.report_samples, e.max_new_tokens)
+        write_jsonl(run.sub("eval", stage, "samples.jsonl"), samples)
+    else:
+        test = data.mcq_test[: e.limit] if e.limit else data.mcq_test
+        few = (
+            []
+            if stage == "eval_tuned"
+            else random.Random(recipe.seed).sample(data.mcq_pool, min(e.few_shot, len(data.mcq_pool)))
+        )
+        for mode in e.mcq_modes:
+            out = run.sub("eval", stage, f"mcq_{mode}")
+            m = evaluate_mcq(
+                loaded, test, out, mode, few, e.batch_size, e.max_length, seed=recipe.seed, label=f"{stage}:{mode}"
+            )
+            result[f"mcq_{mode}"] = m
+            log(
+                f"{stage} MCQ {mode}: accuracy {m['accuracy']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] (n={m['n']})"
+            )
+    run.mark_done(stage, result)
+    return result
+
+
+def _train_stage(recipe: Recipe, run: RunFolder, data: DialogueData, resume: bool, log) -> Path:
+    from medtune.train.sft import train_chat
+
+    if done := run.done("train"):
+        return Path(done["output_dir"])
+    trained = train_chat(recipe, [c.messages for c in data.train], [c.messages for c in data.dev], resume, log)
+    run.mark_done("train", train_record(trained))
+    return trained.path
+
+
+def train_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> Path:
+    """``medtune train`` for chat and qa: prepare the data and fine-tune; returns the model folder."""
+    return _train_stage(recipe, run, prepare_dialogue_data(recipe, run, log), resume, log)
+
+
+def run_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
+    """``medtune run`` for chat and qa: score the base, fine-tune, score again, write the report."""
+    from medtune.report.dialogue import write_dialogue_report
+
+    data = prepare_dialogue_data(recipe, run, log)
+    base = _evaluate_stage("eval_base", recipe.model, data, recipe, run, log)
+    model_dir = _train_stage(recipe, run, data, resume, log)
+    tuned = _evaluate_stage("eval_tuned", str(model_dir), data, recipe, run, log)
+    summary = write_dialogue_report(recipe, run, data.counts(), base, tuned, model_dir)
+    run.mark_done("report", {"report": summary["report_html"]})
+    return summary

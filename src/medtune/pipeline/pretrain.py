@@ -1,0 +1,134 @@
+"""The pretrain task's stages: data -> eval_base -> train -> eval_tuned -> report.
+
+Continued pre-training on raw medical text: held-out documents are scored by perplexity before
+and after (and general-domain text, when given, as the forgetting check); sample continuations
+of held-out openings show the change in style.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medtune.data.io import read_jsonl, write_jsonl
+from medtune.data.sampling import sample_items
+from medtune.data.text import Document, documents_from_records, load_documents
+from medtune.pipeline.common import train_record
+from medtune.pipeline.dialogue import _split
+from medtune.recipes.schema import Recipe
+from medtune.runs import RunFolder
+
+SPLITS = ("train", "dev", "test", "general")
+OPENING_WORDS = 24  # words of a held-out document given as the prompt of a sample continuation
+
+
+@dataclass
+class TextData:
+    train: list[Document]
+    dev: list[Document]
+    test: list[Document]
+    general: list[Document] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in SPLITS}
+
+
+def prepare_text_data(recipe: Recipe, run: RunFolder, log=print) -> TextData:
+    """Load, validate, sample and split documents; write the splits to ``<run>/data``."""
+    if run.done("data"):
+        return TextData(*(documents_from_records(read_jsonl(run.sub("data", f"{n}.jsonl"))) for n in SPLITS))
+    d = recipe.data
+    pool, report = load_documents(d.train, d.text_col, d.on_bad_rows, name="train", log=log)
+    reports = [report]
+    pool = sample_items(pool, d.sample, recipe.seed)
+    if d.test:
+        test, report = load_documents(d.test, d.text_col, d.on_bad_rows, name="test", log=log)
+        reports.append(report)
+        held_out = {doc.text for doc in test}
+        pool = [doc for doc in pool if doc.text not in held_out]
+    else:
+        pool, test = _split(pool, d.test_size, recipe.seed, "test_size")
+    train, dev = _split(pool, d.dev_size, recipe.seed + 1, "dev_size")
+    general: list[Document] = []
+    if d.general:
+        general, report = load_documents(d.general, d.general_text_col or d.text_col, d.on_bad_rows, "general", log)
+        reports.append(report)
+    data = TextData(train, dev, test, general)
+    for report in reports:
+        log(report.summary())
+    for name in SPLITS:
+        write_jsonl(run.sub("data", f"{name}.jsonl"), [doc.to_record() for doc in getattr(data, name)])
+    run.mark_done("data", data.counts())
+    return data
+
+
+def _continuations(loaded, documents: list[Document], n: int, max_new_tokens: int) -> list[dict]:
+    from medtune.generate.engine import SamplingSettings, sample_texts
+
+    chosen = documents[:n]
+    if not chosen:
+        return []
+    openings = [" ".join(doc.text.split()[:OPENING_WORDS]) for doc in chosen]
+    settings = SamplingSettings(max_new_tokens=max_new_tokens, stop_token_ids=(loaded.tokenizer.eos_token_id,))
+    texts = sample_texts(
+        loaded.model, loaded.tokenizer, openings, settings, batch_size=len(openings), add_special_tokens=True
+    )
+    return [
+        {
+            "id": doc.id,
+            "opening": opening,
+            "reference": " ".join(doc.text.split()[OPENING_WORDS:])[:400],
+            "output": text.strip(),
+        }
+        for doc, opening, text in zip(chosen, openings, texts, strict=True)
+    ]
+
+
+def _evaluate_stage(stage: str, model_name: str, data: TextData, recipe: Recipe, run: RunFolder, log) -> dict:
+    from medtune.eval.perplexity import evaluate_perplexity
+    from medtune.models.loading import load_model
+
+    if done := run.done(stage):
+        return done
+    e = recipe.eval
+    loaded = load_model(model_name)
+    result = {}
+    for split in ("test", "general"):
+        docs = getattr(data, split)
+        docs = docs[: e.limit] if e.limit else docs
+        if docs:
+            out = run.sub("eval", stage, split)
+            result[split] = evaluate_perplexity(loaded, docs, out, e.max_length, e.batch_size, f"{stage}:{split}")
+            log(f"{stage} {split}: perplexity {result[split]['perplexity']:.3f} ({result[split]['n_tokens']} tokens)")
+    samples = _continuations(loaded, data.test, min(e.report_samples, 6), min(e.max_new_tokens, 60))
+    write_jsonl(run.sub("eval", stage, "samples.jsonl"), samples)
+    run.mark_done(stage, result)
+    return result
+
+
+def _train_stage(recipe: Recipe, run: RunFolder, data: TextData, resume: bool, log) -> Path:
+    from medtune.train.pretrain import train_pretrain
+
+    if done := run.done("train"):
+        return Path(done["output_dir"])
+    trained = train_pretrain(recipe, [d.text for d in data.train], [d.text for d in data.dev], resume, log)
+    run.mark_done("train", train_record(trained))
+    return trained.path
+
+
+def train_pretrain_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> Path:
+    """``medtune train`` for pretrain: prepare the documents and continue pre-training."""
+    return _train_stage(recipe, run, prepare_text_data(recipe, run, log), resume, log)
+
+
+def run_pretrain_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
+    """``medtune run`` for pretrain: perplexity before, continued pre-training, perplexity after, report."""
+    from medtune.report.pretrain import write_pretrain_report
+
+    data = prepare_text_data(recipe, run, log)
+    base = _evaluate_stage("eval_base", recipe.model, data, recipe, run, log)
+    model_dir = _train_stage(recipe, run, data, resume, log)
+    tuned = _evaluate_stage("eval_tuned", str(model_dir), data, recipe, run, log)
+    summary = write_pretrain_report(recipe, run, data.counts(), base, tuned, model_dir)
+    run.mark_done("report", {"report": summary["report_html"]})
+    return summary
