@@ -1,29 +1,101 @@
-"""The model card written as README.md next to a trained model."""
+"""The model card written as README.md next to a trained model, for every recipe task."""
 
 from __future__ import annotations
 
 from medtune.models.loading import model_license, resolve_model
 from medtune.recipes.schema import Recipe
+from medtune.report.formatting import MetricRow, markdown_metric_table
+
+# The line every report and card of a task ends its limitations with.
+TASK_CAUTION = {
+    "translation": "Outputs must be reviewed by a qualified medical translator before any clinical use.",
+    "chat": "Answers are not medical advice; a clinician must review outputs before any patient use.",
+    "qa": "Answers are not medical advice; a clinician must review outputs before any patient use.",
+    "pretrain": "A domain-adapted base model, not an assistant: fine-tune it before use.",
+}
+
+# What one training row of each task is called.
+TASK_UNIT = {"translation": "pairs", "chat": "conversations", "qa": "questions", "pretrain": "documents"}
+
+TASK_INTENDED_USE = {
+    "translation": "Drafting translations of medical text (patient instructions, medication information, triage "
+    "and discharge documents, consent forms, lab results, public-health notices) for review.",
+    "chat": "Research and prototyping of doctor-patient conversational assistants: drafting replies to "
+    "health questions for a clinician to review, edit or discard.",
+    "qa": "Research on medical question answering: answering exam-style and multiple-choice medical questions "
+    "and drafting short explanations, for a clinician to review.",
+    "pretrain": "A starting point for further fine-tuning on medical tasks (chat, question answering, "
+    "translation). It continues text; it does not follow instructions or hold a conversation.",
+}
+
+TASK_LIMITATIONS = {
+    "translation": "The model can drop negations, change doses, units or drug names, and mistranslate terms; "
+    "it was trained on a small demo corpus and is not validated for patient care.",
+    "chat": "The model can state wrong facts with confidence, invent doses, drug names or references, miss "
+    "symptoms that need urgent care, and repeat biases of its training conversations; it was trained on a "
+    "small corpus and is not validated for patient care.",
+    "qa": "Multiple-choice accuracy does not measure the safety or completeness of free-text answers. The model "
+    "can pick or explain a wrong answer with confidence and invent doses, drug names or references; it was "
+    "trained on a small corpus and is not validated for patient care.",
+    "pretrain": "It has no instruction or safety tuning and can produce fluent but false medical statements in "
+    "the style of its training text; lower perplexity on medical text does not mean correct medical knowledge.",
+}
+
+
+def task_title(recipe: Recipe) -> str:
+    """A short human name of what the recipe trains, e.g. ``medical en->es translation``."""
+    return {
+        "translation": f"medical {recipe.data.src_lang}->{recipe.data.tgt_lang} translation",
+        "chat": "doctor-patient chat",
+        "qa": "medical question answering",
+        "pretrain": "continued pre-training on medical text",
+    }[recipe.task]
+
+
+def _data_lines(recipe: Recipe, counts: dict[str, int]) -> list[str]:
+    unit = TASK_UNIT[recipe.task]
+    lines = [
+        f"- Training {unit}: `{recipe.data.train}` ({counts.get('train', 0)} {unit} after validation)",
+        f"- Dev / test {unit}: {counts.get('dev', 0)} / {counts.get('test', 0)}",
+    ]
+    if recipe.task == "translation":
+        lines.append(f"- General-domain check set: `{recipe.data.general}` ({counts.get('general', 0)} pairs)")
+    else:
+        lines[-1] += f" (test set `{recipe.data.test}`)" if recipe.data.test else " (cut from the training data)"
+        lines += [f"- {name.capitalize()}: {n}" for name, n in counts.items() if name not in ("train", "dev", "test")]
+    return lines
 
 
 def model_card(
-    recipe: Recipe, rows: list[tuple[str, str, float | None, float | None]], data_counts: dict[str, int]
+    recipe: Recipe, rows: list[MetricRow], data_counts: dict[str, int], evaluation: str | None = None
 ) -> str:
-    """Markdown model card: base model and licence, data, recipe, metrics, intended use, caveats."""
+    """Markdown model card: base model and licence, data, recipe, metrics, intended use, caveats.
+
+    Args:
+        recipe: the run's recipe (its ``task`` picks the title, data wording, intended use and limitations).
+        rows: the metrics measured on the base and the fine-tuned model.
+        data_counts: data set sizes by split name (``train``, ``dev``, ``test``, ...).
+        evaluation: one paragraph on how the models were compared (shown above the metrics); the
+            translation card states its own.
+    Returns:
+        The card's Markdown text.
+    Raises:
+        MedtuneError: the recipe's base model cannot be resolved.
+    """
     ref = resolve_model(recipe.model)
+    translation = recipe.task == "translation"
+    how = "Fine-tuned" if recipe.task != "pretrain" else "Further pre-trained"
     lines = [
-        f"# {recipe.name}: medical {recipe.data.src_lang}->{recipe.data.tgt_lang} translation",
+        f"# {recipe.name}: {task_title(recipe)}",
         "",
-        f"Fine-tuned with [medtune](https://github.com/) from **{ref.base_name}** ({recipe.train.method}).",
+        f"{how} with [medtune](https://github.com/) from **{ref.base_name}** ({recipe.train.method}).",
         "",
         "## Base model and licence",
         f"- Base model: `{ref.base_name}`",
         f"- Licence: {model_license(ref)}. Use of this fine-tune is bound by the base model's licence.",
         "",
         "## Training data",
-        f"- Training pairs: `{recipe.data.train}` ({data_counts.get('train', 0)} pairs after validation)",
-        f"- Dev / test pairs: {data_counts.get('dev', 0)} / {data_counts.get('test', 0)}",
-        f"- General-domain check set: `{recipe.data.general}` ({data_counts.get('general', 0)} pairs)",
+        *_data_lines(recipe, data_counts),
         "",
         "## Recipe",
         f"- LoRA r={recipe.train.lora.r}, alpha={recipe.train.lora.alpha}, targets {', '.join(recipe.train.lora.target_modules)}"
@@ -33,25 +105,19 @@ def model_card(
         f"epochs {recipe.train.epochs}, max_steps {recipe.train.max_steps}, seed {recipe.seed}",
         "- The full resolved recipe is in `recipe.yaml`.",
         "",
-        "## Evaluation (sacreBLEU; base scored few-shot, fine-tune zero-shot)",
-        "",
-        "| set / metric | base | fine-tuned | delta |",
-        "|---|---:|---:|---:|",
     ]
-    for label, _key, before, after in rows:
-        delta = "" if before is None or after is None else f"{after - before:+.2f}"
-        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        lines.append(f"| {label} | {fmt(before)} | {fmt(after)} | {delta} |")
+    if translation:
+        lines += ["## Evaluation (sacreBLEU; base scored few-shot, fine-tune zero-shot)", ""]
+    else:
+        lines += ["## Evaluation", "", *([evaluation, ""] if evaluation else [])]
+    lines += markdown_metric_table(rows, "set / metric" if translation else "metric")
     lines += [
         "",
         "## Intended use",
-        "Drafting translations of medical text (patient instructions, medication information, triage "
-        "and discharge documents, consent forms, lab results, public-health notices) for review.",
+        TASK_INTENDED_USE[recipe.task],
         "",
         "## Limitations and required review",
-        "**Outputs must be reviewed by a qualified medical translator before any clinical use.** "
-        "The model can drop negations, change doses, units or drug names, and mistranslate terms; "
-        "it was trained on a small demo corpus and is not validated for patient care.",
+        f"**{TASK_CAUTION[recipe.task]}** {TASK_LIMITATIONS[recipe.task]}",
         "",
     ]
     return "\n".join(lines)

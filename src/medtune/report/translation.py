@@ -8,6 +8,7 @@ from pathlib import Path
 
 from medtune.data.io import read_jsonl
 from medtune.recipes.schema import Recipe
+from medtune.report.formatting import REPORT_CSS, MetricRow, format_delta, format_value
 from medtune.report.model_card import model_card
 from medtune.report.plots import before_after_bars
 from medtune.runs import RunFolder
@@ -109,20 +110,10 @@ def write_translation_report(recipe: Recipe, run: RunFolder, data, base: dict, t
     run.sub("report.html").write_text(_html(recipe, summary, rows, verdict, samples, chart), encoding="utf-8")
     run.sub("report.md").write_text(_markdown(recipe, summary, rows, verdict, samples), encoding="utf-8")
     run.sub("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    (model_dir / "README.md").write_text(model_card(recipe, rows, counts), encoding="utf-8")
+    better = {label: hb for label, _, _, hb in METRIC_ROWS}
+    card_rows = [MetricRow(label, key, b, t, better[label]) for label, key, b, t in rows]
+    (model_dir / "README.md").write_text(model_card(recipe, card_rows, counts), encoding="utf-8")
     return summary
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def _delta(before: float | None, after: float | None, higher_better: bool) -> tuple[str, str]:
-    if before is None or after is None:
-        return "", ""
-    d = after - before
-    good = d >= 0 if higher_better else d <= 0
-    return f"{d:+.2f}", "good" if good else "bad"
 
 
 def _markdown(recipe: Recipe, summary: dict, rows, verdict: dict, samples: list[dict]) -> str:
@@ -136,7 +127,7 @@ def _markdown(recipe: Recipe, summary: dict, rows, verdict: dict, samples: list[
         "|---|---:|---:|---:|",
     ]
     for label, _key, b, t in rows:
-        lines.append(f"| {label} | {_fmt(b)} | {_fmt(t)} | {_delta(b, t, better[label])[0]} |")
+        lines.append(f"| {label} | {format_value(b)} | {format_value(t)} | {format_delta(b, t, better[label])[0]} |")
     lines += [
         "",
         f"**{verdict['message']}**",
@@ -160,8 +151,8 @@ def _html(recipe: Recipe, summary: dict, rows, verdict: dict, samples: list[dict
     better = {label: hb for label, _, _, hb in METRIC_ROWS}
     metric_rows = ""
     for label, _key, b, t in rows:
-        delta, cls = _delta(b, t, better[label])
-        metric_rows += f"<tr><td>{e(label)}</td><td>{_fmt(b)}</td><td>{_fmt(t)}</td><td class='{cls}'>{delta}</td></tr>"
+        delta, cls = format_delta(b, t, better[label])
+        metric_rows += f"<tr><td>{e(label)}</td><td>{format_value(b)}</td><td>{format_value(t)}</td><td class='{cls}'>{delta}</td></tr>"
     sample_rows = "".join(
         f"<tr><td>{e(s['source'])}</td><td>{e(s['reference'])}</td><td>{e(s['base'])}<br><small>chrF {s['base_chrf']:.1f}</small></td>"
         f"<td>{e(s['tuned'])}<br><small>chrF {s['tuned_chrf']:.1f}</small></td></tr>"
@@ -173,10 +164,7 @@ def _html(recipe: Recipe, summary: dict, rows, verdict: dict, samples: list[dict
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>medtune report: {e(recipe.name)}</title>
 <style>
-body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
-table{{border-collapse:collapse;width:100%;margin:1em 0}} td,th{{border:1px solid #ddd;padding:6px;vertical-align:top;text-align:left}}
-th{{background:#f3f5f7}} .good{{color:#17803d;font-weight:600}} .bad{{color:#b42318;font-weight:600}}
-.verdict{{padding:.8em;border-radius:6px;background:#f6f8fa}} small{{color:#666}} code{{background:#f3f5f7;padding:1px 4px}}
+{REPORT_CSS}
 </style></head><body>
 <h1>medtune report: {e(recipe.name)}</h1>
 <p>Base model <code>{e(recipe.model)}</code> (scored with {recipe.eval.few_shot}-shot prompts) vs the fine-tuned model in
@@ -186,8 +174,8 @@ th{{background:#f3f5f7}} .good{{color:#17803d;font-weight:600}} .bad{{color:#b42
 <table><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>delta</th></tr>{metric_rows}</table>
 <img alt="bar chart of metrics before and after fine-tuning" src="{chart}">
 <h2>Forgetting check</h2><p class="verdict {verdict_cls}">{e(verdict["message"])}</p>
-<h2>Training</h2><p>{t.get("steps")} steps, final train loss {_fmt(t.get("train_loss"))}, dev loss {_fmt(t.get("dev_loss"))},
-{_fmt(t.get("target_tokens_per_s"))} target tokens/s, {_fmt(t.get("train_seconds"))} s.</p>
+<h2>Training</h2><p>{t.get("steps")} steps, final train loss {format_value(t.get("train_loss"))}, dev loss {format_value(t.get("dev_loss"))},
+{format_value(t.get("target_tokens_per_s"))} target tokens/s, {format_value(t.get("train_seconds"))} s.</p>
 <h2>Sample translations (test set)</h2>
 <table><tr><th>source</th><th>reference</th><th>base</th><th>fine-tuned</th></tr>{sample_rows}</table>
 <p><small>{sigs}</small></p>

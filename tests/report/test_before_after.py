@@ -1,0 +1,208 @@
+"""The before/after report of chat, qa and pretrain runs: HTML, Markdown, summary.json and model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medtune.recipes.schema import Recipe
+from medtune.report.before_after import MetricRow, write_before_after_report
+from medtune.runs import RunFolder
+
+TRAIN_RECORD = {
+    "steps": 3,
+    "train_loss": 1.5,
+    "dev_loss": 1.9,
+    "loss_history": [[1, 2.5], [2, 2.0], [3, 1.5]],
+    "dev_history": [[2, 2.2], [3, 1.9]],
+    "target_tokens": 1200,
+    "train_seconds": 4.0,
+    "target_tokens_per_s": 300.0,
+    "padding_waste": 0.125,
+    "trainable_params": 1000,
+    "total_params": 50000,
+}
+
+ROWS = [
+    MetricRow("test perplexity (assistant tokens)", "perplexity", 20.0, 15.5, False),
+    MetricRow("mean token NLL (nats)", "mean_nll", 3.0, 3.25, False),
+    MetricRow("MCQ accuracy, log-likelihood (%)", "accuracy_loglik", 40.0, 55.0, True, (30.0, 50.0), (45.0, 65.0)),
+    MetricRow("MCQ accuracy, generated answer (%)", "accuracy_generate", None, 30.0, True),
+]
+SAMPLES = [{"prompt": "Is <b>this</b> rash bad?", "reference": "a | b\nc", "base": "No idea.", "tuned": "See a GP."}]
+COLUMNS = [("prompt", "patient"), ("reference", "reference reply"), ("base", "base"), ("tuned", "fine-tuned")]
+BREAKDOWN = {
+    "base": {"anatomy": {"accuracy": 0.5, "n": 4}, "pharmacology": {"accuracy": 0.75, "n": 4}},
+    "tuned": {"anatomy": {"accuracy": 0.25, "n": 4}, "pharmacology": {"accuracy": 1.0, "n": 4}},
+}
+INTRO = "Base scored 3-shot, fine-tune zero-shot, on 36 held-out conversations."
+COUNTS = {"train": 120, "dev": 8, "test": 36}
+CHAT_CAUTION = "Answers are not medical advice; a clinician must review outputs before any patient use."
+PRETRAIN_CAUTION = "A domain-adapted base model, not an assistant: fine-tune it before use."
+
+
+def _recipe(tmp_path: Path, task: str) -> Recipe:
+    base = tmp_path / "base-model"
+    base.mkdir(exist_ok=True)
+    (base / "config.json").write_text("{}", encoding="utf-8")  # enough for resolve_model to accept the folder
+    return Recipe(name=f"demo-{task}", task=task, model=str(base), data={"train": "demo:dialogues.jsonl"})
+
+
+def _run(tmp_path: Path, record: dict | None = TRAIN_RECORD) -> RunFolder:
+    run = RunFolder(tmp_path / "run", "demo")
+    run.open(resume=False, overwrite=False)
+    if record is not None:
+        run.mark_done("train", record)
+    return run
+
+
+@pytest.fixture
+def chat_report(tmp_path):
+    recipe, run, model_dir = _recipe(tmp_path, "chat"), _run(tmp_path), tmp_path / "run" / "model"
+    summary = write_before_after_report(
+        recipe,
+        run,
+        model_dir,
+        ROWS,
+        intro=INTRO,
+        counts=COUNTS,
+        samples=SAMPLES,
+        sample_columns=COLUMNS,
+        breakdown=BREAKDOWN,
+        notes=["2 prompts truncated"],
+    )
+    return summary, run, model_dir, recipe
+
+
+def test_html_metrics_deltas_and_intervals(chat_report):
+    _, run, _, _ = chat_report
+    page = (run.path / "report.html").read_text(encoding="utf-8")
+    row = "<tr><td>{}</td><td>{}</td><td>{}</td><td class='{}'>{}</td></tr>"
+    # perplexity and NLL: lower is better, so a fall is good and a rise is bad
+    assert row.format("test perplexity (assistant tokens)", "20.00", "15.50", "good", "-4.50") in page
+    assert row.format("mean token NLL (nats)", "3.00", "3.25", "bad", "+0.25") in page
+    assert (
+        row.format(
+            "MCQ accuracy, log-likelihood (%)",
+            "40.00<br><small>[30.00, 50.00]</small>",
+            "55.00<br><small>[45.00, 65.00]</small>",
+            "good",
+            "+15.00",
+        )
+        in page
+    )
+    assert row.format("MCQ accuracy, generated answer (%)", "-", "30.00", "", "") in page  # not measured on base
+    assert INTRO in page and "120 train, 8 dev, 36 test" in page
+
+
+def test_html_has_one_chart_per_scale_and_the_training_curve(chat_report):
+    _, run, _, _ = chat_report
+    page = (run.path / "report.html").read_text(encoding="utf-8")
+    # perplexity, NLL, and both accuracies (%) on one shared axis, then the training curve
+    assert page.count("<img") == 4
+    assert page.count('src="data:image/png;base64,') == 4
+    assert '<img alt="bar chart: accuracy (%): higher is better, base vs fine-tuned"' in page
+    assert '<img alt="bar chart: test perplexity (assistant tokens): lower is better' in page
+    assert '<img alt="training curve: train loss per step and dev loss"' in page
+
+
+def test_html_samples_are_escaped_and_breakdown_and_training_shown(chat_report):
+    _, run, _, _ = chat_report
+    page = (run.path / "report.html").read_text(encoding="utf-8")
+    assert "<b>this</b>" not in page and "Is &lt;b&gt;this&lt;/b&gt; rash bad?" in page
+    assert "<th>patient</th><th>reference reply</th><th>base</th><th>fine-tuned</th>" in page
+    # per-subject fractions shown as percentages; anatomy fell 25 points
+    assert "<tr><td>anatomy</td><td>4</td><td>50.00</td><td>25.00</td><td class='bad'>-25.00</td></tr>" in page
+    assert "<tr><td>pharmacology</td><td>4</td><td>75.00</td><td>100.00</td><td class='good'>+25.00</td></tr>" in page
+    for figure in ("<td>optimizer steps</td><td>3</td>", "<td>padding waste</td><td>12.5%</td>"):
+        assert figure in page
+    assert "<td>trained tokens per second</td><td>300.00</td>" in page
+    assert "<td>trained (target) tokens</td><td>1,200</td>" in page
+    assert "<td>trainable / total parameters</td><td>1,000 / 50,000</td>" in page
+    assert "<li>2 prompts truncated</li>" in page
+    assert f"<p><strong>{CHAT_CAUTION}</strong></p>" in page
+
+
+def test_markdown_has_the_tables_and_no_images(chat_report):
+    _, run, _, _ = chat_report
+    text = (run.path / "report.md").read_text(encoding="utf-8")
+    assert text.startswith("# medtune report: demo-chat\n")
+    assert "<img" not in text
+    lines = text.splitlines()
+    header = lines.index("| metric | base | fine-tuned | delta |")
+    assert lines[header + 1 : header + 6] == [
+        "|---|---:|---:|---:|",
+        "| test perplexity (assistant tokens) | 20.00 | 15.50 | -4.50 |",
+        "| mean token NLL (nats) | 3.00 | 3.25 | +0.25 |",
+        "| MCQ accuracy, log-likelihood (%) | 40.00 [30.00, 50.00] | 55.00 [45.00, 65.00] | +15.00 |",
+        "| MCQ accuracy, generated answer (%) | - | 30.00 |  |",
+    ]
+    assert "| anatomy | 4 | 50.00 | 25.00 | -25.00 |" in lines
+    # pipes and newlines cannot break the table; HTML in a sample is shown, not rendered
+    assert "| Is &lt;b&gt;this&lt;/b&gt; rash bad? | a \\| b<br>c | No idea. | See a GP. |" in lines
+    assert "| padding waste | 12.5% |" in lines and "- 2 prompts truncated" in lines
+    assert lines[-1] == f"**{CHAT_CAUTION}**"
+
+
+def test_summary_json_round_trips(chat_report):
+    summary, run, model_dir, _ = chat_report
+    assert json.loads((run.path / "summary.json").read_text(encoding="utf-8")) == summary
+    assert summary["task"] == "chat" and summary["recipe"] == "demo-chat"
+    assert summary["output_dir"] == str(model_dir) and summary["data"] == COUNTS
+    assert summary["metrics"][0] == {
+        "label": "test perplexity (assistant tokens)",
+        "metric": "perplexity",
+        "base": 20.0,
+        "tuned": 15.5,
+        "delta": -4.5,
+        "higher_is_better": False,
+        "base_ci": None,
+        "tuned_ci": None,
+    }
+    assert summary["metrics"][2]["base_ci"] == [30.0, 50.0] and summary["metrics"][2]["tuned_ci"] == [45.0, 65.0]
+    assert summary["metrics"][3]["delta"] is None
+    assert summary["train"]["steps"] == 3 and summary["train"]["padding_waste"] == 0.125
+    assert summary["report_html"] == str(run.path / "report.html")
+
+
+def test_model_card_names_base_model_data_metrics_and_caution(chat_report):
+    _, _, model_dir, recipe = chat_report
+    card = (model_dir / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("# demo-chat: doctor-patient chat\n")
+    assert f"- Base model: `{recipe.model}`" in card
+    assert "- Training conversations: `demo:dialogues.jsonl` (120 conversations after validation)" in card
+    assert "- Dev / test conversations: 8 / 36 (cut from the training data)" in card
+    assert INTRO in card
+    assert "| test perplexity (assistant tokens) | 20.00 | 15.50 | -4.50 |" in card
+    assert f"**{CHAT_CAUTION}**" in card and PRETRAIN_CAUTION not in card
+
+
+@pytest.mark.parametrize(
+    ("task", "caution", "unit"),
+    [("qa", CHAT_CAUTION, "questions"), ("pretrain", PRETRAIN_CAUTION, "documents")],
+)
+def test_caution_and_card_follow_the_task(tmp_path, task, caution, unit):
+    rows = [MetricRow("held-out medical text perplexity", "perplexity", 30.0, 25.0, False)]
+    summary = write_before_after_report(
+        _recipe(tmp_path, task), _run(tmp_path), tmp_path / "model", rows, intro="How.", counts={"train": 5, "test": 2}
+    )
+    assert summary["task"] == task
+    for path in (tmp_path / "run" / "report.html", tmp_path / "run" / "report.md", tmp_path / "model" / "README.md"):
+        assert caution in path.read_text(encoding="utf-8")
+    card = (tmp_path / "model" / "README.md").read_text(encoding="utf-8")
+    assert f"- Training {unit}: `demo:dialogues.jsonl` (5 {unit} after validation)" in card
+    assert card.splitlines()[2].startswith("Further pre-trained with" if task == "pretrain" else "Fine-tuned with")
+
+
+def test_without_training_record_or_samples(tmp_path):
+    rows = [MetricRow("held-out medical text perplexity", "perplexity", None, None, False)]
+    summary = write_before_after_report(
+        _recipe(tmp_path, "pretrain"), _run(tmp_path, record=None), tmp_path / "model", rows, intro="x", counts={}
+    )
+    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "<img" not in page  # no measured value and no loss history: nothing to draw
+    assert "<h2>Samples</h2>" not in page and "<h2>Accuracy per subject" not in page
+    assert "<td>optimizer steps</td><td>-</td>" in page
+    assert summary["train"]["steps"] is None and summary["metrics"][0]["delta"] is None

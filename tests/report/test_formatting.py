@@ -1,0 +1,38 @@
+"""How reports format values, deltas, intervals and Markdown cells."""
+
+from __future__ import annotations
+
+from medtune.report.formatting import (
+    MetricRow,
+    format_delta,
+    format_interval,
+    format_value,
+    format_value_with_interval,
+    markdown_cell,
+    markdown_metric_table,
+)
+
+
+def test_values_and_intervals():
+    assert format_value(None) == "-" and format_value(12.345) == "12.35"
+    assert format_interval(None) == "" and format_interval((1.0, 2.555)) == "[1.00, 2.56]"
+    assert format_value_with_interval(3.0, (2.0, 4.0)) == "3.00 [2.00, 4.00]"
+    assert format_value_with_interval(3.0, None) == "3.00"
+
+
+def test_delta_class_follows_the_metric_direction():
+    assert format_delta(20.0, 15.5, higher_better=False) == ("-4.50", "good")
+    assert format_delta(20.0, 15.5, higher_better=True) == ("-4.50", "bad")
+    assert format_delta(40.0, 55.0, higher_better=True) == ("+15.00", "good")
+    assert format_delta(None, 55.0, higher_better=True) == ("", "")
+    assert MetricRow("x", "x", 20.0, 15.5, False).delta == -4.5 and MetricRow("x", "x", None, 1.0, True).delta is None
+
+
+def test_markdown_cells_and_table():
+    assert markdown_cell("a | <b>b</b>\nc") == "a \\| &lt;b&gt;b&lt;/b&gt;<br>c"
+    rows = [MetricRow("acc (%)", "acc", 40.0, None, True, (30.0, 50.0))]
+    assert markdown_metric_table(rows, "set / metric") == [
+        "| set / metric | base | fine-tuned | delta |",
+        "|---|---:|---:|---:|",
+        "| acc (%) | 40.00 [30.00, 50.00] | - |  |",
+    ]

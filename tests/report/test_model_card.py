@@ -1,0 +1,29 @@
+"""The translation model card keeps its own wording after the card was generalised to every task."""
+
+from __future__ import annotations
+
+from medtune.recipes.schema import Recipe
+from medtune.report.formatting import MetricRow
+from medtune.report.model_card import model_card
+
+
+def test_translation_card(tmp_path):
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    recipe = Recipe(name="t", task="translation", model=str(tmp_path), data={"train": "a.tsv", "general": "g.tsv"})
+    rows = [MetricRow("medical chrF++", "chrf", 40.0, 45.0, True), MetricRow("medical TER", "ter", 70.0, None, False)]
+    lines = model_card(recipe, rows, {"train": 10, "dev": 2, "test": 3, "general": 4}).splitlines()
+    assert lines[0] == "# t: medical en->es translation"
+    assert lines[2] == f"Fine-tuned with [medtune](https://github.com/) from **{tmp_path}** (lora)."
+    assert "- Training pairs: `a.tsv` (10 pairs after validation)" in lines
+    assert "- Dev / test pairs: 2 / 3" in lines
+    assert "- General-domain check set: `g.tsv` (4 pairs)" in lines
+    heading = lines.index("## Evaluation (sacreBLEU; base scored few-shot, fine-tune zero-shot)")
+    assert lines[heading + 2 : heading + 6] == [
+        "| set / metric | base | fine-tuned | delta |",
+        "|---|---:|---:|---:|",
+        "| medical chrF++ | 40.00 | 45.00 | +5.00 |",
+        "| medical TER | 70.00 | - |  |",
+    ]
+    assert lines[-1].startswith(
+        "**Outputs must be reviewed by a qualified medical translator before any clinical use.** The model can drop"
+    )
