@@ -37,27 +37,38 @@ def _data(n_train: int):
     return train[:n_train], test
 
 
-def part_medtune(steps: int, batch_size: int) -> dict:
-    from medtune.models.adapters import attach_lora
-    from medtune.models.loading import load_model
+def part_medtune(steps: int, batch_size: int, checkpointing: bool) -> dict:
+    """The bundled translate-en-es recipe's training setup (LoRA, activation checkpointing as configured)."""
+    from medtune.recipes.loader import load_recipe
     from medtune.train.batching import encode_translation_pairs
-    from medtune.train.loop import LoopConfig, train_loop
+    from medtune.train.loop import train_loop
+    from medtune.train.setup import loop_config, prepare_trainable_model
 
-    train, _ = _data(steps * batch_size)
-    loaded = load_model("gemma-3-270m")
-    model = attach_lora(loaded.model, LORA["r"], LORA["alpha"], LORA["dropout"], LORA["targets"])
-    examples = encode_translation_pairs(loaded.tokenizer, train, seq2seq=False, max_length=256)
-    cfg = LoopConfig(
-        batch_size=batch_size, grad_accum=1, lr=2e-4, seed=42, max_steps=steps, eval_every=10**9, save_every=10**9
+    recipe = load_recipe(
+        "translate-en-es",
+        [
+            f"train.max_steps={steps}",
+            f"train.batch_size={batch_size}",
+            "train.lr=2e-4",
+            f"train.gradient_checkpointing={str(checkpointing).lower()}",
+            f"train.lora.r={LORA['r']}",
+            f"train.lora.alpha={LORA['alpha']}",
+            f"train.lora.dropout={LORA['dropout']}",
+            "train.eval_every=1000000",
+            "train.save_every=1000000",
+        ],
     )
+    train, _ = _data(steps * batch_size)
+    trainable = prepare_trainable_model(recipe, log=lambda *_: None)
+    examples = encode_translation_pairs(trainable.loaded.tokenizer, train, seq2seq=False, max_length=256)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         result = train_loop(
-            model,
+            trainable.model,
             examples,
             [],
-            cfg,
-            loaded.tokenizer.pad_token_id,
+            loop_config(recipe),
+            trainable.loaded.tokenizer.pad_token_id,
             False,
             __import__("pathlib").Path(tmp),
             log=lambda *_: None,
@@ -68,6 +79,8 @@ def part_medtune(steps: int, batch_size: int) -> dict:
         "seconds": wall,
         "target_tokens_per_s": result.target_tokens / wall,
         "final_loss": result.loss_history[-1][1],
+        "padding_waste": result.padding_waste,
+        "gradient_checkpointing": checkpointing,
         "peak_mb": _peak_mb(),
     }
 
@@ -154,6 +167,7 @@ def _run_part(name: str, args) -> dict:
         str(args.batch_size),
         "--sentences",
         str(args.sentences),
+        *(["--no-checkpointing"] if args.no_checkpointing else []),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -170,10 +184,15 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=48, help="test sentences to translate")
     parser.add_argument("--part", choices=["medtune", "trl", "generate"], help=argparse.SUPPRESS)
     parser.add_argument("--skip-trl", action="store_true", help="do not run the TRL comparison")
+    parser.add_argument(
+        "--no-checkpointing",
+        action="store_true",
+        help="train medtune without activation checkpointing (faster, about 1 GB more memory)",
+    )
     args = parser.parse_args()
     if args.part:
         fn = {
-            "medtune": lambda: part_medtune(args.steps, args.batch_size),
+            "medtune": lambda: part_medtune(args.steps, args.batch_size, not args.no_checkpointing),
             "trl": lambda: part_trl(args.steps, args.batch_size),
             "generate": lambda: part_generate(args.sentences, 16),
         }[args.part]
@@ -184,7 +203,8 @@ def main() -> None:
         results["trl"] = _run_part("trl", args)
     m, g = results["medtune"], results["generate"]
     print(
-        f"medtune training : {m['target_tokens_per_s']:.1f} target tokens/s ({m['target_tokens']} tokens in {m['seconds']:.1f} s), peak {m['peak_mb']:.0f} MB"
+        f"medtune training : {m['target_tokens_per_s']:.1f} target tokens/s ({m['target_tokens']} tokens in {m['seconds']:.1f} s), "
+        f"peak {m['peak_mb']:.0f} MB, padding {100 * m['padding_waste']:.1f}%, checkpointing {m['gradient_checkpointing']}"
     )
     print(
         f"generation       : {g['sentences_per_s']:.2f} sentences/s, {g['new_tokens_per_s']:.1f} new tokens/s ({g['sentences']} sentences), peak {g['peak_mb']:.0f} MB"

@@ -136,8 +136,6 @@ def prepare_dialogue_data(recipe: Recipe, run: RunFolder, log=print) -> Dialogue
         data.mcq_test = mcq_from_records(read_jsonl(run.sub("data", "mcq_test.jsonl")))
         return data
     data, reports = (_prepare_qa if recipe.task == "qa" else _prepare_chat)(recipe, log)
-    for report in reports:
-        log(report.summary())
     for name in names:
         write_jsonl(run.sub("data", f"{name}.jsonl"), [c.to_record() for c in getattr(data, name)])
     write_jsonl(run.sub("data", "mcq_pool.jsonl"), [i.to_record() for i in data.mcq_pool])

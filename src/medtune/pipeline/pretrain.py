@@ -54,8 +54,6 @@ def prepare_text_data(recipe: Recipe, run: RunFolder, log=print) -> TextData:
         general, report = load_documents(d.general, d.general_text_col or d.text_col, d.on_bad_rows, "general", log)
         reports.append(report)
     data = TextData(train, dev, test, general)
-    for report in reports:
-        log(report.summary())
     for name in SPLITS:
         write_jsonl(run.sub("data", f"{name}.jsonl"), [doc.to_record() for doc in getattr(data, name)])
     run.mark_done("data", data.counts())
