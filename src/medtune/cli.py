@@ -356,7 +356,9 @@ def chat(
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible replies (default: random).")] = None,
     max_context: Annotated[
         int | None,
-        typer.Option(help="Tokens prompt + reply may use; the oldest turns are dropped beyond it (default: model limit)."),
+        typer.Option(
+            help="Tokens prompt + reply may use; the oldest turns are dropped beyond it (default: model limit)."
+        ),
     ] = None,
 ) -> None:
     """Chat with a model in the terminal; replies stream as they are generated. /help lists commands."""
