@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from medtune.errors import MedtuneError
 from medtune.recipes.loader import recipe_to_yaml
@@ -37,3 +39,32 @@ def train_record(trained) -> dict:
         "trainable_params": trained.trainable_params,
         "total_params": trained.total_params,
     }
+
+
+def train_stage(run: RunFolder, train: Callable[[], Any]) -> Path:
+    """Run the training stage once; when ``run.json`` records it as done, return its model folder."""
+    if done := run.done("train"):
+        return Path(done["output_dir"])
+    trained = train()
+    run.mark_done("train", train_record(trained))
+    return trained.path
+
+
+def before_after(
+    run: RunFolder,
+    base_model: str,
+    evaluate: Callable[[str, str], dict],
+    train: Callable[[], Any],
+    report: Callable[[dict, dict, Path], dict],
+) -> dict:
+    """The before/after loop every task shares: eval_base -> train -> eval_tuned -> report.
+
+    ``evaluate(stage, model)`` scores one model (and skips itself when the stage is done),
+    ``train()`` returns a trained model, ``report(base, tuned, model_dir)`` returns the summary.
+    """
+    base = evaluate("eval_base", base_model)
+    model_dir = train_stage(run, train)
+    tuned = evaluate("eval_tuned", str(model_dir))
+    summary = report(base, tuned, model_dir)
+    run.mark_done("report", {"report": summary["report_html"]})
+    return summary

@@ -20,7 +20,7 @@ from medtune.data.mcq import MCQItem, load_mcq, mcq_from_records
 from medtune.data.prompts import mcq_to_messages
 from medtune.data.sampling import eval_count, sample_items, split_items
 from medtune.errors import MedtuneError
-from medtune.pipeline.common import train_record
+from medtune.pipeline.common import before_after, train_stage
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
 
@@ -213,19 +213,15 @@ def _evaluate_stage(stage: str, model_name: str, data: DialogueData, recipe: Rec
     return result
 
 
-def _train_stage(recipe: Recipe, run: RunFolder, data: DialogueData, resume: bool, log) -> Path:
+def _train(recipe: Recipe, data: DialogueData, resume: bool, log):
     from medtune.train.sft import train_chat
 
-    if done := run.done("train"):
-        return Path(done["output_dir"])
-    trained = train_chat(recipe, [c.messages for c in data.train], [c.messages for c in data.dev], resume, log)
-    run.mark_done("train", train_record(trained))
-    return trained.path
+    return lambda: train_chat(recipe, [c.messages for c in data.train], [c.messages for c in data.dev], resume, log)
 
 
 def train_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> Path:
     """``medtune train`` for chat and qa: prepare the data and fine-tune; returns the model folder."""
-    return _train_stage(recipe, run, prepare_dialogue_data(recipe, run, log), resume, log)
+    return train_stage(run, _train(recipe, prepare_dialogue_data(recipe, run, log), resume, log))
 
 
 def run_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
@@ -233,9 +229,10 @@ def run_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, lo
     from medtune.report.dialogue import write_dialogue_report
 
     data = prepare_dialogue_data(recipe, run, log)
-    base = _evaluate_stage("eval_base", recipe.model, data, recipe, run, log)
-    model_dir = _train_stage(recipe, run, data, resume, log)
-    tuned = _evaluate_stage("eval_tuned", str(model_dir), data, recipe, run, log)
-    summary = write_dialogue_report(recipe, run, data.counts(), base, tuned, model_dir)
-    run.mark_done("report", {"report": summary["report_html"]})
-    return summary
+    return before_after(
+        run,
+        recipe.model,
+        lambda stage, model: _evaluate_stage(stage, model, data, recipe, run, log),
+        _train(recipe, data, resume, log),
+        lambda base, tuned, model_dir: write_dialogue_report(recipe, run, data.counts(), base, tuned, model_dir),
+    )

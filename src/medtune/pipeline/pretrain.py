@@ -13,7 +13,7 @@ from pathlib import Path
 from medtune.data.io import read_jsonl, write_jsonl
 from medtune.data.sampling import sample_items
 from medtune.data.text import Document, documents_from_records, load_documents
-from medtune.pipeline.common import train_record
+from medtune.pipeline.common import before_after, train_stage
 from medtune.pipeline.dialogue import _split
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
@@ -104,19 +104,15 @@ def _evaluate_stage(stage: str, model_name: str, data: TextData, recipe: Recipe,
     return result
 
 
-def _train_stage(recipe: Recipe, run: RunFolder, data: TextData, resume: bool, log) -> Path:
+def _train(recipe: Recipe, data: TextData, resume: bool, log):
     from medtune.train.pretrain import train_pretrain
 
-    if done := run.done("train"):
-        return Path(done["output_dir"])
-    trained = train_pretrain(recipe, [d.text for d in data.train], [d.text for d in data.dev], resume, log)
-    run.mark_done("train", train_record(trained))
-    return trained.path
+    return lambda: train_pretrain(recipe, [d.text for d in data.train], [d.text for d in data.dev], resume, log)
 
 
 def train_pretrain_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> Path:
     """``medtune train`` for pretrain: prepare the documents and continue pre-training."""
-    return _train_stage(recipe, run, prepare_text_data(recipe, run, log), resume, log)
+    return train_stage(run, _train(recipe, prepare_text_data(recipe, run, log), resume, log))
 
 
 def run_pretrain_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
@@ -124,9 +120,10 @@ def run_pretrain_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, lo
     from medtune.report.pretrain import write_pretrain_report
 
     data = prepare_text_data(recipe, run, log)
-    base = _evaluate_stage("eval_base", recipe.model, data, recipe, run, log)
-    model_dir = _train_stage(recipe, run, data, resume, log)
-    tuned = _evaluate_stage("eval_tuned", str(model_dir), data, recipe, run, log)
-    summary = write_pretrain_report(recipe, run, data.counts(), base, tuned, model_dir)
-    run.mark_done("report", {"report": summary["report_html"]})
-    return summary
+    return before_after(
+        run,
+        recipe.model,
+        lambda stage, model: _evaluate_stage(stage, model, data, recipe, run, log),
+        _train(recipe, data, resume, log),
+        lambda base, tuned, model_dir: write_pretrain_report(recipe, run, data.counts(), base, tuned, model_dir),
+    )

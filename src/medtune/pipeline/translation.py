@@ -17,7 +17,7 @@ from medtune.data.parallel import Pair, load_pairs, pairs_from_records
 from medtune.data.split import split_pairs
 from medtune.data.validate import validate_pairs
 from medtune.errors import MedtuneError
-from medtune.pipeline.common import train_record
+from medtune.pipeline.common import before_after, train_stage
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
 
@@ -119,33 +119,34 @@ def _evaluate_stage(
     return result
 
 
-def _train_stage(recipe: Recipe, run: RunFolder, data: PreparedData, resume: bool, log) -> Path:
+def _train(recipe: Recipe, data: PreparedData, resume: bool, log):
     from medtune.train.translation import train_translation
 
-    if done := run.done("train"):
-        return Path(done["output_dir"])
-    trained = train_translation(recipe, data.train, data.dev, resume=resume, log=log)
-    run.mark_done("train", train_record(trained))
-    return trained.path
+    return lambda: train_translation(recipe, data.train, data.dev, resume=resume, log=log)
 
 
 def train_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> Path:
     """``medtune train``: prepare data and fine-tune; returns the trained model folder."""
-    data = prepare_translation_data(recipe, run, log)
-    return _train_stage(recipe, run, data, resume, log)
+    return train_stage(run, _train(recipe, prepare_translation_data(recipe, run, log), resume, log))
 
 
 def run_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
-    """``medtune run``: score the base, fine-tune, score again, write the report.
+    """``medtune run``: score the base (few-shot), fine-tune, score again (zero-shot), write the report.
 
     Returns the report summary (metrics before/after, deltas, forgetting verdict, paths).
     """
     from medtune.report.translation import write_translation_report
 
     data = prepare_translation_data(recipe, run, log)
-    base = _evaluate_stage("eval_base", recipe.model, data, recipe, run, recipe.eval.few_shot, log)
-    model_dir = _train_stage(recipe, run, data, resume, log)
-    tuned = _evaluate_stage("eval_tuned", str(model_dir), data, recipe, run, 0, log)
-    summary = write_translation_report(recipe, run, data, base, tuned, model_dir)
-    run.mark_done("report", {"report": summary["report_html"]})
-    return summary
+
+    def evaluate(stage: str, model: str) -> dict:
+        few_shot = recipe.eval.few_shot if stage == "eval_base" else 0
+        return _evaluate_stage(stage, model, data, recipe, run, few_shot, log)
+
+    return before_after(
+        run,
+        recipe.model,
+        evaluate,
+        _train(recipe, data, resume, log),
+        lambda base, tuned, model_dir: write_translation_report(recipe, run, data, base, tuned, model_dir),
+    )

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from medtune.recipes.schema import Recipe
-from medtune.train.loop import train_loop
 from medtune.train.packing import pack_documents, packing_efficiency
-from medtune.train.setup import TrainedModel, loop_config, prepare_trainable_model, save_trained_model
+from medtune.train.setup import TrainedModel, fit, prepare_trainable_model, save_trained_model
 
 
 def train_pretrain(
@@ -23,18 +20,6 @@ def train_pretrain(
     log(
         f"Packed {len(train_texts)} documents into {len(train_blocks)} blocks of {block} tokens ({efficiency:.1%} full)"
     )
-    out = Path(recipe.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result = train_loop(
-        trainable.model,
-        train_blocks,
-        dev_blocks,
-        loop_config(recipe),
-        tokenizer.pad_token_id,
-        False,
-        out / "checkpoints",
-        resume,
-        log,
-    )
+    result = fit(recipe, trainable, train_blocks, dev_blocks, resume, log)
     metrics = {"train_blocks": len(train_blocks), "dev_blocks": len(dev_blocks), "block_size": block}
     return save_trained_model(recipe, trainable, result, {}, metrics)

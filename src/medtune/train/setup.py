@@ -17,7 +17,7 @@ from medtune.models.adapters import attach_lora
 from medtune.models.loading import MODEL_INFO_FILE, LoadedModel, load_model
 from medtune.recipes.loader import recipe_to_yaml
 from medtune.recipes.schema import Recipe
-from medtune.train.loop import LoopConfig, TrainResult
+from medtune.train.loop import LoopConfig, TrainResult, train_loop
 
 
 @dataclass
@@ -73,6 +73,24 @@ def loop_config(recipe: Recipe) -> LoopConfig:
         max_grad_norm=cfg.max_grad_norm,
         eval_every=cfg.eval_every,
         save_every=cfg.save_every,
+    )
+
+
+def fit(recipe: Recipe, trainable: TrainableModel, train: list, dev: list, resume: bool, log=print) -> TrainResult:
+    """Run the training loop on encoded examples; checkpoints go to ``<output_dir>/checkpoints``."""
+    out = Path(recipe.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    loaded = trainable.loaded
+    return train_loop(
+        trainable.model,
+        train,
+        dev,
+        loop_config(recipe),
+        loaded.tokenizer.pad_token_id,
+        loaded.is_seq2seq,
+        out / "checkpoints",
+        resume,
+        log,
     )
 
 

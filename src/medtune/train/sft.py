@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from medtune.data.chat_template import encode_conversation, ensure_chat_template
 from medtune.data.examples import Example
 from medtune.errors import MedtuneError
 from medtune.recipes.schema import Recipe
-from medtune.train.loop import train_loop
-from medtune.train.setup import TrainedModel, loop_config, prepare_trainable_model, save_trained_model
+from medtune.train.setup import TrainedModel, fit, prepare_trainable_model, save_trained_model
 
 
 @dataclass
@@ -99,19 +97,7 @@ def train_chat(
     log(train_report.summary("train"))
     if dev_report.skipped:
         log(dev_report.summary("dev"))
-    out = Path(recipe.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result = train_loop(
-        trainable.model,
-        train_ex,
-        dev_ex,
-        loop_config(recipe),
-        tokenizer.pad_token_id,
-        False,
-        out / "checkpoints",
-        resume,
-        log,
-    )
+    result = fit(recipe, trainable, train_ex, dev_ex, resume, log)
     metrics = {
         "train_examples": len(train_ex),
         "dev_examples": len(dev_ex),

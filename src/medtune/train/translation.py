@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from medtune.data.parallel import Pair
 from medtune.recipes.schema import Recipe
 from medtune.train.batching import encode_translation_pairs
-from medtune.train.loop import train_loop
-from medtune.train.setup import TrainedModel, loop_config, prepare_trainable_model, save_trained_model
+from medtune.train.setup import TrainedModel, fit, prepare_trainable_model, save_trained_model
 
 
 def train_translation(
@@ -30,19 +27,7 @@ def train_translation(
     )
     train_ex = encode_translation_pairs(loaded.tokenizer, train_pairs, **encode)
     dev_ex = encode_translation_pairs(loaded.tokenizer, dev_pairs, **encode)
-    out = Path(recipe.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result = train_loop(
-        trainable.model,
-        train_ex,
-        dev_ex,
-        loop_config(recipe),
-        loaded.tokenizer.pad_token_id,
-        loaded.is_seq2seq,
-        out / "checkpoints",
-        resume,
-        log,
-    )
+    result = fit(recipe, trainable, train_ex, dev_ex, resume, log)
     info = {"src_lang": recipe.data.src_lang, "tgt_lang": recipe.data.tgt_lang}
     metrics = {"train_examples": len(train_ex), "dev_examples": len(dev_ex)}
     return save_trained_model(recipe, trainable, result, info, metrics)
