@@ -4,7 +4,7 @@ Each part runs in its own process so that peak memory (max RSS) is measured per 
   loglik    - letter log-likelihood scoring of N four-option questions (default 500)
   generate  - greedy replies + letter extraction on a smaller set (default 50)
 
-Questions come from /work/shared/data/qa/medmcqa_dev.jsonl when it exists, else the bundled demo set
+Questions come from ../shared/data/qa/medmcqa_dev.jsonl when it exists, else the bundled demo set
 repeated up to N. Target: 500 questions in loglik mode in at most 5 minutes on 2 CPU cores.
 
 Usage: python benchmarks/bench_mcq.py [--n 500] [--generate-n 50] [--batch-size 8] [--limit 20]
@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-MEDMCQA = Path("/work/shared/data/qa/medmcqa_dev.jsonl")
+# ../shared/data next to the repository, as in the development setup
+MEDMCQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "qa" / "medmcqa_dev.jsonl"
 
 
 def _peak_mb() -> float:
