@@ -44,11 +44,12 @@ def _qa_samples(run: RunFolder, n: int) -> list[dict]:
     tuned_path = run.sub("eval", "eval_tuned", "mcq_generate", "outputs.jsonl")
     if not base_path.is_file() or not tuned_path.is_file():
         return []
+    questions = {str(q["id"]): q["question"] for q in read_jsonl(run.sub("data", "mcq_test.jsonl"))}
     rows = []
     for b, t in list(zip(read_jsonl(base_path), read_jsonl(tuned_path), strict=True))[:n]:
         rows.append(
             {
-                "id": str(b["id"]),
+                "question": questions.get(str(b["id"]), str(b["id"])),
                 "answer": b["answer"],
                 "base": f"{b.get('generated', '')} -> {b['predicted'] or '?'}",
                 "tuned": f"{t.get('generated', '')} -> {t['predicted'] or '?'}",
@@ -96,7 +97,7 @@ def write_dialogue_report(
     if "per_subject" in first:
         breakdown = {"base": first["per_subject"], "tuned": tuned[f"mcq_{e.mcq_modes[0]}"]["per_subject"]}
     samples = _qa_samples(run, e.report_samples)
-    columns = [("id", "question"), ("answer", "answer"), ("base", "base reply -> letter"), ("tuned", "fine-tuned")]
+    columns = [("question", "question"), ("answer", "answer"), ("base", "base reply -> letter"), ("tuned", "fine-tuned")]
     return write_before_after_report(
         recipe,
         run,
