@@ -39,10 +39,13 @@ def write_pretrain_report(
         before, after = base["general"]["perplexity"], tuned["general"]["perplexity"]
         rows.append(MetricRow("general-domain text perplexity", "general_perplexity", before, after, False))
         change = 100 * (after - before) / before
-        notes.append(
-            f"Forgetting check: general-domain perplexity changed by {change:+.1f}% "
-            f"({'a rise: some forgetting' if change > 5 else 'within 5%: no sign of forgetting'})."
-        )
+        if change > 5:
+            verdict = "a rise of more than 5%: some forgetting of general text"
+        elif change < -5:
+            verdict = "it fell: no forgetting (general English became easier too)"
+        else:
+            verdict = "within 5%: no sign of forgetting"
+        notes.append(f"Forgetting check: general-domain perplexity changed by {change:+.1f}% ({verdict}).")
     intro = (
         f"Perplexity of the base model and of the continued pre-trained model on {counts['test']} held-out "
         f"documents ({base['test']['n_tokens']} tokens); lower is better. Samples continue the opening words "
