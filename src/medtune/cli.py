@@ -337,7 +337,10 @@ def recipes() -> None:
 ChatModelOpt = Annotated[
     str, typer.Option(help="gemma-3-270m, a Hugging Face id, a local model folder or a medtune training output.")
 ]
-SystemOpt = Annotated[str | None, typer.Option(help="System prompt (a first system turn).")]
+SystemOpt = Annotated[
+    str | None,
+    typer.Option(help="System prompt (a first system turn); default: the one a medtune chat model was trained with."),
+]
 MaxNewTokensOpt = Annotated[int, typer.Option(help="Longest reply in tokens.")]
 TopPOpt = Annotated[float, typer.Option(help="Sample only from the most likely tokens holding this probability.")]
 
@@ -369,6 +372,9 @@ def chat(
     try:
         settings = SamplingSettings(max_new_tokens, temperature, top_p)
         loaded = load_model(model)
+        if system is None and loaded.trained_system_prompt:
+            system = loaded.trained_system_prompt
+            _log(f"System prompt (from training): {system}")
         session = ChatSession(loaded.model, loaded.tokenizer, settings, system, seed, max_context)
     except MedtuneError as exc:
         _fail(exc)
@@ -406,6 +412,8 @@ def generate(
         check_answers_path(data, out)
         rows = read_prompt_rows(data, prompt_col, id_col)  # bad rows fail before the model loads
         loaded = load_model(model)
+        if system is None and chat_template:
+            system = loaded.trained_system_prompt
         summary = generate_prompt_file(
             loaded.model,
             loaded.tokenizer,

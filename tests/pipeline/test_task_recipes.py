@@ -45,6 +45,8 @@ def test_chat_sft_recipe(tiny_chat_gemma_dir, tmp_path):
     run_recipe(tmp_path / "home", "chat-sft", tiny_chat_gemma_dir, run_dir)
     stages = manifest(run_dir)
     assert list(stages) == ["data", "eval_base", "train", "eval_tuned", "report"]
+    trained = [json.loads(x) for x in (run_dir / "data" / "train.jsonl").read_text().splitlines()]
+    assert all(c["messages"][0]["role"] == "system" for c in trained)  # data.system_prompt fills the gaps
     counts = stages["data"]
     assert counts["train"] + counts["dev"] + counts["test"] == 164  # every bundled dialogue is used once
     base, tuned = (stages[s]["perplexity"] for s in ("eval_base", "eval_tuned"))
@@ -57,6 +59,8 @@ def test_chat_sft_recipe(tiny_chat_gemma_dir, tmp_path):
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "perplexity" in html and "<img" in html
     model_dir = Path(stages["train"]["output_dir"])
+    info = json.loads((model_dir / "medtune_model.json").read_text())
+    assert info["system_prompt"].startswith("You are a primary-care doctor")  # medtune chat's default
     assert (
         "chat_template" in json.loads((model_dir / "tokenizer_config.json").read_text())
         or (model_dir / "chat_template.jinja").is_file()

@@ -44,6 +44,11 @@ class LoadedModel:
     def is_seq2seq(self) -> bool:
         return bool(getattr(self.model.config, "is_encoder_decoder", False))
 
+    @property
+    def trained_system_prompt(self) -> str | None:
+        """The system prompt a medtune chat model was trained with (its default at inference)."""
+        return (self.ref.info or {}).get("system_prompt")
+
 
 def read_model_info(folder: Path) -> dict[str, Any] | None:
     path = folder / MODEL_INFO_FILE

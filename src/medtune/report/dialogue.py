@@ -97,7 +97,12 @@ def write_dialogue_report(
     if "per_subject" in first:
         breakdown = {"base": first["per_subject"], "tuned": tuned[f"mcq_{e.mcq_modes[0]}"]["per_subject"]}
     samples = _qa_samples(run, e.report_samples)
-    columns = [("question", "question"), ("answer", "answer"), ("base", "base reply -> letter"), ("tuned", "fine-tuned")]
+    columns = [
+        ("question", "question"),
+        ("answer", "answer"),
+        ("base", "base reply -> letter"),
+        ("tuned", "fine-tuned"),
+    ]
     return write_before_after_report(
         recipe,
         run,

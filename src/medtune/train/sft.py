@@ -104,4 +104,5 @@ def train_chat(
         "truncated": train_report.truncated,
         "skipped": len(train_report.skipped) + len(dev_report.skipped),
     }
-    return save_trained_model(recipe, trainable, result, {"chat_template": True}, metrics)
+    info = {"chat_template": True, "system_prompt": recipe.data.system_prompt}
+    return save_trained_model(recipe, trainable, result, info, metrics)
