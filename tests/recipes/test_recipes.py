@@ -73,7 +73,7 @@ def test_bundled_recipe_values():
     assert (recipe.train.max_steps, recipe.train.epochs, recipe.train.lr, recipe.train.batch_size) == (
         None,
         2.0,
-        3e-4,
+        5e-4,
         8,
     )
     assert recipe.train.lora.r == 16
