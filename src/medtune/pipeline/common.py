@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medtune.data.sampling import eval_count, split_items
 from medtune.errors import MedtuneError
 from medtune.recipes.loader import recipe_to_yaml
 from medtune.recipes.schema import Recipe
@@ -68,3 +69,16 @@ def before_after(
     summary = report(base, tuned, model_dir)
     run.mark_done("report", {"report": summary["report_html"]})
     return summary
+
+
+def holdout_split(items: list, size: float, seed: int, key: str) -> tuple[list, list]:
+    """Cut a held-out share off ``items``; a dev split that rounds to nothing is simply skipped."""
+    k = eval_count(len(items), size)
+    if key == "dev_size" and k == 0:
+        return items, []
+    if size > 0 and not 0 < k < len(items):
+        raise MedtuneError(
+            f"data.{key}={size} of {len(items)} items leaves the {'held-out' if k == 0 else 'training'} set "
+            "empty; choose another size."
+        )
+    return split_items(items, size, seed)

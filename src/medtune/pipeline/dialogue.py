@@ -18,9 +18,9 @@ from medtune.data.chat import Conversation, conversations_from_records, load_con
 from medtune.data.io import columns_of, read_jsonl, read_rows, write_jsonl
 from medtune.data.mcq import MCQItem, load_mcq, mcq_from_records
 from medtune.data.prompts import mcq_to_messages
-from medtune.data.sampling import eval_count, sample_items, split_items
+from medtune.data.sampling import sample_items
 from medtune.errors import MedtuneError
-from medtune.pipeline.common import before_after, train_stage
+from medtune.pipeline.common import before_after, holdout_split, train_stage
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
 
@@ -60,19 +60,6 @@ def _mcq_conversations(items: list[MCQItem], system: str | None) -> list[Convers
     return [Conversation(tuple(mcq_to_messages(item, system)), item.id, item.origin) for item in items]
 
 
-def _split(items: list, size: float, seed: int, key: str) -> tuple[list, list]:
-    """Cut a held-out share off ``items``; a dev split that rounds to nothing is simply skipped."""
-    k = eval_count(len(items), size)
-    if key == "dev_size" and k == 0:
-        return items, []
-    if size > 0 and not 0 < k < len(items):
-        raise MedtuneError(
-            f"data.{key}={size} of {len(items)} items leaves the {'held-out' if k == 0 else 'training'} set "
-            "empty; choose another size."
-        )
-    return split_items(items, size, seed)
-
-
 def _load_conversation_pool(recipe: Recipe, log) -> tuple[list[Conversation], list]:
     d = recipe.data
     pool, report = load_conversations(d.train, d.on_bad_rows, name="train", log=log)
@@ -89,10 +76,10 @@ def _prepare_chat(recipe: Recipe, log) -> tuple[DialogueData, list]:
         held_out = {c.messages for c in test}
         pool = [c for c in pool if c.messages not in held_out]
     else:
-        pool, test = _split(pool, d.test_size, recipe.seed, "test_size")
+        pool, test = holdout_split(pool, d.test_size, recipe.seed, "test_size")
         if not test:
             raise MedtuneError("data.test_size gave no test conversations; raise it or set data.test.")
-    train, dev = _split(pool, d.dev_size, recipe.seed + 1, "dev_size")
+    train, dev = holdout_split(pool, d.dev_size, recipe.seed + 1, "dev_size")
     return DialogueData(train, dev, test=test), reports
 
 
@@ -115,7 +102,7 @@ def _prepare_qa(recipe: Recipe, log) -> tuple[DialogueData, list]:
         asked = {item.question for item in test}
         mcq_pool = [item for item in mcq_pool if item.question not in asked]
     else:
-        mcq_pool, test = _split(mcq_pool, d.test_size, recipe.seed, "test_size")
+        mcq_pool, test = holdout_split(mcq_pool, d.test_size, recipe.seed, "test_size")
         if not test:
             raise MedtuneError("data.test_size gave no test questions; raise it or set data.test.")
     if mcq_pool:
@@ -123,7 +110,7 @@ def _prepare_qa(recipe: Recipe, log) -> tuple[DialogueData, list]:
     else:
         conversations, more = _load_conversation_pool(recipe, log)
         reports += more
-    train, dev = _split(conversations, d.dev_size, recipe.seed + 1, "dev_size")
+    train, dev = holdout_split(conversations, d.dev_size, recipe.seed + 1, "dev_size")
     return DialogueData(train, dev, mcq_pool=mcq_pool, mcq_test=test), reports
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 from medtune.data.io import read_jsonl, write_jsonl
 from medtune.data.sampling import sample_items
 from medtune.data.text import Document, documents_from_records, load_documents
-from medtune.pipeline.common import before_after, train_stage
-from medtune.pipeline.dialogue import _split
+from medtune.pipeline.common import before_after, holdout_split, train_stage
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
 
@@ -47,8 +46,8 @@ def prepare_text_data(recipe: Recipe, run: RunFolder, log=print) -> TextData:
         held_out = {doc.text for doc in test}
         pool = [doc for doc in pool if doc.text not in held_out]
     else:
-        pool, test = _split(pool, d.test_size, recipe.seed, "test_size")
-    train, dev = _split(pool, d.dev_size, recipe.seed + 1, "dev_size")
+        pool, test = holdout_split(pool, d.test_size, recipe.seed, "test_size")
+    train, dev = holdout_split(pool, d.dev_size, recipe.seed + 1, "dev_size")
     general: list[Document] = []
     if d.general:
         general, report = load_documents(d.general, d.general_text_col or d.text_col, d.on_bad_rows, "general", log)
