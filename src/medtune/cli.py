@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+# PEFT still calls a transformers 5 name that is being renamed; the warning is noise for users.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 RecipeArg = Annotated[
     str, typer.Argument(help="A bundled recipe name (see 'medtune recipes') or a path to a recipe YAML file.")
