@@ -12,73 +12,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from medtune.data.examples import IGNORE
-
-CHUNK_ROWS = 128  # output-layer rows per chunk: bounds the (rows x vocab) log-probabilities held at once
-
-
-def _language_model(model):
-    """The bare causal LM under a PEFT wrapper (its adapters stay active)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def decoder_hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Final hidden states ``[batch, length, hidden]`` of the decoder body, without the output layer.
-
-    Rows must be right-padded (real tokens first), so positions count from 0 as in an unpadded pass.
-    """
-    lm = _language_model(model)
-    body = lm.model if hasattr(lm, "model") else lm.get_decoder()
-    device = lm.get_output_embeddings().weight.device
-    out = body(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False)
-    return out.last_hidden_state
+from medtune.data.examples import Example
+from medtune.train.batching import collate
+from medtune.train.loss import decoder_hidden_states, output_logits, token_nll
 
 
 def output_log_probs(model, hidden_rows: torch.Tensor) -> torch.Tensor:
-    """Log-softmax over the vocabulary for each given hidden state (``[n, hidden]`` -> ``[n, vocab]``).
-
-    Applies the model's final-logit soft-capping (Gemma) exactly as its own forward pass does.
-    """
-    lm = _language_model(model)
-    logits = lm.get_output_embeddings()(hidden_rows).float()
-    cap = getattr(lm.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return torch.log_softmax(logits, dim=-1)
-
-
-def pad_right(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token id lists as a right-padded ``input_ids`` tensor and its ``attention_mask``."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
+    """Log-softmax over the vocabulary for each given hidden state (``[n, hidden]`` -> ``[n, vocab]``)."""
+    return torch.log_softmax(output_logits(model, hidden_rows), dim=-1)
 
 
 @torch.no_grad()
 def row_target_nll(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row summed cross-entropy over labelled tokens of a collated causal batch, and per-row counts.
 
-    The same computation as :func:`medtune.train.loss.causal_target_loss` (whose result is the sum of
-    these rows), kept per row so each document or conversation gets its own figure.
+    :func:`medtune.train.loss.token_nll` summed per row, so each document or conversation gets its own figure.
     """
-    hidden = decoder_hidden_states(model, batch["input_ids"], batch["attention_mask"])[:, :-1]
-    targets = batch["labels"][:, 1:].to(hidden.device)
-    keep = targets != IGNORE
-    rows_hidden, rows_targets = hidden[keep], targets[keep]
-    token_nll = torch.zeros(len(rows_targets), dtype=torch.float32, device=hidden.device)
-    for i in range(0, len(rows_targets), CHUNK_ROWS):
-        log_probs = output_log_probs(model, rows_hidden[i : i + CHUNK_ROWS])
-        token_nll[i : i + CHUNK_ROWS] = F.nll_loss(log_probs, rows_targets[i : i + CHUNK_ROWS], reduction="none")
+    nll, keep = token_nll(model, batch)
     rows = keep.nonzero()[:, 0]
-    nll = torch.zeros(targets.shape[0], dtype=torch.float32, device=hidden.device).index_add_(0, rows, token_nll)
-    return nll, keep.sum(dim=1)
+    totals = torch.zeros(keep.shape[0], dtype=torch.float32, device=nll.device).index_add_(0, rows, nll)
+    return totals, keep.sum(dim=1)
 
 
 @dataclass
@@ -134,7 +89,8 @@ def continuation_log_probs(
     try:
         for start in range(0, len(order), batch_size):
             batch = [rows[i] for i in order[start : start + batch_size]]
-            hidden = decoder_hidden_states(model, *pad_right([row.ids for row in batch], pad_id))
+            padded = collate([Example(row.ids, []) for row in batch], pad_id, seq2seq=False)
+            hidden = decoder_hidden_states(model, padded)
             places = sorted({(b, target[0]) for b, row in enumerate(batch) for target in row.targets})
             where = {place: n for n, place in enumerate(places)}
             log_probs = output_log_probs(model, hidden[[p[0] for p in places], [p[1] for p in places]])

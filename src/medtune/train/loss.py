@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from medtune.data.examples import IGNORE
 
 
-def _unwrap(model):
+def unwrap_model(model):
+    """The bare transformers model under a PEFT wrapper (its adapters stay active)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
@@ -79,27 +80,70 @@ def linear_cross_entropy(
     return total
 
 
+def decoder_hidden_states(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Final hidden states ``[batch, length, hidden]`` of a causal LM's body, without the output layer.
+
+    ``batch`` holds ``input_ids`` and an ``attention_mask``, or ``position_ids`` for packed
+    documents (positions restarting per document instead of a mask).
+    """
+    lm = unwrap_model(model)
+    body = lm.model if hasattr(lm, "model") else lm.get_decoder()
+    device = lm.get_output_embeddings().weight.device
+    inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+    return body(**inputs, use_cache=False).last_hidden_state
+
+
+def output_logits(model, hidden_rows: torch.Tensor) -> torch.Tensor:
+    """The output layer on some hidden states (``[n, hidden]`` -> ``[n, vocab]``), soft-capped as the
+    model's own forward pass does (Gemma 2), upcast from half precision."""
+    lm = unwrap_model(model)
+    logits = _upcast(lm.get_output_embeddings()(hidden_rows))
+    cap = getattr(lm.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def _shifted_targets(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(hidden rows that predict a label, those labels, the [batch, length-1] mask that chose them)."""
+    targets = labels[:, 1:].to(hidden.device)
+    keep = targets != IGNORE
+    return hidden[:, :-1][keep], targets[keep], keep
+
+
+def token_nll(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of every labelled token (no gradient), in row chunks, and the mask that places them.
+
+    Returns ``(nll [n_labelled], keep [batch, length-1])``; ``nll`` follows ``keep``'s row-major order.
+    """
+    with torch.no_grad():
+        rows, targets, keep = _shifted_targets(decoder_hidden_states(model, batch), batch["labels"])
+        nll = torch.empty(len(targets), dtype=torch.float32, device=rows.device)
+        for start in range(0, len(targets), CHUNK_ROWS):
+            logits = output_logits(model, rows[start : start + CHUNK_ROWS])
+            nll[start : start + CHUNK_ROWS] = F.cross_entropy(
+                logits, targets[start : start + CHUNK_ROWS], reduction="none"
+            )
+    return nll, keep
+
+
 def causal_target_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over the target tokens of a causal-LM batch, and their count."""
-    lm = _unwrap(model)
-    body = lm.model if hasattr(lm, "model") else lm.get_decoder()
-    # packed documents carry position_ids (restarting per document) instead of an attention mask
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
-    hidden = body(**inputs, use_cache=False).last_hidden_state[:, :-1]
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE
+    if not torch.is_grad_enabled():  # evaluation: no gradient to keep
+        nll, keep = token_nll(model, batch)
+        return nll.sum(), int(keep.sum())
+    lm = unwrap_model(model)
+    rows, targets, keep = _shifted_targets(decoder_hidden_states(model, batch), batch["labels"])
     head = lm.get_output_embeddings()
     if getattr(head, "bias", None) is not None or type(head) is not torch.nn.Linear:
-        logits = head(hidden[keep]).float()  # an unusual head: plain path
-        return F.cross_entropy(logits, targets[keep], reduction="sum"), int(keep.sum())
+        logits = output_logits(model, rows)  # an unusual head: plain path
+        return F.cross_entropy(logits, targets, reduction="sum"), int(keep.sum())
     cap = getattr(lm.config, "final_logit_softcapping", None)
-    return linear_cross_entropy(hidden[keep], head.weight, targets[keep], cap), int(keep.sum())
+    return linear_cross_entropy(rows, head.weight, targets, cap), int(keep.sum())
 
 
 def seq2seq_target_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over the target tokens of an encoder-decoder batch, and their count."""
     labels = batch["labels"]
-    decoder_inputs = _unwrap(model).prepare_decoder_input_ids_from_labels(labels=labels)
+    decoder_inputs = unwrap_model(model).prepare_decoder_input_ids_from_labels(labels=labels)
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=decoder_inputs)
     keep = labels != IGNORE
     loss = F.cross_entropy(out.logits[keep].float(), labels[keep], reduction="sum")
