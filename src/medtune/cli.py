@@ -218,23 +218,25 @@ def eval_(
                 model, data, out, fmt, text_col, limit, max_length or 512, batch_size or 8, log=_log
             )
         else:
-            metrics = _evaluate(
+            from medtune.eval.translation import evaluate_translation_file
+
+            metrics = evaluate_translation_file(
                 model,
                 data,
                 out,
-                task,
-                src_col,
-                tgt_col,
-                src_lang,
-                tgt_lang,
-                glossary,
-                few_shot,
-                few_shot_data,
-                limit,
-                batch_size or 16,
-                num_beams,
-                max_new_tokens or 160,
-                seed,
+                src_col=src_col,
+                tgt_col=tgt_col,
+                src_lang=src_lang,
+                tgt_lang=tgt_lang,
+                glossary=glossary,
+                few_shot=few_shot,
+                few_shot_data=few_shot_data,
+                limit=limit,
+                batch_size=batch_size or 16,
+                num_beams=num_beams,
+                max_new_tokens=max_new_tokens or 160,
+                seed=seed,
+                log=_log,
             )
     except MedtuneError as exc:
         _fail(exc)
@@ -246,53 +248,6 @@ def eval_(
             table.add_row(key, str(metrics[key]))
     Console().print(table)
     _log(f"Wrote {out / 'metrics.json'} and {out / 'outputs.jsonl'}")
-
-
-def _evaluate(
-    model,
-    data,
-    out,
-    task,
-    src_col,
-    tgt_col,
-    src_lang,
-    tgt_lang,
-    glossary,
-    few_shot,
-    few_shot_data,
-    limit,
-    batch_size,
-    num_beams,
-    max_new_tokens,
-    seed,
-) -> dict:
-    from medtune.data.glossary import load_glossary
-    from medtune.data.parallel import load_pairs
-    from medtune.data.validate import validate_pairs
-    from medtune.eval.translation import evaluate_translation, pick_examples
-    from medtune.models.loading import load_model
-
-    if few_shot < 0:
-        raise MedtuneError("--few-shot must be 0 or more.")
-    pairs, report = validate_pairs(load_pairs(data, src_col, tgt_col), "eval")
-    if report.issues:
-        _log(report.summary())
-    examples = []
-    if few_shot:
-        if few_shot_data:
-            pool, _ = validate_pairs(load_pairs(few_shot_data, src_col, tgt_col), "few-shot")
-            examples = pick_examples(pool, few_shot, seed)
-        else:
-            examples = pick_examples(pairs, few_shot, seed)
-            chosen = {id(p) for p in examples}
-            pairs = [p for p in pairs if id(p) not in chosen]
-    if limit:
-        pairs = pairs[:limit]
-    terms = load_glossary(glossary) if glossary else None
-    loaded = load_model(model)
-    return evaluate_translation(
-        loaded, pairs, out, terms, examples, src_lang, tgt_lang, batch_size, num_beams, max_new_tokens
-    )
 
 
 @app.command()

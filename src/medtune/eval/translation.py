@@ -10,6 +10,7 @@ from medtune.data.glossary import Term
 from medtune.data.io import write_jsonl
 from medtune.data.parallel import Pair
 from medtune.data.prompts import translation_prompt
+from medtune.errors import MedtuneError
 from medtune.eval.metrics import corpus_scores, sentence_chrf
 from medtune.eval.terminology import terminology_accuracy
 from medtune.generate.engine import GenerationStats, generate_texts
@@ -95,3 +96,56 @@ def evaluate_translation(
     write_jsonl(out_dir / "outputs.jsonl", records)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     return metrics
+
+
+def evaluate_translation_file(
+    model: str,
+    data: str,
+    out: Path,
+    src_col: str = "en",
+    tgt_col: str = "es",
+    src_lang: str = "en",
+    tgt_lang: str = "es",
+    glossary: str | None = None,
+    few_shot: int = 0,
+    few_shot_data: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 16,
+    num_beams: int = 1,
+    max_new_tokens: int = 160,
+    seed: int = 42,
+    log=print,
+) -> dict:
+    """``medtune eval --task translation``: load, validate, pick few-shot examples, translate and score.
+
+    Few-shot examples come from ``few_shot_data``, or else from ``data`` (and are then not scored).
+
+    Raises:
+        MedtuneError: bad options, unreadable data or model.
+    """
+    from medtune.data.glossary import load_glossary
+    from medtune.data.parallel import load_pairs
+    from medtune.data.validate import validate_pairs
+    from medtune.models.loading import load_model
+
+    if few_shot < 0:
+        raise MedtuneError("--few-shot must be 0 or more.")
+    pairs, report = validate_pairs(load_pairs(data, src_col, tgt_col), "eval")
+    if report.issues:
+        log(report.summary())
+    examples: list[Pair] = []
+    if few_shot:
+        if few_shot_data:
+            pool, _ = validate_pairs(load_pairs(few_shot_data, src_col, tgt_col), "few-shot")
+            examples = pick_examples(pool, few_shot, seed)
+        else:
+            examples = pick_examples(pairs, few_shot, seed)
+            chosen = {id(p) for p in examples}
+            pairs = [p for p in pairs if id(p) not in chosen]
+    if limit:
+        pairs = pairs[:limit]
+    terms = load_glossary(glossary) if glossary else None
+    loaded = load_model(model)
+    return evaluate_translation(
+        loaded, pairs, out, terms, examples, src_lang, tgt_lang, batch_size, num_beams, max_new_tokens
+    )
