@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from medtune.data.io import read_jsonl
 from medtune.recipes.schema import Recipe
 from medtune.report.formatting import (
     REPORT_CSS,
@@ -297,3 +298,11 @@ def _html_value(value: float | None, interval: tuple[float, float] | None) -> st
     """A value for an HTML cell, its interval small beneath it."""
     ci = format_interval(interval)
     return format_value(value) + (f"<br><small>{ci}</small>" if ci else "")
+
+
+def paired_outputs(run: RunFolder, *parts: str) -> list[tuple[dict, dict]]:
+    """Rows of ``eval/eval_base/<parts>`` and ``eval/eval_tuned/<parts>`` side by side (empty if either is missing)."""
+    base_path, tuned_path = run.sub("eval", "eval_base", *parts), run.sub("eval", "eval_tuned", *parts)
+    if not base_path.is_file() or not tuned_path.is_file():
+        return []
+    return list(zip(read_jsonl(base_path), read_jsonl(tuned_path), strict=True))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from medtune.data.io import read_jsonl
 from medtune.recipes.schema import Recipe
-from medtune.report.before_after import MetricRow, write_before_after_report
+from medtune.report.before_after import MetricRow, paired_outputs, write_before_after_report
 from medtune.runs import RunFolder
 
 MODE_LABELS = {"loglik": "log-likelihood of the option letter", "generate": "generated answer"}
@@ -29,24 +29,19 @@ def _chat_rows(base: dict, tuned: dict) -> list[MetricRow]:
 
 
 def _chat_samples(run: RunFolder) -> list[dict]:
-    base_path = run.sub("eval", "eval_base", "samples.jsonl")
-    tuned_path = run.sub("eval", "eval_tuned", "samples.jsonl")
-    if not base_path.is_file() or not tuned_path.is_file():
-        return []
     return [
         {"prompt": b["prompt"], "reference": b["reference"], "base": b["output"], "tuned": t["output"]}
-        for b, t in zip(read_jsonl(base_path), read_jsonl(tuned_path), strict=True)
+        for b, t in paired_outputs(run, "samples.jsonl")
     ]
 
 
 def _qa_samples(run: RunFolder, n: int) -> list[dict]:
-    base_path = run.sub("eval", "eval_base", "mcq_generate", "outputs.jsonl")
-    tuned_path = run.sub("eval", "eval_tuned", "mcq_generate", "outputs.jsonl")
-    if not base_path.is_file() or not tuned_path.is_file():
+    pairs = paired_outputs(run, "mcq_generate", "outputs.jsonl")
+    if not pairs:
         return []
     questions = {str(q["id"]): q["question"] for q in read_jsonl(run.sub("data", "mcq_test.jsonl"))}
     rows = []
-    for b, t in list(zip(read_jsonl(base_path), read_jsonl(tuned_path), strict=True))[:n]:
+    for b, t in pairs[:n]:
         rows.append(
             {
                 "question": questions.get(str(b["id"]), str(b["id"])),

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medtune.data.io import read_jsonl
 from medtune.recipes.schema import Recipe
-from medtune.report.before_after import MetricRow, write_before_after_report
+from medtune.report.before_after import MetricRow, paired_outputs, write_before_after_report
 from medtune.runs import RunFolder
 
 
 def _samples(run: RunFolder) -> list[dict]:
-    base_path = run.sub("eval", "eval_base", "samples.jsonl")
-    tuned_path = run.sub("eval", "eval_tuned", "samples.jsonl")
-    if not base_path.is_file() or not tuned_path.is_file():
-        return []
     return [
         {"opening": b["opening"], "base": b["output"], "tuned": t["output"]}
-        for b, t in zip(read_jsonl(base_path), read_jsonl(tuned_path), strict=True)
+        for b, t in paired_outputs(run, "samples.jsonl")
     ]
 
 

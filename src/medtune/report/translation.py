@@ -6,8 +6,8 @@ import html
 import json
 from pathlib import Path
 
-from medtune.data.io import read_jsonl
 from medtune.recipes.schema import Recipe
+from medtune.report.before_after import paired_outputs
 from medtune.report.formatting import REPORT_CSS, MetricRow, format_delta, format_value
 from medtune.report.model_card import model_card
 from medtune.report.plots import before_after_bars
@@ -48,14 +48,10 @@ def forgetting_verdict(base: dict, tuned: dict, threshold: float) -> dict:
 
 
 def _samples(run: RunFolder, n: int) -> list[dict]:
-    base_path, tuned_path = (
-        run.sub("eval", "eval_base", "test", "outputs.jsonl"),
-        run.sub("eval", "eval_tuned", "test", "outputs.jsonl"),
-    )
-    if n == 0 or not base_path.is_file() or not tuned_path.is_file():
+    pairs = paired_outputs(run, "test", "outputs.jsonl")
+    if n == 0 or not pairs:
         return []
-    base, tuned = read_jsonl(base_path), read_jsonl(tuned_path)
-    step = max(1, len(base) // n)
+    step = max(1, len(pairs) // n)
     return [
         {
             "source": b["source"],
@@ -65,7 +61,7 @@ def _samples(run: RunFolder, n: int) -> list[dict]:
             "base_chrf": b["chrf"],
             "tuned_chrf": t["chrf"],
         }
-        for b, t in list(zip(base, tuned, strict=True))[::step][:n]
+        for b, t in pairs[::step][:n]
     ]
 
 
