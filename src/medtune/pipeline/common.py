@@ -54,15 +54,25 @@ def train_stage(run: RunFolder, train: Callable[[], Any]) -> Path:
 def before_after(
     run: RunFolder,
     base_model: str,
-    evaluate: Callable[[str, str], dict],
+    score: Callable[[str, Any], dict],
     train: Callable[[], Any],
     report: Callable[[dict, dict, Path], dict],
 ) -> dict:
     """The before/after loop every task shares: eval_base -> train -> eval_tuned -> report.
 
-    ``evaluate(stage, model)`` scores one model (and skips itself when the stage is done),
-    ``train()`` returns a trained model, ``report(base, tuned, model_dir)`` returns the summary.
+    ``score(stage, loaded_model)`` scores one model; a stage that ``run.json`` records as done is
+    skipped (its model is not even loaded). ``train()`` returns a trained model,
+    ``report(base, tuned, model_dir)`` returns the summary.
     """
+    from medtune.models.loading import load_model
+
+    def evaluate(stage: str, model_name: str) -> dict:
+        if done := run.done(stage):
+            return done
+        result = score(stage, load_model(model_name))
+        run.mark_done(stage, result)
+        return result
+
     base = evaluate("eval_base", base_model)
     model_dir = train_stage(run, train)
     tuned = evaluate("eval_tuned", str(model_dir))

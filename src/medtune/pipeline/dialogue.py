@@ -160,16 +160,12 @@ def last_user(conversation: Conversation) -> int:
     return max(i for i, m in enumerate(conversation.messages[:last]) if m["role"] == "user")
 
 
-def _evaluate_stage(stage: str, model_name: str, data: DialogueData, recipe: Recipe, run: RunFolder, log) -> dict:
-    """Score one model (skipped if already done): perplexity + samples (chat) or MCQ accuracy (qa)."""
+def _score(stage: str, loaded, data: DialogueData, recipe: Recipe, run: RunFolder, log) -> dict:
+    """Score one model: perplexity + samples (chat) or MCQ accuracy (qa)."""
     from medtune.eval.mcq import evaluate_mcq
     from medtune.eval.perplexity import evaluate_perplexity
-    from medtune.models.loading import load_model
 
-    if done := run.done(stage):
-        return done
     e = recipe.eval
-    loaded = load_model(model_name)
     result: dict = {}
     if recipe.task == "chat":
         test = data.test[: e.limit] if e.limit else data.test
@@ -196,7 +192,6 @@ def _evaluate_stage(stage: str, model_name: str, data: DialogueData, recipe: Rec
             log(
                 f"{stage} MCQ {mode}: accuracy {m['accuracy']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] (n={m['n']})"
             )
-    run.mark_done(stage, result)
     return result
 
 
@@ -219,7 +214,7 @@ def run_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, lo
     return before_after(
         run,
         recipe.model,
-        lambda stage, model: _evaluate_stage(stage, model, data, recipe, run, log),
+        lambda stage, loaded: _score(stage, loaded, data, recipe, run, log),
         _train(recipe, data, resume, log),
         lambda base, tuned, model_dir: write_dialogue_report(recipe, run, data.counts(), base, tuned, model_dir),
     )

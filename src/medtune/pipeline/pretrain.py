@@ -81,14 +81,10 @@ def _continuations(loaded, documents: list[Document], n: int, max_new_tokens: in
     ]
 
 
-def _evaluate_stage(stage: str, model_name: str, data: TextData, recipe: Recipe, run: RunFolder, log) -> dict:
+def _score(stage: str, loaded, data: TextData, recipe: Recipe, run: RunFolder, log) -> dict:
     from medtune.eval.perplexity import evaluate_perplexity
-    from medtune.models.loading import load_model
 
-    if done := run.done(stage):
-        return done
     e = recipe.eval
-    loaded = load_model(model_name)
     result = {}
     for split in ("test", "general"):
         docs = getattr(data, split)
@@ -99,7 +95,6 @@ def _evaluate_stage(stage: str, model_name: str, data: TextData, recipe: Recipe,
             log(f"{stage} {split}: perplexity {result[split]['perplexity']:.3f} ({result[split]['n_tokens']} tokens)")
     samples = _continuations(loaded, data.test, min(e.report_samples, 6), min(e.max_new_tokens, 60))
     write_jsonl(run.sub("eval", stage, "samples.jsonl"), samples)
-    run.mark_done(stage, result)
     return result
 
 
@@ -122,7 +117,7 @@ def run_pretrain_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, lo
     return before_after(
         run,
         recipe.model,
-        lambda stage, model: _evaluate_stage(stage, model, data, recipe, run, log),
+        lambda stage, loaded: _score(stage, loaded, data, recipe, run, log),
         _train(recipe, data, resume, log),
         lambda base, tuned, model_dir: write_pretrain_report(recipe, run, data.counts(), base, tuned, model_dir),
     )

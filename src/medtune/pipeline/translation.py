@@ -83,16 +83,10 @@ def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> Prepa
     return PreparedData(**splits, glossary=glossary)
 
 
-def _evaluate_stage(
-    stage: str, model_name: str, data: PreparedData, recipe: Recipe, run: RunFolder, few_shot: int, log
-) -> dict:
-    """Score one model on the test and general sets (skipped if already done)."""
+def _score(stage: str, loaded, data: PreparedData, recipe: Recipe, run: RunFolder, few_shot: int, log) -> dict:
+    """Score one model on the test and general sets."""
     from medtune.eval.translation import evaluate_translation, pick_examples
-    from medtune.models.loading import load_model
 
-    if done := run.done(stage):
-        return done
-    loaded = load_model(model_name)
     examples = [] if loaded.is_seq2seq else pick_examples(data.train, few_shot, recipe.seed)
     e = recipe.eval
     common = dict(
@@ -115,7 +109,6 @@ def _evaluate_stage(
         )
     for split, m in result.items():
         log(f"{stage} {split}: chrF {m['chrf']:.2f}, BLEU {m['bleu']:.2f}, TER {m['ter']:.2f}")
-    run.mark_done(stage, result)
     return result
 
 
@@ -139,14 +132,14 @@ def run_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False,
 
     data = prepare_translation_data(recipe, run, log)
 
-    def evaluate(stage: str, model: str) -> dict:
+    def score(stage: str, loaded) -> dict:
         few_shot = recipe.eval.few_shot if stage == "eval_base" else 0
-        return _evaluate_stage(stage, model, data, recipe, run, few_shot, log)
+        return _score(stage, loaded, data, recipe, run, few_shot, log)
 
     return before_after(
         run,
         recipe.model,
-        evaluate,
+        score,
         _train(recipe, data, resume, log),
         lambda base, tuned, model_dir: write_translation_report(recipe, run, data, base, tuned, model_dir),
     )
