@@ -115,6 +115,23 @@ def tiny_gemma_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_chatml_dir(tmp_path_factory, tiny_gemma_dir) -> Path:
+    """The tiny Gemma saved with a ChatML chat template on its tokenizer (the markers are plain text to it)."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from medtune.data.chat_template import CHATML_CHAT_TEMPLATE
+
+    folder = tmp_path_factory.mktemp("tiny-gemma-chatml")
+    shutil.copytree(tiny_gemma_dir, folder, dirs_exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_gemma_dir))
+    tokenizer.chat_template = CHATML_CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_chat_gemma_dir(tmp_path_factory) -> Path:
     """A tiny Gemma 3 whose tokenizer has Gemma's turn tokens but, like the embedded base model, no
     chat template: medtune must recognise the family and supply the template itself."""

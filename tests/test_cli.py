@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_checks import assert_user_error
 from typer.testing import CliRunner
 
 from medtune.cli import app
@@ -31,15 +32,6 @@ def invoke(home: Path, *args: str):
     result = CliRunner().invoke(app, list(args), env={"MEDTUNE_HOME": str(home)})
     assert "Traceback" not in result.output
     return result
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    """Exit code 2, a one-paragraph 'error:' message, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert isinstance(result.exception, SystemExit)  # a clean exit, not an escaped exception
-    assert "error:" in result.output
-    for fragment in fragments:
-        assert fragment in result.output, (fragment, result.output)
 
 
 def run_args(model: Path, run_dir: Path, *extra: str) -> list[str]:

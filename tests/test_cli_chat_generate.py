@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_checks import assert_user_error
 from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
@@ -35,15 +36,6 @@ def invoke(*args: str, input: str | None = None):
     result = CliRunner().invoke(app, list(args), input=input)
     assert "Traceback" not in result.output
     return result
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    """Exit code 2, an 'error:' message naming what is wrong, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert isinstance(result.exception, SystemExit)
-    assert "error:" in result.output
-    for fragment in fragments:
-        assert fragment in result.output, (fragment, result.output)
 
 
 def test_chat_answers_resets_and_exits(chat_model_dir):

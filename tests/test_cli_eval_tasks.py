@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import pytest
-from transformers import AutoTokenizer
+from cli_checks import assert_user_error
 from typer.testing import CliRunner
 
 from medtune.cli import app
-from medtune.data.chat_template import CHATML_CHAT_TEMPLATE
 from medtune.data.demo import DEMO_DIR
 from medtune.data.sampling import sample_items
 
@@ -22,28 +19,8 @@ def invoke(*args: str):
     return result
 
 
-def assert_user_error(result, *fragments: str) -> None:
-    """Exit code 2 with one 'error:' paragraph naming what is wrong, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert isinstance(result.exception, SystemExit)
-    assert "error:" in result.output
-    for fragment in fragments:
-        assert fragment in " ".join(result.output.split()), (fragment, result.output)
-
-
 def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-@pytest.fixture(scope="module")
-def chat_model_dir(tiny_gemma_dir, tmp_path_factory) -> Path:
-    """The tiny model saved with a ChatML template on its tokenizer."""
-    folder = tmp_path_factory.mktemp("tiny-gemma-chat")
-    shutil.copytree(tiny_gemma_dir, folder, dirs_exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_gemma_dir))
-    tokenizer.chat_template = CHATML_CHAT_TEMPLATE
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def test_eval_mcq_loglik_with_few_shot_writes_metrics(tiny_gemma_dir, tmp_path):
@@ -66,10 +43,10 @@ def test_eval_mcq_loglik_with_few_shot_writes_metrics(tiny_gemma_dir, tmp_path):
     assert set(metrics["per_subject"]) == {r["subject"] for r in rows}
 
 
-def test_eval_mcq_generate_mode(chat_model_dir, tmp_path):
+def test_eval_mcq_generate_mode(tiny_chatml_dir, tmp_path):
     out = tmp_path / "gen"
     result = invoke(
-        "--task", "mcq", "--mode", "generate", "--model", str(chat_model_dir), "--data", "demo:medical_mcq.jsonl",
+        "--task", "mcq", "--mode", "generate", "--model", str(tiny_chatml_dir), "--data", "demo:medical_mcq.jsonl",
         "--out", str(out), "--limit", "3", "--max-new-tokens", "4",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -78,10 +55,10 @@ def test_eval_mcq_generate_mode(chat_model_dir, tmp_path):
     assert metrics["unparsed"] == sum(r["predicted"] is None for r in read_rows(out / "outputs.jsonl"))
 
 
-def test_eval_perplexity_on_text_and_on_conversations(chat_model_dir, tmp_path):
+def test_eval_perplexity_on_text_and_on_conversations(tiny_chatml_dir, tmp_path):
     text_out, chat_out = tmp_path / "text", tmp_path / "chat"
     result = invoke(
-        "--task", "perplexity", "--model", str(chat_model_dir), "--data", "demo:medical_paragraphs.jsonl",
+        "--task", "perplexity", "--model", str(tiny_chatml_dir), "--data", "demo:medical_paragraphs.jsonl",
         "--out", str(text_out), "--limit", "3", "--max-length", "64",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -92,7 +69,7 @@ def test_eval_perplexity_on_text_and_on_conversations(chat_model_dir, tmp_path):
     assert metrics["perplexity"] > 1
 
     result = invoke(
-        "--task", "perplexity", "--model", str(chat_model_dir), "--data", "demo:doctor_patient_dialogues.jsonl",
+        "--task", "perplexity", "--model", str(tiny_chatml_dir), "--data", "demo:doctor_patient_dialogues.jsonl",
         "--out", str(chat_out), "--limit", "2",
     )  # fmt: skip
     assert result.exit_code == 0, result.output

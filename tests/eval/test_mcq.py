@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer
 
-from medtune.data.chat_template import CHATML_CHAT_TEMPLATE
 from medtune.data.mcq import MCQItem
 from medtune.data.prompts import mcq_answer_text, mcq_to_messages, mcq_user_message
 from medtune.errors import MedtuneError
@@ -55,12 +53,9 @@ def loaded(tiny_gemma_dir) -> LoadedModel:
 
 
 @pytest.fixture(scope="module")
-def chat_loaded(tiny_gemma_dir) -> LoadedModel:
+def chat_loaded(tiny_chatml_dir) -> LoadedModel:
     """The tiny model with a ChatML template on its tokenizer (the markers are plain text to it)."""
-    plain = load_model(str(tiny_gemma_dir))
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_gemma_dir))
-    tokenizer.chat_template = CHATML_CHAT_TEMPLATE
-    return LoadedModel(plain.model, tokenizer, plain.ref)
+    return load_model(str(tiny_chatml_dir))
 
 
 def reference_letter_log_probs(model, tokenizer, prompt: str, letters: str, chat: bool) -> dict[str, float]:

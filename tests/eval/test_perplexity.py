@@ -8,10 +8,9 @@ import math
 
 import pytest
 import torch
-from transformers import AutoTokenizer
 
 from medtune.data.chat import Conversation
-from medtune.data.chat_template import CHATML_CHAT_TEMPLATE, encode_conversation
+from medtune.data.chat_template import encode_conversation
 from medtune.data.examples import IGNORE
 from medtune.data.text import Document
 from medtune.errors import MedtuneError
@@ -60,11 +59,9 @@ def loaded(tiny_gemma_dir) -> LoadedModel:
 
 
 @pytest.fixture(scope="module")
-def chat_loaded(tiny_gemma_dir) -> LoadedModel:
-    plain = load_model(str(tiny_gemma_dir))
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_gemma_dir))
-    tokenizer.chat_template = CHATML_CHAT_TEMPLATE
-    return LoadedModel(plain.model, tokenizer, plain.ref)
+def chat_loaded(tiny_chatml_dir) -> LoadedModel:
+    """The tiny model with a ChatML template on its tokenizer (the markers are plain text to it)."""
+    return load_model(str(tiny_chatml_dir))
 
 
 def labelled_nll(model, ids: list[int], labels: list[int]) -> tuple[float, int]:

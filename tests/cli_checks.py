@@ -1,0 +1,15 @@
+"""Checks shared by the CLI tests."""
+
+from __future__ import annotations
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    """Exit code 2 with one 'error:' paragraph naming what is wrong, and no traceback.
+
+    Fragments are matched with whitespace collapsed, since the console wraps long messages.
+    """
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # a clean exit, not an escaped exception
+    assert "error:" in result.output
+    for fragment in fragments:
+        assert fragment in " ".join(result.output.split()), (fragment, result.output)
