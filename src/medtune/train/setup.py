@@ -42,6 +42,11 @@ def prepare_trainable_model(recipe: Recipe, log=print) -> TrainableModel:
     torch.manual_seed(recipe.seed)
     loaded = load_model(recipe.model, dtype=cfg.dtype, quantization=cfg.quantization, log=log)
     model = loaded.model
+    if cfg.quantization == "4bit":
+        from peft import prepare_model_for_kbit_training
+
+        # QLoRA: norms in float32 and a frozen 4-bit base ready for adapters (PEFT's own preparation).
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if cfg.gradient_checkpointing and getattr(model, "supports_gradient_checkpointing", False):
         # Recompute each layer's activations in the backward pass: ~1 GB less at ~20% more time.
         if hasattr(model, "activation_checkpointing_enable"):  # the transformers >= 5.x name
