@@ -1,5 +1,5 @@
 """MCQ evaluation on the tiny Gemma model: letter log-likelihoods against a plain full forward pass,
-padding, multi-token letters, truncation, generate mode, per-subject figures and the bootstrap."""
+padding, multi-token letters, truncation, generate mode, per-subject figures (the bootstrap interval: test_significance.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import torch
 from medtune.data.mcq import MCQItem
 from medtune.data.prompts import mcq_answer_text, mcq_to_messages, mcq_user_message
 from medtune.errors import MedtuneError
-from medtune.eval.bootstrap import bootstrap_interval
 from medtune.eval.loglik import continuation_log_probs
 from medtune.eval.mcq import (
     encode_mcq_prompt,
@@ -238,25 +237,6 @@ def test_bad_mode_and_empty_items_are_user_errors(loaded, tmp_path):
         evaluate_mcq(loaded, [item(0)], tmp_path, mode="guess")
     with pytest.raises(MedtuneError, match="No questions"):
         evaluate_mcq(loaded, [], tmp_path)
-
-
-def test_bootstrap_interval_contains_accuracy_and_is_reproducible():
-    outcomes = [True] * 30 + [False] * 20
-    low, high = bootstrap_interval(outcomes, 1000, seed=7)
-    assert low < 0.6 < high
-    assert (low, high) == bootstrap_interval(outcomes, 1000, seed=7)
-    assert (low, high) != bootstrap_interval(outcomes, 1000, seed=8)
-    # binomial standard error at n=50 is 0.069, so the 95% interval is about +-0.136
-    assert 0.2 < high - low < 0.35
-
-
-def test_bootstrap_interval_shrinks_with_more_items():
-    small = bootstrap_interval([True, False] * 20, 1000, seed=1)
-    large = bootstrap_interval([True, False] * 2000, 1000, seed=1)
-    assert large[1] - large[0] < (small[1] - small[0]) / 5  # width falls like 1/sqrt(n): 10x here
-    assert bootstrap_interval([True] * 10, 100, seed=1) == (1.0, 1.0)
-    with pytest.raises(MedtuneError):
-        bootstrap_interval([], 100)
 
 
 def test_outputs_are_written_where_asked(loaded, tmp_path):

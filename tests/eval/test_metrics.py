@@ -51,3 +51,11 @@ def test_sentence_chrf_is_chrf_plus_plus_rounded():
     expected = sacrebleu.sentence_chrf(HYPOTHESES[1], [REFERENCES[1]], word_order=2).score
     assert sentence_chrf(HYPOTHESES[1], REFERENCES[1]) == round(expected, 2)
     assert sentence_chrf(HYPOTHESES[2], REFERENCES[2]) == 100.0
+
+
+def test_signatures_equal_those_of_sacrebleus_corpus_score():
+    metrics = {"bleu": sacrebleu.BLEU(), "chrf": sacrebleu.CHRF(word_order=2), "ter": sacrebleu.TER()}
+    for metric in metrics.values():
+        metric.corpus_score(HYPOTHESES, [REFERENCES])
+    expected = {name: str(metric.get_signature()) for name, metric in metrics.items()}
+    assert corpus_scores(HYPOTHESES, REFERENCES)["signatures"] == expected

@@ -25,9 +25,9 @@ from medtune.data.io import write_jsonl
 from medtune.data.mcq import MCQItem
 from medtune.data.prompts import ANSWER_PREFIX, mcq_answer_text, mcq_to_messages, mcq_user_message
 from medtune.errors import MedtuneError
-from medtune.eval.bootstrap import bootstrap_interval
 from medtune.eval.letters import extract_letter
 from medtune.eval.loglik import continuation_log_probs
+from medtune.eval.significance import bootstrap_interval
 from medtune.generate.engine import SamplingSettings, sample_texts
 from medtune.models.loading import LoadedModel
 
