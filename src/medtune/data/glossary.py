@@ -1,4 +1,10 @@
-"""A bilingual term glossary (source term -> target term) for terminology accuracy."""
+"""A bilingual term glossary (source term -> target term) for terminology accuracy.
+
+Each cell holds a term, optionally followed by variants written the same way the term may appear:
+``foot|feet`` (an irregular plural), ``tos ferina|tosferina`` (a spelling). The first form is the
+term's name in reports; regular inflections (plurals, gender) need no variant, they are matched
+by :mod:`medtune.eval.terminology`.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,53 @@ from dataclasses import dataclass
 from medtune.data.io import columns_of, read_rows
 from medtune.errors import MedtuneError
 
+VARIANT_SEPARATOR = "|"
+
 
 @dataclass(frozen=True)
 class Term:
+    """One glossary entry: the source and target term, each with its listed variants."""
+
     src: str
     tgt: str
+    src_variants: tuple[str, ...] = ()
+    tgt_variants: tuple[str, ...] = ()
+
+    @property
+    def src_forms(self) -> tuple[str, ...]:
+        """The source term followed by its variants."""
+        return (self.src, *self.src_variants)
+
+    @property
+    def tgt_forms(self) -> tuple[str, ...]:
+        """The target term followed by its variants."""
+        return (self.tgt, *self.tgt_variants)
+
+
+def parse_variants(cell: str, where: str, column: str) -> tuple[str, ...]:
+    """Split a glossary cell ``term|variant|variant`` into its stripped forms, term first.
+
+    Raises:
+        MedtuneError: an empty variant (``a||b``, a leading or trailing ``|``), naming ``where``
+            (``file:line``) and the column.
+    """
+    forms = tuple(part.strip() for part in cell.split(VARIANT_SEPARATOR))
+    if not all(forms):
+        raise MedtuneError(
+            f"{where}: column '{column}' holds {cell!r}, which has an empty variant. Write a term and "
+            f"its variants as 'term|variant|variant', with no empty part and no leading or trailing '|'."
+        )
+    return tuple(dict.fromkeys(forms))  # a variant listed twice counts once
 
 
 def load_glossary(spec: str, src_col: str = "en", tgt_col: str = "es") -> list[Term]:
     """Load a glossary from JSONL/CSV/TSV with one term pair per row (columns ``en``/``es``).
 
+    A cell may list variants after the term: ``foot|feet``.
+
     Raises:
-        MedtuneError: missing columns (listing those found) or an empty term (with its line).
+        MedtuneError: missing columns (listing those found), an empty term or an unparseable variant
+            list (with its ``file:line``).
     """
     rows = read_rows(spec)
     found = columns_of(rows)
@@ -29,5 +70,7 @@ def load_glossary(spec: str, src_col: str = "en", tgt_col: str = "es") -> list[T
         src, tgt = row.fields.get(src_col), row.fields.get(tgt_col)
         if not isinstance(src, str) or not src.strip() or not isinstance(tgt, str) or not tgt.strip():
             raise MedtuneError(f"{row.origin}: empty glossary term ({src!r} -> {tgt!r}).")
-        terms.append(Term(src.strip(), tgt.strip()))
+        src_forms = parse_variants(src, row.origin, src_col)
+        tgt_forms = parse_variants(tgt, row.origin, tgt_col)
+        terms.append(Term(src_forms[0], tgt_forms[0], src_forms[1:], tgt_forms[1:]))
     return terms
