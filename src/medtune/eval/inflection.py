@@ -69,7 +69,13 @@ SPANISH_LINKING = frozenset(
         "y",
     }
 )
-_SPANISH_VOWEL_GROUP = re.compile(r"[aeiou]+")
+# A vowel group is one syllable, except that an accented í/ú stands alone (v-í-as, pa-ís).
+_SPANISH_SYLLABLE = re.compile(r"[íú]|[aeiouáéóü]+")
+
+
+def _syllables(word: str) -> int:
+    """Syllables of a lower-case Spanish word, near enough to tell one from several."""
+    return len(_SPANISH_SYLLABLE.findall(word))
 
 
 def fold(text: str) -> str:
@@ -119,7 +125,7 @@ def _stressed_last_vowel(word: str) -> bool:
     return False
 
 
-def _spanish_inflections(word: str, stressed_final: bool) -> set[str]:
+def _spanish_inflections(word: str, stressed_final: bool, syllables: int) -> set[str]:
     """Number and gender forms of a folded Spanish word taken as singular."""
     if word[-1] in "oa":
         stem = word[:-1]
@@ -130,8 +136,7 @@ def _spanish_inflections(word: str, stressed_final: bool) -> set[str]:
         return {word, word[:-1] + "ces"}
     if word[-1] in "sx":
         # Unstressed -is/-sis/-us/-x are the same in the plural (análisis, virus, tórax).
-        monosyllable = len(_SPANISH_VOWEL_GROUP.findall(word)) == 1
-        if not (stressed_final or monosyllable):
+        if not (stressed_final or syllables == 1):
             return {word}
         forms = {word, word + "es"}
         if word.endswith("es") and stressed_final:
@@ -143,9 +148,9 @@ def _spanish_inflections(word: str, stressed_final: bool) -> set[str]:
     return forms
 
 
-def _spanish_singulars(word: str) -> list[str]:
+def _spanish_singulars(word: str, syllables: int) -> list[str]:
     """Singulars a folded word ending in unstressed -s may be the plural of (pulmones -> pulmón)."""
-    if len(_SPANISH_VOWEL_GROUP.findall(word)) < 2 or word.endswith(("is", "us")):
+    if syllables < 2 or word.endswith(("is", "us")):
         return []
     if word.endswith(("os", "as")):
         return [word[:-1]]
@@ -166,9 +171,9 @@ def spanish_forms(word: str) -> frozenset[str]:
     folded = fold(word)
     if folded in SPANISH_LINKING or not folded.isalpha():
         return frozenset({folded})
-    stressed_final = _stressed_last_vowel(word)
-    forms = {folded} | _spanish_inflections(folded, stressed_final)
+    stressed_final, syllables = _stressed_last_vowel(word), _syllables(word)
+    forms = {folded} | _spanish_inflections(folded, stressed_final, syllables)
     if folded.endswith("s") and not stressed_final:
-        for singular in _spanish_singulars(folded):
-            forms |= _spanish_inflections(singular, stressed_final=False)
+        for singular in _spanish_singulars(folded, syllables):
+            forms |= _spanish_inflections(singular, stressed_final=False, syllables=_syllables(singular))
     return frozenset(forms)
