@@ -80,7 +80,10 @@ def _syllables(word: str) -> int:
 
 def fold(text: str) -> str:
     """Lower-case, strip accents and unify apostrophes (``Presión`` -> ``presion``)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold().replace("\u2019", "'"))
+    text = text.casefold()
+    if text.isascii():  # most English text: nothing to strip
+        return text
+    decomposed = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 

@@ -41,6 +41,11 @@ class TermCheck:
     found: bool
 
 
+def _squeeze(gap: str) -> str:
+    """A separator without its whitespace (" " -> "", " - " -> "-")."""
+    return "" if gap == " " else "".join(gap.split())
+
+
 @dataclass(frozen=True)
 class _Words:
     """A text as its words and the separators between them (whitespace removed: "" or "-")."""
@@ -52,7 +57,7 @@ class _Words:
     def of(cls, text: str) -> _Words:
         """Split ``text`` as it is (fold it first to compare folded words)."""
         spans = list(WORD.finditer(text))
-        gaps = tuple("".join(text[a.end() : b.start()].split()) for a, b in pairwise(spans))
+        gaps = tuple(_squeeze(text[a.end() : b.start()]) for a, b in pairwise(spans))
         return cls(tuple(m.group() for m in spans), gaps)
 
 
@@ -142,8 +147,8 @@ class TermMatcher:
             (start, start + len(phrase.forms), number)
             for number, index in enumerate(occurrences)
             for phrase in self._targets[index]
-            for start in range(len(out.words))
-            if phrase.matches_at(out, start)
+            for start, word in enumerate(out.words)
+            if word in phrase.forms[0] and phrase.matches_at(out, start)
         ]
         found: set[int] = set()
         taken: set[int] = set()
