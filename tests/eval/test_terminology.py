@@ -6,7 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from cli_checks import assert_user_error
+from typer.testing import CliRunner
 
+from medtune.cli import app
 from medtune.data.glossary import Term, load_glossary
 from medtune.data.io import read_rows
 from medtune.errors import MedtuneError
@@ -384,3 +387,25 @@ def test_bundled_glossary_checks_1000_sentences_well_under_a_second():
         best = min(best, time.perf_counter() - start)
     assert sum(map(len, checks)) > 1000  # the sentences hold terms to check
     assert best < 1.0, f"{best:.2f} s for 1,000 sentences"
+
+
+def test_a_form_without_letters_or_digits_is_an_error(tmp_path):
+    path = tmp_path / "terms.tsv"
+    path.write_text("en\tes\npercent|%\tpor ciento\n", encoding="utf-8")
+    with pytest.raises(MedtuneError, match=rf"{path}:2: column 'en' holds 'percent\|%'; .* letter or digit"):
+        load_glossary(str(path))
+    # Built in code, such a form is never matched, and the term's other forms still are.
+    matcher = TermMatcher([Term("percent", "por ciento", tgt_variants=("%",))])
+    assert _found(matcher, "Five percent.", "Cinco %.") == [("percent", False)]
+    assert _found(matcher, "Five percent.", "Cinco por ciento.") == [("percent", True)]
+
+
+def test_cli_names_the_bad_variant_line_before_loading_a_model(tmp_path):
+    glossary = tmp_path / "terms.tsv"
+    glossary.write_text("en\tes\nrash\tsarpullido\nfoot|\tpie\n", encoding="utf-8")
+    out = tmp_path / "eval"
+    args = ["eval", "--task", "translation", "--model", str(tmp_path / "no-model"), "--data"]
+    args += ["demo:medical_en_es.jsonl", "--glossary", str(glossary), "--limit", "2", "--out", str(out)]
+    result = CliRunner().invoke(app, args, env={"MEDTUNE_HOME": str(tmp_path / "home")})
+    assert_user_error(result, f"{glossary}:3: column 'en' holds 'foot|'", "'term|variant|variant'")
+    assert not out.exists()

@@ -8,12 +8,14 @@ by :mod:`medtune.eval.terminology`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from medtune.data.io import columns_of, read_rows
 from medtune.errors import MedtuneError
 
 VARIANT_SEPARATOR = "|"
+_WORD_CHARACTER = re.compile(r"\w")
 
 
 @dataclass(frozen=True)
@@ -40,14 +42,19 @@ def parse_variants(cell: str, where: str, column: str) -> tuple[str, ...]:
     """Split a glossary cell ``term|variant|variant`` into its stripped forms, term first.
 
     Raises:
-        MedtuneError: an empty variant (``a||b``, a leading or trailing ``|``), naming ``where``
-            (``file:line``) and the column.
+        MedtuneError: an empty variant (``a||b``, a leading or trailing ``|``) or a form with no
+            letter or digit, naming ``where`` (``file:line``) and the column.
     """
     forms = tuple(part.strip() for part in cell.split(VARIANT_SEPARATOR))
     if not all(forms):
         raise MedtuneError(
             f"{where}: column '{column}' holds {cell!r}, which has an empty variant. Write a term and "
             f"its variants as 'term|variant|variant', with no empty part and no leading or trailing '|'."
+        )
+    if not all(_WORD_CHARACTER.search(form) for form in forms):
+        raise MedtuneError(
+            f"{where}: column '{column}' holds {cell!r}; every term and variant needs a letter or digit "
+            "to be matched as words."
         )
     return tuple(dict.fromkeys(forms))  # a variant listed twice counts once
 

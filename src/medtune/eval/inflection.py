@@ -78,7 +78,7 @@ def _syllables(word: str) -> int:
     return len(_SPANISH_SYLLABLE.findall(word))
 
 
-def fold(text: str) -> str:
+def normalise(text: str) -> str:
     """Lower-case, strip accents and unify apostrophes (``Presión`` -> ``presion``)."""
     text = text.casefold()
     if text.isascii():  # most English text: nothing to strip
@@ -122,7 +122,7 @@ def english_forms(word: str) -> frozenset[str]:
 def _stressed_last_vowel(word: str) -> bool:
     """Whether the last vowel of an accented lower-case word carries a written accent (inglés)."""
     for ch in reversed(word):
-        base = fold(ch)
+        base = normalise(ch)
         if base in ("a", "e", "i", "o", "u"):
             return base != ch
     return False
@@ -171,7 +171,7 @@ def spanish_forms(word: str) -> frozenset[str]:
     unstressed -is/-us/-x invariant; a plural (``pulmones``) also matches its singular. Linking
     words (``de``, ``la``) and words with digits stay as they are.
     """
-    folded = fold(word)
+    folded = normalise(word)
     if folded in SPANISH_LINKING or not folded.isalpha():
         return frozenset({folded})
     stressed_final, syllables = _stressed_last_vowel(word), _syllables(word)

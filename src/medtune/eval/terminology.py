@@ -24,12 +24,9 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from medtune.data.glossary import Term
-from medtune.eval.inflection import WORD, english_forms, english_head_index, fold, spanish_forms
+from medtune.eval.inflection import WORD, english_forms, english_head_index, normalise, spanish_forms
 
-
-def normalise(text: str) -> str:
-    """Lower-case and strip accents (``Presión`` -> ``presion``)."""
-    return fold(text)
+__all__ = ["TermCheck", "TermMatcher", "normalise", "terminology_accuracy"]
 
 
 @dataclass
@@ -55,7 +52,7 @@ class _Words:
 
     @classmethod
     def of(cls, text: str) -> _Words:
-        """Split ``text`` as it is (fold it first to compare folded words)."""
+        """Split ``text`` as it is (normalise it first to compare folded words)."""
         spans = list(WORD.finditer(text))
         gaps = tuple(_squeeze(text[a.end() : b.start()]) for a, b in pairwise(spans))
         return cls(tuple(m.group() for m in spans), gaps)
@@ -83,7 +80,7 @@ class _Phrase:
 
 
 def _english_phrase(term: str) -> _Phrase:
-    words = _Words.of(fold(term))
+    words = _Words.of(normalise(term))
     head = english_head_index(list(words.words))
     forms = tuple(english_forms(w) if i == head else frozenset({w}) for i, w in enumerate(words.words))
     return _Phrase(forms, words.gaps, words.words)
@@ -92,17 +89,20 @@ def _english_phrase(term: str) -> _Phrase:
 def _spanish_phrase(term: str) -> _Phrase:
     # Inflect before folding: the written accent tells a stressed final syllable (inglés -> ingleses).
     words = _Words.of(unicodedata.normalize("NFC", term.casefold().replace("\u2019", "'")))
-    return _Phrase(tuple(spanish_forms(w) for w in words.words), words.gaps, tuple(map(fold, words.words)))
+    return _Phrase(tuple(spanish_forms(w) for w in words.words), words.gaps, tuple(map(normalise, words.words)))
 
 
-def _longest_first(spans: list[tuple[int, int, tuple]]) -> list[tuple[int, int, tuple]]:
-    """Non-overlapping ``(start, end, rank)`` spans, taking the longest, then leftmost, then lowest rank."""
+def _longest_first(spans: list[tuple[int, int, tuple]], once_per_rank: bool = False) -> list[tuple[int, int, tuple]]:
+    """Non-overlapping ``(start, end, rank)`` spans, taking the longest, then leftmost, then lowest
+    rank; with ``once_per_rank``, at most one span of each rank."""
     taken: set[int] = set()
+    ranks_used: set[tuple] = set()
     chosen = []
-    for start, end, key in sorted(spans, key=lambda s: (s[0] - s[1], s[0], s[2])):
-        if taken.isdisjoint(range(start, end)):
+    for start, end, rank in sorted(spans, key=lambda s: (s[0] - s[1], s[0], s[2])):
+        if taken.isdisjoint(range(start, end)) and not (once_per_rank and rank in ranks_used):
             taken.update(range(start, end))
-            chosen.append((start, end, key))
+            ranks_used.add(rank)
+            chosen.append((start, end, rank))
     return chosen
 
 
@@ -111,13 +111,14 @@ class TermMatcher:
 
     def __init__(self, glossary: list[Term]):
         self.terms = list(glossary)
-        self._targets = [[_spanish_phrase(t) for t in term.tgt_forms] for term in self.terms]
+        # A form with no letters or digits ("%") can never be matched as words: it is left out.
+        self._targets = [[p for t in term.tgt_forms if (p := _spanish_phrase(t)).forms] for term in self.terms]
         # Source patterns indexed by every form of their first word: a sentence is scanned once.
         self._by_first_word: dict[str, list[tuple[int, _Phrase]]] = {}
         for index, term in enumerate(self.terms):
             for form in term.src_forms:
                 phrase = _english_phrase(form)
-                for first in phrase.forms[0] if phrase.forms else ():
+                for first in phrase.forms[0] if phrase.forms else ():  # see _targets
                     self._by_first_word.setdefault(first, []).append((index, phrase))
 
     def occurrences(self, source: str) -> list[tuple[int, int, int]]:
@@ -126,7 +127,7 @@ class TermMatcher:
         Where two terms match the same words, a form the glossary lists beats an inflected one
         (``airways`` listed for itself beats the plural of ``airway``), then the earlier entry wins.
         """
-        text = _Words.of(fold(source))
+        text = _Words.of(normalise(source))
         spans = [
             (start, end, (text.words[start:end] != phrase.listed, index))
             for start, word in enumerate(text.words)
@@ -141,21 +142,16 @@ class TermMatcher:
         occurrences = [index for _, _, index in self.occurrences(source)]
         if not occurrences:
             return []
-        out = _Words.of(fold(output))
-        # Every place each occurrence's target could be: (start, end, occurrence number).
+        out = _Words.of(normalise(output))
+        # Every place each occurrence's target could be; each occurrence then claims one place.
         candidates = [
-            (start, start + len(phrase.forms), number)
+            (start, start + len(phrase.forms), (number,))
             for number, index in enumerate(occurrences)
             for phrase in self._targets[index]
             for start, word in enumerate(out.words)
             if word in phrase.forms[0] and phrase.matches_at(out, start)
         ]
-        found: set[int] = set()
-        taken: set[int] = set()
-        for start, end, number in sorted(candidates, key=lambda c: (c[0] - c[1], c[0], c[2])):
-            if number not in found and taken.isdisjoint(range(start, end)):
-                found.add(number)
-                taken.update(range(start, end))
+        found = {rank[0] for _, _, rank in _longest_first(candidates, once_per_rank=True)}
         return [
             TermCheck(self.terms[index].src, self.terms[index].tgt, number in found)
             for number, index in enumerate(occurrences)
