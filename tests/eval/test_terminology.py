@@ -3,15 +3,12 @@ gender on every word, glossary variants, no double counting, exact shares."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from cli_checks import assert_user_error
 from typer.testing import CliRunner
 
 from medtune.cli import app
 from medtune.data.glossary import Term, load_glossary
-from medtune.data.io import read_rows
 from medtune.errors import MedtuneError
 from medtune.eval.inflection import english_forms, english_head_index, spanish_forms
 from medtune.eval.terminology import TermMatcher, normalise, terminology_accuracy
@@ -374,19 +371,6 @@ def test_word_boundaries_with_hyphens_and_apostrophes():
         ("isolation", True),
         ("x-ray", True),
     ]
-
-
-def test_bundled_glossary_checks_1000_sentences_well_under_a_second():
-    rows = read_rows("demo:medical_en_es.jsonl")
-    pairs = [(r.fields["en"], r.fields["es"]) for r in rows] * 2
-    matcher = TermMatcher(load_glossary("demo:glossary_en_es.tsv"))  # patterns compiled once
-    best = float("inf")
-    for _ in range(3):  # best of three: the machine is shared
-        start = time.perf_counter()
-        checks = [matcher.check(source, output) for source, output in pairs[:1000]]
-        best = min(best, time.perf_counter() - start)
-    assert sum(map(len, checks)) > 1000  # the sentences hold terms to check
-    assert best < 1.0, f"{best:.2f} s for 1,000 sentences"
 
 
 def test_a_form_without_letters_or_digits_is_an_error(tmp_path):
