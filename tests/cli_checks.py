@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 
 def assert_user_error(result, *fragments: str) -> None:
     """Exit code 2 with one 'error:' paragraph naming what is wrong, and no traceback.
@@ -13,3 +16,13 @@ def assert_user_error(result, *fragments: str) -> None:
     assert "error:" in result.output
     for fragment in fragments:
         assert fragment in " ".join(result.output.split()), (fragment, result.output)
+
+
+def file_checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` by relative path: equal before and after = nothing lost."""
+    root = Path(folder)
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

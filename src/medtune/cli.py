@@ -34,11 +34,27 @@ SetOpt = Annotated[
 ResumeOpt = Annotated[
     bool,
     typer.Option(
-        "--resume", help="Continue an interrupted run: skip finished stages, resume training from its checkpoint."
+        "--resume",
+        help="Continue the run in its folder: skip finished stages, continue training from its last checkpoint. "
+        "Refused when the recipe changed since the run began (the error names the changed keys).",
+    ),
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="With --resume: accept a changed recipe. Re-runs the finished stages whose settings changed and "
+        "every stage that uses their results (training starts afresh if its settings or data changed); "
+        "recorded in run.json.",
     ),
 ]
 OverwriteOpt = Annotated[
-    bool, typer.Option("--overwrite", help="Replace an existing run folder of the same name (deletes it first).")
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Start again in a folder that holds an earlier medtune run: the old run is deleted once the new "
+        "data are loaded and validated (kept if that fails). A folder medtune did not make is never deleted.",
+    ),
 ]
 
 
@@ -65,6 +81,7 @@ def run(
     recipe: RecipeArg = "translate-en-es",
     set_: SetOpt = None,
     resume: ResumeOpt = False,
+    force: ForceOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Run a whole recipe: score the base model, fine-tune, score again, write the report."""
@@ -72,7 +89,7 @@ def run(
     from medtune.recipes.loader import load_recipe
 
     try:
-        summary = run_recipe(load_recipe(recipe, set_), resume=resume, overwrite=overwrite, log=_log)
+        summary = run_recipe(load_recipe(recipe, set_), resume=resume, overwrite=overwrite, force=force, log=_log)
     except MedtuneError as exc:
         _fail(exc)
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
@@ -87,13 +104,19 @@ def run(
 
 
 @app.command()
-def train(recipe: RecipeArg, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
+def train(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    resume: ResumeOpt = False,
+    force: ForceOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
     """Fine-tune only: validate and split the data, train, save the model to the recipe's output_dir."""
     from medtune.pipeline import train_recipe
     from medtune.recipes.loader import load_recipe
 
     try:
-        path = train_recipe(load_recipe(recipe, set_), resume=resume, overwrite=overwrite, log=_log)
+        path = train_recipe(load_recipe(recipe, set_), resume=resume, overwrite=overwrite, force=force, log=_log)
     except MedtuneError as exc:
         _fail(exc)
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))

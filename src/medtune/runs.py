@@ -1,53 +1,312 @@
-"""The run folder: where a recipe's stages write, what they finished, and when to refuse or skip.
+"""The run folder: where a recipe's stages write, what they finished, and when to refuse, skip or re-run.
 
-``runs/<name>/run.json`` records the recipe name and the stages done (with their outputs), so
-``--resume`` skips finished stages and a second run into the same folder is refused unless asked.
-Nothing here deletes earlier outputs unless the user passed ``--overwrite``.
+``runs/<name>/run.json`` records the recipe name, the resolved recipe and its hash, and the stages
+done (with their outputs). This module alone decides what a command may do with the folder:
+
+* a new run goes only into an empty folder, or one whose earlier attempt finished no stage;
+* ``--resume`` skips finished stages but refuses a changed recipe, naming the changed keys;
+  ``--resume --force`` accepts it and forgets the finished stages whose inputs changed (and every
+  stage that reads their outputs), recording that in ``run.json``;
+* ``--overwrite`` replaces only a run medtune made, and deletes the old run only once the new
+  run's data stage has succeeded (until then it waits beside the folder, put back on failure);
+* the model folder (``output_dir``) is written only when it is empty or was made by medtune.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from medtune.errors import MedtuneError
+from medtune.models.loading import MODEL_INFO_FILE
 
 MANIFEST = "run.json"
+CHECKPOINTS = "checkpoints"  # train.setup.fit keeps resumable checkpoints in <output_dir>/checkpoints
+CHECKPOINT_ENTRIES = {"last", "last.tmp", "last.old"}  # all that train.loop writes in that folder
+
+# Stages of every task, in the order they run (perplexity-only tasks have no eval_base_zero_shot).
+STAGES = ("data", "eval_base", "eval_base_zero_shot", "train", "eval_tuned", "report")
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """What a stage reads: recipe keys (``section.*`` = a whole section, ``*`` = every key) and the
+    outputs of earlier stages."""
+
+    keys: tuple[str, ...]
+    stages: tuple[str, ...] = ()
+
+
+_EVAL_KEYS = ("model", "device", "seed", "eval.*")  # seed: few-shot examples and bootstrap resamples
+STAGE_INPUTS = {
+    "data": StageInputs(("task", "seed", "data.*")),
+    "eval_base": StageInputs(_EVAL_KEYS, ("data",)),
+    "eval_base_zero_shot": StageInputs(_EVAL_KEYS, ("data",)),
+    "train": StageInputs(("model", "device", "seed", "output_dir", "train.*"), ("data",)),
+    "eval_tuned": StageInputs(_EVAL_KEYS, ("data", "train")),
+    "report": StageInputs(("*",)),
+}
+EVERYTHING = StageInputs(("*",))  # a stage this table does not know is assumed to read every key
+
+
+def _reads(pattern: str, key: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return key.startswith(pattern[:-1])
+    return key == pattern or key.startswith(pattern + ".")
+
+
+def stages_to_rerun(changed_keys: Iterable[str], stages: Iterable[str] = ()) -> list[str]:
+    """The stages whose inputs include a changed key, and every stage reading their outputs, in run order.
+
+    ``stages`` adds recorded stage names this module does not list (they are assumed to read everything).
+    """
+    changed = list(changed_keys)
+    stale: list[str] = []
+    for stage in [*STAGES, *(s for s in stages if s not in STAGES)]:
+        inputs = STAGE_INPUTS.get(stage, EVERYTHING)
+        if any(_reads(p, k) for p in inputs.keys for k in changed) or any(s in stale for s in inputs.stages):
+            stale.append(stage)
+    return stale
+
+
+def flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested recipe settings as dotted keys (``train.lora.r``); lists stay whole values."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def recipe_hash(settings: Mapping[str, Any]) -> str:
+    """SHA-256 of the resolved recipe in a canonical JSON form (sorted keys)."""
+    canonical = json.dumps(settings, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+_UNSET = object()
+
+
+def _show(value: Any) -> str:
+    if value is _UNSET:
+        return "(unset)"
+    return value if isinstance(value, str) and value else json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    key: str
+    old: Any
+    new: Any
+
+    def __str__(self) -> str:
+        return f"{self.key}: {_show(self.old)} -> {_show(self.new)}"
+
+
+def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[SettingChange]:
+    """The dotted keys whose values differ between two resolved recipes, in the new recipe's order."""
+    before, after = flatten_settings(old), flatten_settings(new)
+    keys = [*after, *(k for k in before if k not in after)]
+    return [
+        SettingChange(k, before.get(k, _UNSET), after.get(k, _UNSET))
+        for k in keys
+        if before.get(k, _UNSET) != after.get(k, _UNSET)
+    ]
+
+
+def _is_checkpoint_folder(path: Path) -> bool:
+    return path.is_dir() and {p.name for p in path.iterdir()} <= CHECKPOINT_ENTRIES
+
+
+def made_by_medtune(folder: Path) -> bool:
+    """Whether a model folder holds a medtune model or a medtune training's checkpoints."""
+    return (folder / MODEL_INFO_FILE).is_file() or _is_checkpoint_folder(folder / CHECKPOINTS)
+
+
+def remove_checkpoints(output_dir: Path) -> None:
+    """Delete medtune's checkpoint folder in ``output_dir`` (only when it holds nothing but checkpoints)."""
+    checkpoints = output_dir / CHECKPOINTS
+    if _is_checkpoint_folder(checkpoints):
+        shutil.rmtree(checkpoints)
+
+
+def _is_empty(folder: Path) -> bool:
+    return not folder.exists() or not any(folder.iterdir())
 
 
 class RunFolder:
     def __init__(self, path: Path, recipe_name: str):
         self.path = path
         self.recipe_name = recipe_name
+        self.output_dir: Path | None = None  # the recipe's model folder, set by open()
+        self.resume_training = False  # set by open(): may training continue from its checkpoint?
 
     @property
     def manifest_path(self) -> Path:
         return self.path / MANIFEST
 
-    def open(self, resume: bool, overwrite: bool) -> None:
-        """Create the folder, or accept an existing one only with ``resume`` or ``overwrite``."""
-        if self.path.exists() and any(self.path.iterdir()):
-            if overwrite:
-                shutil.rmtree(self.path)
-            elif not resume:
-                owner = self._read().get("recipe", "another run")
-                raise MedtuneError(
-                    f"The run folder {self.path} already holds a run ({owner}). Pass --resume to "
-                    "continue it, --overwrite to replace it, or --set run_dir=<new folder>."
-                )
-            elif self._read().get("recipe") not in (None, self.recipe_name):
-                raise MedtuneError(
-                    f"{self.path} holds a run of recipe '{self._read()['recipe']}', not "
-                    f"'{self.recipe_name}'; --resume only continues the same recipe."
-                )
+    def open(
+        self,
+        settings: dict[str, Any],
+        resume: bool = False,
+        overwrite: bool = False,
+        force: bool = False,
+        log=print,
+    ) -> None:
+        """Create the run folder, or reopen it as asked; refuse whatever could lose work or mix recipes.
+
+        Every check runs before anything is moved or written.
+
+        Args:
+            settings: the resolved recipe (``Recipe.model_dump(mode="json")``), recorded with its hash;
+                its ``output_dir`` is checked too.
+            resume: continue the run: keep finished stages, resume training from its checkpoint.
+            overwrite: replace an earlier medtune run in the folder (deleted once the new data stage succeeds).
+            force: with ``resume``, accept a changed recipe and forget the finished stages it affects.
+        Raises:
+            MedtuneError: a folder or ``output_dir`` medtune did not make; a run already there without
+                ``--resume``/``--overwrite``; a different recipe under ``--resume`` (without ``--force``).
+        """
+        if force and not resume:
+            raise MedtuneError("--force only applies with --resume (it accepts a changed recipe); add --resume.")
+        if resume and overwrite:
+            raise MedtuneError(
+                "--resume continues the run in its folder and --overwrite replaces it; pass one of them."
+            )
+        self._put_back_failed_replacement(log)
+        manifest = self._read()
+        finished = manifest.get("stages", {})
+        if finished:
+            self._check_reuse(manifest, resume, overwrite)
+        elif not self.manifest_path.is_file() and not _is_empty(self.path):
+            raise MedtuneError(
+                f"The run folder {self.path} holds files but no {MANIFEST}, so medtune did not make it; "
+                "medtune writes a run only into a new or empty folder or one of its own runs, and never deletes "
+                "it, whatever the options. Choose another folder: --set run_dir=<new folder>."
+            )
+        keep = bool(finished) and not overwrite  # the finished stages this command continues
+        recorded = self._recorded_settings(manifest) if keep else {}
+        self._check_output_dir(Path(settings["output_dir"]), recorded.get("output_dir"), resume, overwrite)
+        changes = changed_settings(recorded, settings) if keep else []
+        stale = stages_to_rerun([c.key for c in changes], finished) if changes else []
+        rerun = [s for s in stale if s in finished or s == "train"]
+        if changes and not force:
+            raise _changed_recipe_error(self.path, changes, rerun)
+
+        # Every check passed: only now is anything moved or rewritten.
+        if finished and overwrite:
+            manifest = {"replacing": str(self._set_aside())}
+        elif not keep:
+            manifest = {}  # a new run, or an attempt that finished no stage: nothing to protect
+        old_hash = manifest.get("recipe_hash")
+        manifest.update(recipe=self.recipe_name, recipe_hash=recipe_hash(settings), resolved_recipe=settings)
+        manifest.setdefault("stages", {})
+        if changes:
+            for stage in stale:
+                manifest["stages"].pop(stage, None)
+            if "train" in stale:
+                manifest["train_restart"] = True  # the old checkpoints must not be resumed
+            manifest.setdefault("forced_changes", []).append(
+                {
+                    "time": _now(),
+                    "old_hash": old_hash,
+                    "new_hash": manifest["recipe_hash"],
+                    "changed": [str(c) for c in changes],
+                    "invalidated": rerun,
+                }
+            )
+            log(f"--force: the recipe changed ({_list_changes(changes)}); re-running {', '.join(rerun)}.")
         self.path.mkdir(parents=True, exist_ok=True)
-        data = self._read()
-        data.setdefault("recipe", self.recipe_name)
-        data.setdefault("stages", {})
-        self._write(data)
+        self._write(manifest)
+        self.output_dir = Path(settings["output_dir"])
+        self.resume_training = resume and keep and not manifest.get("train_restart", False)
+
+    def _check_reuse(self, manifest: dict[str, Any], resume: bool, overwrite: bool) -> None:
+        owner = manifest.get("recipe", "another recipe")
+        if not (resume or overwrite):
+            raise MedtuneError(
+                f"The run folder {self.path} already holds a run ({owner}). Pass --resume to continue it, "
+                "--overwrite to replace it, or --set run_dir=<new folder>."
+            )
+        if resume and owner != self.recipe_name:
+            raise MedtuneError(
+                f"{self.path} holds a run of recipe '{owner}', not '{self.recipe_name}'; --resume only continues "
+                "the same recipe. Pass --overwrite to replace that run, or --set run_dir=<new folder>."
+            )
+
+    def _check_output_dir(self, output_dir: Path, recorded: str | None, resume: bool, overwrite: bool) -> None:
+        out, run = output_dir.resolve(), self.path.resolve()
+        if out == run or run in out.parents or _is_empty(out):
+            return  # inside the run folder, the run folder's checks apply
+        if not made_by_medtune(out):
+            raise MedtuneError(
+                f"output_dir {output_dir} holds files that medtune did not write (no {MODEL_INFO_FILE}, no "
+                f"{CHECKPOINTS}/ of a training), so medtune will not put a model there, whatever the options. "
+                "Choose a new or empty folder: --set output_dir=<folder>."
+            )
+        if overwrite or (resume and recorded is not None and Path(recorded).resolve() == out):
+            return
+        raise MedtuneError(
+            f"output_dir {output_dir} already holds a medtune model"
+            f"{' that this run did not train' if resume else ''}. Pass --overwrite to replace it, or choose "
+            "another folder: --set output_dir=<folder>."
+        )
+
+    def _recorded_settings(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        if "resolved_recipe" in manifest:
+            return manifest["resolved_recipe"]
+        legacy = self.path / "recipe.yaml"  # a run.json from before recipes were recorded in it
+        return yaml.safe_load(legacy.read_text(encoding="utf-8")) if legacy.is_file() else {}
+
+    def _set_aside(self) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f".{self.path.name}.replaced-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.path.with_name(f".{self.path.name}.replaced-{stamp}-{n}")
+        self.path.rename(aside)
+        return aside
+
+    def _put_back_failed_replacement(self, log) -> None:
+        # An --overwrite killed before its data stage finished left the old run beside the folder.
+        if self.put_back_replaced_run():
+            log(f"Put back the run that an interrupted --overwrite had set aside in {self.path}.")
+
+    def put_back_replaced_run(self) -> bool:
+        """After an ``--overwrite`` failed before finishing a stage, restore the run it was replacing.
+
+        Returns True when a run was put back. The folder then holds only what the failed attempt wrote
+        (it finished nothing), which is deleted.
+        """
+        manifest = self._read()
+        aside = Path(manifest.get("replacing", ""))
+        if not manifest.get("replacing") or manifest.get("stages") or not aside.is_dir():
+            return False
+        shutil.rmtree(self.path)
+        aside.rename(self.path)
+        return True
+
+    def start_training(self) -> None:
+        """Called as the train stage begins (after the data stage): unless training resumes, its old
+        checkpoints are stale and are deleted."""
+        if not self.resume_training and self.output_dir is not None:
+            remove_checkpoints(self.output_dir)
+        manifest = self._read()
+        if manifest.pop("train_restart", None):
+            self._write(manifest)
 
     def _read(self) -> dict[str, Any]:
         if self.manifest_path.is_file():
@@ -56,7 +315,7 @@ class RunFolder:
 
     def _write(self, data: dict[str, Any]) -> None:
         tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
         tmp.replace(self.manifest_path)
 
     def done(self, stage: str) -> dict[str, Any] | None:
@@ -64,9 +323,31 @@ class RunFolder:
         return self._read().get("stages", {}).get(stage)
 
     def mark_done(self, stage: str, result: dict[str, Any]) -> None:
+        """Record a finished stage; the first one finished after ``--overwrite`` deletes the replaced run."""
         data = self._read()
-        data.setdefault("stages", {})[stage] = {**result, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        data.setdefault("stages", {})[stage] = {**result, "finished": _now()}
+        replaced = data.pop("replacing", None)
         self._write(data)
+        if replaced:
+            shutil.rmtree(replaced, ignore_errors=True)
 
     def sub(self, *parts: str) -> Path:
         return self.path.joinpath(*parts)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _list_changes(changes: list[SettingChange], most: int = 10) -> str:
+    shown = "; ".join(str(c) for c in changes[:most])
+    return shown + (f"; and {len(changes) - most} more" if len(changes) > most else "")
+
+
+def _changed_recipe_error(path: Path, changes: list[SettingChange], rerun: list[str]) -> MedtuneError:
+    return MedtuneError(
+        f"The recipe changed since the run in {path} began ({_list_changes(changes)}), so --resume would mix "
+        f"results of two recipes. Pass --resume --force to accept the change and re-run the stages it affects "
+        f"({', '.join(rerun) or 'none finished'}; training starts afresh if it is among them), --overwrite to "
+        "start the run again, or --set run_dir=<new folder> to keep this run and start another."
+    )

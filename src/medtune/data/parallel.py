@@ -21,10 +21,17 @@ class Pair:
         return asdict(self)
 
 
-def load_pairs(spec: str, src_col: str = "en", tgt_col: str = "es", doc_col: str | None = None) -> list[Pair]:
+def load_pairs(
+    spec: str,
+    src_col: str = "en",
+    tgt_col: str = "es",
+    doc_col: str | None = None,
+    column_options: str = "--src-col/--tgt-col",
+) -> list[Pair]:
     """Load parallel text from a file, a demo file or a Hugging Face dataset.
 
     Values are kept as found (validation decides what to do with empty or non-string cells).
+    ``column_options`` is how the calling command sets the columns, named in the error.
 
     Raises:
         MedtuneError: when the source or target column is missing, listing the columns found.
@@ -37,8 +44,7 @@ def load_pairs(spec: str, src_col: str = "en", tgt_col: str = "es", doc_col: str
     if missing:
         raise MedtuneError(
             f"{spec}: column(s) {', '.join(repr(c) for c in missing)} not found. Columns found: "
-            f"{', '.join(repr(c) for c in found)}. Set them with --src-col/--tgt-col or "
-            "'--set data.src_col=... --set data.tgt_col=...'."
+            f"{', '.join(repr(c) for c in found)}. Set them with {column_options}."
         )
     use_doc = doc_col if doc_col and doc_col in found else None
     return [_pair(row, src_col, tgt_col, use_doc) for row in rows]

@@ -1,7 +1,8 @@
 """Runs a recipe's stages in order, whatever its task. Knows nothing of tensors.
 
 Each task module has a ``train_*`` (data -> train) and a ``run_*`` (data -> eval_base -> train ->
-eval_tuned -> report) function; this module opens the run folder and picks the task's functions.
+eval_tuned -> report) function; this module opens the run folder (``runs.py`` decides what may be
+skipped, re-run or refused) and picks the task's functions.
 """
 
 from __future__ import annotations
@@ -26,13 +27,23 @@ def _task_functions(task: str):
     return train_pretrain_recipe, run_pretrain_recipe
 
 
-def train_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> Path:
+def _run_stages(stages, recipe: Recipe, resume: bool, overwrite: bool, force: bool, log):
+    run = open_run(recipe, resume, overwrite, force, log)
+    try:
+        return stages(recipe, run, run.resume_training, log)
+    except BaseException:
+        if run.put_back_replaced_run():  # --overwrite failed before a stage finished: nothing is replaced
+            log(f"The earlier run in {run.path} is kept as it was.")
+        raise
+
+
+def train_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, force: bool = False, log=print) -> Path:
     """``medtune train``: prepare the data and fine-tune; returns the trained model folder."""
     train, _ = _task_functions(recipe.task)
-    return train(recipe, open_run(recipe, resume, overwrite), resume, log)
+    return _run_stages(train, recipe, resume, overwrite, force, log)
 
 
-def run_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> dict:
+def run_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, force: bool = False, log=print) -> dict:
     """``medtune run``: score the base, fine-tune, score again, write the report; returns its summary."""
     _, run = _task_functions(recipe.task)
-    return run(recipe, open_run(recipe, resume, overwrite), resume, log)
+    return _run_stages(run, recipe, resume, overwrite, force, log)

@@ -10,26 +10,15 @@ from medtune.data.sampling import eval_count, split_items
 from medtune.errors import MedtuneError
 from medtune.recipes.loader import recipe_to_yaml
 from medtune.recipes.schema import Recipe
-from medtune.runs import RunFolder
+from medtune.runs import RunFolder, remove_checkpoints
 
 
-def open_run(recipe: Recipe, resume: bool, overwrite: bool) -> RunFolder:
-    """Create (or reopen with ``resume``) the run folder and record the resolved recipe."""
+def open_run(recipe: Recipe, resume: bool, overwrite: bool, force: bool = False, log=print) -> RunFolder:
+    """Create (or reopen) the run folder as ``runs.RunFolder.open`` allows; record the resolved recipe."""
     run = RunFolder(Path(recipe.run_dir), recipe.name)
-    _guard_output_dir(recipe, run, resume or overwrite)
-    run.open(resume, overwrite)
+    run.open(recipe.model_dump(mode="json"), resume=resume, overwrite=overwrite, force=force, log=log)
     run.sub("recipe.yaml").write_text(recipe_to_yaml(recipe), encoding="utf-8")
     return run
-
-
-def _guard_output_dir(recipe: Recipe, run: RunFolder, allowed: bool) -> None:
-    out = Path(recipe.output_dir)
-    inside_run = run.path.resolve() in out.resolve().parents
-    if not inside_run and out.exists() and any(out.iterdir()) and not allowed:
-        raise MedtuneError(
-            f"output_dir {out} is not empty (it holds another model or run). Choose another "
-            "output_dir, or pass --resume to continue training there."
-        )
 
 
 def train_record(trained) -> dict:
@@ -43,11 +32,16 @@ def train_record(trained) -> dict:
 
 
 def train_stage(run: RunFolder, train: Callable[[], Any]) -> Path:
-    """Run the training stage once; when ``run.json`` records it as done, return its model folder."""
+    """Run the training stage once; when ``run.json`` records it as done, return its model folder.
+
+    Whether training continues from its checkpoint is the run folder's decision (``run.resume_training``).
+    """
     if done := run.done("train"):
         return Path(done["output_dir"])
+    run.start_training()
     trained = train()
     run.mark_done("train", train_record(trained))
+    remove_checkpoints(trained.path)  # the saved model replaces them; they would only take space
     return trained.path
 
 

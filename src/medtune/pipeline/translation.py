@@ -40,7 +40,8 @@ def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> Prepa
     if run.done("data"):
         splits = {s: pairs_from_records(read_jsonl(run.sub("data", f"{s}.jsonl"))) for s in SPLITS}
         return PreparedData(**splits, glossary=glossary)
-    load = dict(src_col=d.src_col, tgt_col=d.tgt_col, doc_col=d.doc_col)
+    columns = "--set data.src_col=... --set data.tgt_col=..."  # how run/train set them (no --src-col there)
+    load = dict(src_col=d.src_col, tgt_col=d.tgt_col, doc_col=d.doc_col, column_options=columns)
     check = dict(on_bad_rows=d.on_bad_rows, max_length_ratio=d.max_length_ratio)
     reports = []
     if d.test:
