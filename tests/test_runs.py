@@ -156,7 +156,7 @@ def test_resume_with_a_changed_recipe_is_refused_naming_the_keys(tmp_path):
     message = str(err.value)
     assert "data.train: a.csv -> b.csv; train.max_steps: 200 -> 300" in message
     assert "--resume --force" in message and "--overwrite" in message and "--set run_dir=" in message
-    assert "(data, eval_base, eval_base_zero_shot, train, eval_tuned, report;" in message
+    assert "(data, eval_base, eval_base_zero_shot, train, eval_tuned, report; training starts from step 0)" in message
     assert "\n" not in message
     assert file_checksums(tmp_path / "a") == before
 
@@ -179,7 +179,9 @@ def test_resume_force_forgets_the_stages_the_change_reaches_and_records_it(tmp_p
     assert forced["old_hash"] == old["recipe_hash"] and forced["new_hash"] == now["recipe_hash"]
     assert forced["changed"] == ["train.max_steps: 200 -> 300"]
     assert forced["invalidated"] == ["train", "eval_tuned", "report"]
-    assert messages == ["--force: the recipe changed (train.max_steps: 200 -> 300); re-running train, eval_tuned, report."]
+    assert messages == [
+        "--force: the recipe changed (train.max_steps: 200 -> 300); re-running train, eval_tuned, report."
+    ]
     # The old model stays until the new training replaces it; its checkpoint is never resumed.
     assert run.resume_training is False and now["train_restart"] is True
     assert (tmp_path / "a" / "model" / "adapter_model.safetensors").read_bytes() == b"weights"

@@ -345,9 +345,10 @@ def _list_changes(changes: list[SettingChange], most: int = 10) -> str:
 
 
 def _changed_recipe_error(path: Path, changes: list[SettingChange], rerun: list[str]) -> MedtuneError:
+    afresh = "; training starts from step 0" if "train" in rerun else ""
     return MedtuneError(
         f"The recipe changed since the run in {path} began ({_list_changes(changes)}), so --resume would mix "
         f"results of two recipes. Pass --resume --force to accept the change and re-run the stages it affects "
-        f"({', '.join(rerun) or 'none finished'}; training starts afresh if it is among them), --overwrite to "
-        "start the run again, or --set run_dir=<new folder> to keep this run and start another."
+        f"({', '.join(rerun) or 'no finished stage'}{afresh}), --overwrite to start the run again, or "
+        "--set run_dir=<new folder> to keep this run and start another."
     )
