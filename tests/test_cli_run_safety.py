@@ -123,7 +123,9 @@ def test_resume_refuses_a_changed_recipe_and_force_retrains_afresh(tiny_gemma_di
     before, data_record = file_checksums(run_dir), manifest(run_dir)["stages"]["data"]
 
     result = train(home, tiny_gemma_dir, run_dir, "train.max_steps=3", options=("--resume",))
-    assert_user_error(result, "train.max_steps: 2 -> 3", "--resume --force", "(train; training starts from step 0)", "--overwrite")
+    assert_user_error(
+        result, "train.max_steps: 2 -> 3", "--resume --force", "(train; training starts from step 0)", "--overwrite"
+    )
     other = write_pairs(tmp_path / "other.jsonl")
     result = train(home, tiny_gemma_dir, run_dir, f"data.train={other}", options=("--resume",))
     assert_user_error(result, f"data.train: demo:medical_en_es.jsonl -> {other}", "--resume --force")

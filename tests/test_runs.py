@@ -213,6 +213,14 @@ def test_force_needs_resume_and_resume_excludes_overwrite(tmp_path):
     assert not (tmp_path / "a").exists()
 
 
+def test_the_same_folders_written_differently_are_no_change(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    finished_run(Path("runs/a"), "output_dir=runs/a/model")
+    run = opened(Path("./runs/a"), "output_dir=./runs/../runs/a/model", resume=True)
+    assert run.resume_training is True
+    assert manifest(tmp_path / "runs" / "a")["resolved_recipe"]["output_dir"] == str(tmp_path / "runs" / "a" / "model")
+
+
 def test_resume_of_another_recipe_is_refused(tmp_path):
     first = RunFolder(tmp_path / "a", "recipe-one")
     first.open(settings(tmp_path / "a"))

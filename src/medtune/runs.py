@@ -170,8 +170,8 @@ class RunFolder:
         Every check runs before anything is moved or written.
 
         Args:
-            settings: the resolved recipe (``Recipe.model_dump(mode="json")``), recorded with its hash;
-                its ``output_dir`` is checked too.
+            settings: the resolved recipe (``Recipe.model_dump(mode="json")``), recorded with its hash
+                (``run_dir`` and ``output_dir`` made absolute); its ``output_dir`` is checked too.
             resume: continue the run: keep finished stages, resume training from its checkpoint.
             overwrite: replace an earlier medtune run in the folder (deleted once the new data stage succeeds).
             force: with ``resume``, accept a changed recipe and forget the finished stages it affects.
@@ -183,9 +183,11 @@ class RunFolder:
             raise MedtuneError("--force only applies with --resume (it accepts a changed recipe); add --resume.")
         if resume and overwrite:
             raise MedtuneError(
-                "--resume continues the run in its folder and --overwrite replaces it; pass one of them."
+                "--resume continues the run in its folder and --overwrite replaces it; pass one of them "
+                "(to continue an interrupted --overwrite run, pass --resume alone)."
             )
         self._put_back_failed_replacement(log)
+        settings = _absolute_folders(settings)
         manifest = self._read()
         finished = manifest.get("stages", {})
         if finished:
@@ -197,7 +199,7 @@ class RunFolder:
                 "it, whatever the options. Choose another folder: --set run_dir=<new folder>."
             )
         keep = bool(finished) and not overwrite  # the finished stages this command continues
-        recorded = self._recorded_settings(manifest) if keep else {}
+        recorded = _absolute_folders(self._recorded_settings(manifest)) if keep else {}
         self._check_output_dir(Path(settings["output_dir"]), recorded.get("output_dir"), resume, overwrite)
         changes = changed_settings(recorded, settings) if keep else []
         stale = stages_to_rerun([c.key for c in changes], finished) if changes else []
@@ -333,6 +335,12 @@ class RunFolder:
 
     def sub(self, *parts: str) -> Path:
         return self.path.joinpath(*parts)
+
+
+def _absolute_folders(settings: dict[str, Any]) -> dict[str, Any]:
+    """``run_dir`` and ``output_dir`` as absolute paths: ``./runs/a`` and ``runs/a`` are the same run."""
+    folders = {k: str(Path(settings[k]).resolve()) for k in ("run_dir", "output_dir") if settings.get(k)}
+    return {**settings, **folders}
 
 
 def _now() -> str:
