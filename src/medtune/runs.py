@@ -212,24 +212,11 @@ class RunFolder:
             manifest = {"replacing": str(self._set_aside())}
         elif not keep:
             manifest = {}  # a new run, or an attempt that finished no stage: nothing to protect
-        old_hash = manifest.get("recipe_hash")
+        if changes:
+            _forget_stale_stages(manifest, recipe_hash(settings), changes, stale, rerun)
+            log(f"--force: the recipe changed ({_list_changes(changes)}); re-running {', '.join(rerun)}.")
         manifest.update(recipe=self.recipe_name, recipe_hash=recipe_hash(settings), resolved_recipe=settings)
         manifest.setdefault("stages", {})
-        if changes:
-            for stage in stale:
-                manifest["stages"].pop(stage, None)
-            if "train" in stale:
-                manifest["train_restart"] = True  # the old checkpoints must not be resumed
-            manifest.setdefault("forced_changes", []).append(
-                {
-                    "time": _now(),
-                    "old_hash": old_hash,
-                    "new_hash": manifest["recipe_hash"],
-                    "changed": [str(c) for c in changes],
-                    "invalidated": rerun,
-                }
-            )
-            log(f"--force: the recipe changed ({_list_changes(changes)}); re-running {', '.join(rerun)}.")
         self.path.mkdir(parents=True, exist_ok=True)
         self._write(manifest)
         self.output_dir = Path(settings["output_dir"])
@@ -335,6 +322,19 @@ class RunFolder:
 
     def sub(self, *parts: str) -> Path:
         return self.path.joinpath(*parts)
+
+
+def _forget_stale_stages(
+    manifest: dict[str, Any], new_hash: str, changes: list[SettingChange], stale: list[str], rerun: list[str]
+) -> None:
+    """Drop the records of stages a forced change reaches, and record the change in the manifest."""
+    for stage in stale:
+        manifest["stages"].pop(stage, None)
+    if "train" in stale:
+        manifest["train_restart"] = True  # the old recipe's checkpoints must not be resumed
+    forced = {"time": _now(), "old_hash": manifest.get("recipe_hash"), "new_hash": new_hash}
+    forced.update(changed=[str(c) for c in changes], invalidated=rerun)
+    manifest.setdefault("forced_changes", []).append(forced)
 
 
 def _absolute_folders(settings: dict[str, Any]) -> dict[str, Any]:
