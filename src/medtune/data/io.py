@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,9 @@ class Row:
 
     fields: dict[str, Any]
     origin: str
+    # Label names of the columns a Hugging Face dataset declares as ``ClassLabel``; their values in
+    # ``fields`` are already the names (the class index is the name's position in this list).
+    class_labels: dict[str, list[str]] = field(default_factory=dict)
 
 
 def resolve_data_path(spec: str) -> Path:
@@ -80,7 +83,8 @@ def read_rows(spec: str) -> list[Row]:
 
     Args:
         spec: a path to ``.jsonl``/``.csv``/``.tsv``, ``demo:<file>`` for bundled data, or
-            ``hf:<dataset>[:<split>]`` for a Hugging Face dataset (downloaded only when asked).
+            ``hf:<dataset>[:<split>]`` for a Hugging Face dataset (downloaded only when asked; a folder
+            written by ``Dataset.save_to_disk`` also works). Class-label columns hold their label names.
     Returns:
         The rows in file order, each with its origin.
     Raises:
@@ -137,16 +141,56 @@ def _read_delimited(path: Path, lines: list[str], delimiter: str) -> list[Row]:
 
 def _read_hf(name: str) -> list[Row]:
     dataset, _, split = name.partition(":")
+    split = split or "train"
     try:
-        from datasets import load_dataset
-
-        data = load_dataset(dataset, split=split or "train")
+        data = _load_hf_dataset(dataset, split)
+    except MedtuneError:
+        raise
     except Exception as exc:  # datasets raises many types; the user needs the reason
         raise MedtuneError(
-            f"Could not load the Hugging Face dataset '{dataset}' (split '{split or 'train'}'): "
+            f"Could not load the Hugging Face dataset '{dataset}' (split '{split}'): "
             f"{exc}. Hub datasets need network access or a local datasets cache."
         ) from None
-    return [Row(dict(record), f"hf:{dataset}[{i}]") for i, record in enumerate(data)]
+    return rows_from_dataset(data, f"hf:{dataset}")
+
+
+def _load_hf_dataset(dataset: str, split: str):
+    """A hub dataset (or a local folder ``load_dataset`` reads), or a folder written by ``save_to_disk``."""
+    from datasets import DatasetDict, load_dataset, load_from_disk
+
+    folder = Path(dataset).expanduser()
+    if not (folder / "dataset_dict.json").is_file() and not (folder / "state.json").is_file():
+        return load_dataset(dataset, split=split)
+    saved = load_from_disk(str(folder))
+    if not isinstance(saved, DatasetDict):
+        return saved  # a single saved split is the data whatever split was named
+    if split not in saved:
+        raise MedtuneError(
+            f"hf:{dataset}: no split '{split}'; the saved dataset has {', '.join(saved)}. "
+            f"Name one as 'hf:{dataset}:<split>'."
+        )
+    return saved[split]
+
+
+def rows_from_dataset(data, origin_prefix: str) -> list[Row]:
+    """Rows of a ``datasets.Dataset``, origins ``<origin_prefix>[<index>]``.
+
+    A ``ClassLabel`` column stores class indices; each row holds the label's name instead (what the
+    index means, e.g. MedMCQA's ``cop`` 0 -> ``"a"``), and ``Row.class_labels`` keeps the names in class
+    order. A missing label (index -1) becomes None.
+    """
+    from datasets import ClassLabel
+
+    labels = {column: feature for column, feature in data.features.items() if isinstance(feature, ClassLabel)}
+    names = {column: list(feature.names) for column, feature in labels.items()}
+    rows = []
+    for index, record in enumerate(data):
+        fields = dict(record)
+        for column, feature in labels.items():
+            value = fields.get(column)
+            fields[column] = feature.int2str(value) if isinstance(value, int) and value >= 0 else None
+        rows.append(Row(fields, f"{origin_prefix}[{index}]", names))
+    return rows
 
 
 def columns_of(rows: list[Row]) -> list[str]:

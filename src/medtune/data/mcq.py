@@ -2,7 +2,9 @@
 
 Two file layouts are read, detected from the columns: ``question`` + ``options`` + ``answer`` (options a
 dict ``{letter: text}``, a list, or either as JSON text in CSV/TSV) and the raw MedMCQA layout
-``question`` + ``opa``/``opb``/``opc``/``opd`` + ``cop``.
+``question`` + ``opa``/``opb``/``opc``/``opd`` + ``cop``. In files ``cop`` is 1-based (MedMCQA's own
+JSON); a Hugging Face dataset's class-label answer (the hub MedMCQA stores ``cop`` as a 0-based
+``ClassLabel`` named ``a``..``d``) is read through its label names, never by guessing a base.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from medtune.errors import MedtuneError
 RAW_OPTION_COLUMNS = ("opa", "opb", "opc", "opd", "ope")
 LAYOUT_HELP = (
     "'question' + 'options' ({letter: text}, a list, or either as JSON text) + 'answer' (a letter or the "
-    "option's text), or MedMCQA's 'question' + 'opa'/'opb'/'opc'/'opd' + 'cop' (1-based number or letter)"
+    "option's text), or MedMCQA's 'question' + 'opa'/'opb'/'opc'/'opd' + 'cop' (1-based number or letter; "
+    "a Hugging Face class label by its names)"
 )
 # "B", "b", "(b)", "B.", "B)", "B:" all name option B.
 _LETTER = re.compile(r"\(?\s*([A-Za-z])\s*[).:]?")
@@ -78,12 +81,16 @@ def load_mcq(
         except _Unreadable as exc:
             report.issues.append(Issue(row.origin, "malformed", str(exc)))
             continue
-        answer_value = row.fields.get("cop") if raw_layout else row.fields.get("answer")
+        answer_column = "cop" if raw_layout else "answer"
         question = row.fields.get("question")
         problem = _options_problem(question, options)
         answer = None
-        if problem is None:
-            answer, problem = _resolve_answer(answer_value, options, numbered=raw_layout)
+        if problem is None and answer_column in row.class_labels:
+            answer, problem = _class_label_answer(
+                row.fields.get(answer_column), row.class_labels[answer_column], options, raw_layout
+            )
+        elif problem is None:
+            answer, problem = _resolve_answer(row.fields.get(answer_column), options, numbered=raw_layout)
         if problem:
             report.issues.append(Issue(row.origin, *problem))
             continue
@@ -181,6 +188,31 @@ def _resolve_answer(value: Any, options: dict[str, str], numbered: bool) -> tupl
     if match:
         return None, ("bad_answer", f"answer {match.group(1).upper()!r} is not one of the options {letters}")
     return None, ("bad_answer", f"answer {text[:40]!r} is neither an option letter nor an option's text ({letters})")
+
+
+def _class_label_answer(
+    name: Any, names: list[str], options: dict[str, str], raw_layout: bool
+) -> tuple[str | None, tuple[str, str] | None]:
+    """The option a class-label answer names: by its label name, else by its class position.
+
+    A name is read as an option letter (``a``/``A``), MedMCQA option column (``opa``) or option text;
+    number names (``0``..``3`` or ``1``..``4``) say nothing of their base, so class ``i`` is option ``i``.
+    """
+    if name is None:
+        return None, ("bad_answer", "the class-label answer is missing (class -1)")
+    letters = list(options)
+    if raw_layout and name in RAW_OPTION_COLUMNS[: len(letters)]:
+        return letters[RAW_OPTION_COLUMNS.index(name)], None
+    answer, _ = _resolve_answer(name, options, numbered=False)
+    if answer is not None:
+        return answer, None
+    position = names.index(name)
+    if name.strip().isdigit() and position < len(letters):
+        return letters[position], None
+    return None, (
+        "bad_answer",
+        f"class label {name!r} (class {position} of {names}) names none of the options {', '.join(letters)}",
+    )
 
 
 def _item(row: Row, question: str, options: dict[str, str], answer: str) -> MCQItem:
