@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import warnings
@@ -278,31 +279,42 @@ def export(
     run_or_model: Annotated[
         Path, typer.Argument(metavar="RUN", help="A run folder (runs/<name>) or a trained model folder.")
     ],
-    out: Annotated[Path, typer.Option(help="Folder for the standalone model.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder to write the exported model to (new or empty). Optional with --push-to-hub."),
+    ] = None,
     merge: Annotated[
         bool,
         typer.Option(
-            "--merge", help="Merge the LoRA adapter into the base weights (required: merged export is the only kind)."
+            "--merge",
+            help="Merge the LoRA adapter into its base: a standalone model that loads with plain from_pretrained. "
+            "Without it the model folder is exported as it is (the adapter with its card), which needs a base "
+            "that is a Hugging Face id.",
         ),
     ] = False,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to-hub",
+            metavar="OWNER/NAME",
+            help="Upload the model with its model card to this Hugging Face repository, in one commit "
+            "(token: HF_TOKEN or 'hf auth login').",
+        ),
+    ] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the hub repository private.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List every file --push-to-hub would upload, with sizes; upload nothing.")
+    ] = False,
 ) -> None:
-    """Write a trained model as a standalone folder that loads with plain from_pretrained."""
-    from medtune.models.adapters import export_merged
-    from medtune.runs import RunFolder
+    """Export a trained model: merged or as it is, to a folder (--out) and/or the Hugging Face Hub (--push-to-hub)."""
+    from medtune.models.export import export_model
 
     try:
-        model_dir = run_or_model
-        train_done = RunFolder(run_or_model, "").done("train") if (run_or_model / "run.json").is_file() else None
-        if train_done:
-            model_dir = Path(train_done["output_dir"])
-        if not merge:
-            raise MedtuneError(
-                "Pass --merge: export writes a merged standalone model (the trained folder itself already holds the adapter)."
-            )
-        path = export_merged(model_dir, out)
+        # file paths and the upload list stay on one line each, printed as they are (no markup)
+        log = functools.partial(console.print, highlight=False, soft_wrap=True, markup=False)
+        export_model(run_or_model, out, merge, push_to_hub, private, dry_run, log=log)
     except MedtuneError as exc:
         _fail(exc)
-    _log(f"Merged model written to {path}")
 
 
 @app.command()

@@ -11,8 +11,6 @@ import torch
 from medtune.errors import MedtuneError
 from medtune.models.adapters import attach_lora, export_merged
 from medtune.models.loading import MODEL_INFO_FILE, load_model, resolve_model
-from medtune.pipeline import train_recipe
-from medtune.recipes.loader import validate_recipe
 from medtune.train.batching import encode_translation_pairs
 from medtune.train.loop import LoopConfig, train_loop
 
@@ -83,25 +81,6 @@ def test_attach_lora_with_no_matching_module_names_the_linears(tiny_gemma_dir):
     model = load_model(str(tiny_gemma_dir)).model
     with pytest.raises(MedtuneError, match="q_proj"):
         attach_lora(model, 4, 8, 0.0, ["fc_nope"])
-
-
-@pytest.fixture(scope="module")
-def trained_output(tiny_gemma_dir, tmp_path_factory) -> Path:
-    """A medtune training output (LoRA adapter) from a 4-step train_recipe on the demo corpus."""
-    run_dir = tmp_path_factory.mktemp("train-run")
-    recipe = validate_recipe(
-        {
-            "name": "tiny-train",
-            "task": "translation",
-            "model": str(tiny_gemma_dir),
-            "run_dir": str(run_dir),
-            "data": {"train": "demo:medical_en_es.jsonl", "test_size": 0.1, "dev_size": 0.02},
-            # a high lr so the adapter visibly changes the model (the export test needs that)
-            "train": {"max_steps": 4, "batch_size": 4, "lr": 3e-2, "max_length": 96, "lora": {"r": 4, "alpha": 8}},
-            "eval": {"few_shot": 0},
-        }
-    )
-    return train_recipe(recipe, log=lambda _: None)
 
 
 def test_train_recipe_writes_a_loadable_adapter_folder(trained_output, tiny_gemma_dir):

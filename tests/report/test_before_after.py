@@ -170,7 +170,7 @@ def test_summary_json_round_trips(chat_report):
 def test_model_card_names_base_model_data_metrics_and_caution(chat_report):
     _, _, model_dir, recipe = chat_report
     card = (model_dir / "README.md").read_text(encoding="utf-8")
-    assert card.startswith("# demo-chat: doctor-patient chat\n")
+    assert card.split("---\n", 2)[2].startswith("# demo-chat: doctor-patient chat\n")  # after the hub metadata
     assert f"- Base model: `{recipe.model}`" in card
     assert "- Training conversations: `demo:dialogues.jsonl` (120 conversations after validation)" in card
     assert "- Dev / test conversations: 8 / 36 (cut from the training data)" in card
@@ -193,7 +193,8 @@ def test_caution_and_card_follow_the_task(tmp_path, task, caution, unit):
         assert caution in path.read_text(encoding="utf-8")
     card = (tmp_path / "model" / "README.md").read_text(encoding="utf-8")
     assert f"- Training {unit}: `demo:dialogues.jsonl` (5 {unit} after validation)" in card
-    assert card.splitlines()[2].startswith("Further pre-trained with" if task == "pretrain" else "Fine-tuned with")
+    body = card.split("---\n", 2)[2]  # after the hub metadata
+    assert body.splitlines()[2].startswith("Further pre-trained with" if task == "pretrain" else "Fine-tuned with")
 
 
 def test_without_training_record_or_samples(tmp_path):

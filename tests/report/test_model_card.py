@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from medtune import __version__
 from medtune.recipes.schema import Recipe
 from medtune.report.formatting import MetricRow
 from medtune.report.model_card import model_card
@@ -11,9 +12,11 @@ def test_translation_card(tmp_path):
     (tmp_path / "config.json").write_text("{}", encoding="utf-8")
     recipe = Recipe(name="t", task="translation", model=str(tmp_path), data={"train": "a.tsv", "general": "g.tsv"})
     rows = [MetricRow("medical chrF++", "chrf", 40.0, 45.0, True), MetricRow("medical TER", "ter", 70.0, None, False)]
-    lines = model_card(recipe, rows, {"train": 10, "dev": 2, "test": 3, "general": 4}).splitlines()
+    card = model_card(recipe, rows, {"train": 10, "dev": 2, "test": 3, "general": 4})
+    assert card.startswith("---\nlanguage:\n- en\n- es\n")  # hub metadata first (tests/models/test_publish.py)
+    lines = card.split("---\n", 2)[2].splitlines()
     assert lines[0] == "# t: medical en->es translation"
-    assert lines[2] == f"Fine-tuned with [medtune](https://github.com/) from **{tmp_path}** (lora)."
+    assert lines[2] == f"Fine-tuned with medtune {__version__} from **{tmp_path}** (lora)."
     assert "- Training pairs: `a.tsv` (10 pairs after validation)" in lines
     assert "- Dev / test pairs: 2 / 3" in lines
     assert "- General-domain check set: `g.tsv` (4 pairs)" in lines

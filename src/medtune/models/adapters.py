@@ -1,4 +1,4 @@
-"""LoRA adapters: attach for training, merge for export."""
+"""LoRA adapters: attach for training; export a trained model merged, or as it is when its base is on the hub."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from medtune.errors import MedtuneError
 from medtune.models.loading import MODEL_INFO_FILE, load_model, read_model_info
+from medtune.models.publish import MODEL_CARD_FILE, hub_model_id, model_folder_files
 from medtune.models.quantization import dequantize_for_merge, prequantized_method
 
 
@@ -27,17 +28,63 @@ def attach_lora(model, r: int, alpha: int, dropout: float, target_modules: list[
     return get_peft_model(model, config)
 
 
+def trained_model_info(model_dir: Path) -> dict:
+    """The ``medtune_model.json`` of a training output.
+
+    Raises:
+        MedtuneError: ``model_dir`` is not a medtune training output.
+    """
+    info = read_model_info(model_dir)
+    if info is None:
+        raise MedtuneError(f"{model_dir} is not a medtune training output (no {MODEL_INFO_FILE}).")
+    return info
+
+
+def check_adapter_portable(model_dir: Path) -> dict:
+    """The model's info, if the folder is usable on its own: a full fine-tune, or an adapter on a hub base.
+
+    Raises:
+        MedtuneError: an adapter whose base is the embedded model or a local folder (it loads nowhere
+            else), saying to add ``--merge``.
+    """
+    info = trained_model_info(model_dir)
+    base = str(info.get("base_model", ""))
+    if info.get("adapter") and hub_model_id(base) is None:
+        raise MedtuneError(
+            f"{model_dir} holds a LoRA adapter on '{base}', which is not a Hugging Face model id (the embedded "
+            "model or a local folder), so the adapter alone would not load anywhere else. Add --merge to "
+            "export the adapter merged into its base as a standalone model."
+        )
+    return info
+
+
+def export_as_is(model_dir: Path, out: Path) -> Path:
+    """Copy a trained model folder to ``out`` without merging: the adapter (or full fine-tune) and its card.
+
+    Checkpoints and temporary files stay behind. Raises:
+        MedtuneError: an adapter on a base that is not a hub id (see :func:`check_adapter_portable`),
+            or ``out`` not empty.
+    """
+    _check_out_is_free(out)
+    check_adapter_portable(model_dir)
+    tmp = _partial_folder(out)
+    for path in model_folder_files(model_dir):
+        target = tmp / path.relative_to(model_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return _move_into_place(tmp, out)
+
+
 def export_merged(model_dir: Path, out: Path, log=print) -> Path:
     """Write a standalone model (adapter merged into the base) that loads with ``from_pretrained``.
+
+    The model card is copied with its hub metadata switched to ``library_name: transformers``.
 
     Raises:
         MedtuneError: when ``model_dir`` is not a medtune model folder or ``out`` is not empty.
     """
-    if out.exists() and any(out.iterdir()):
-        raise MedtuneError(f"{out} exists and is not empty; choose another --out folder.")
-    info = read_model_info(model_dir)
-    if info is None:
-        raise MedtuneError(f"{model_dir} is not a medtune training output (no {MODEL_INFO_FILE}).")
+    _check_out_is_free(out)
+    info = trained_model_info(model_dir)
     if info.get("quantization", "none") != "none":
         log(
             f"The adapter was trained on a {info['quantization']} base: merging it into the full-precision "
@@ -49,16 +96,43 @@ def export_merged(model_dir: Path, out: Path, log=print) -> Path:
         model.base_model.model = dequantize_for_merge(model.base_model.model, log)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = _partial_folder(out)
     model.save_pretrained(tmp, safe_serialization=True)
     loaded.tokenizer.save_pretrained(tmp)
     merged_info = {**info, "merged": True, "adapter": False}
     (tmp / MODEL_INFO_FILE).write_text(json.dumps(merged_info, indent=2), encoding="utf-8")
-    for extra in ("README.md", "recipe.yaml", "metrics.json"):
+    for extra in (MODEL_CARD_FILE, "recipe.yaml", "metrics.json"):
         if (model_dir / extra).is_file():
             shutil.copy2(model_dir / extra, tmp / extra)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if (tmp / MODEL_CARD_FILE).is_file():
+        _card_for_merged_model(tmp / MODEL_CARD_FILE)
+    return _move_into_place(tmp, out)
+
+
+def _card_for_merged_model(card_path: Path) -> None:
+    """Switch the card's hub metadata from a PEFT adapter to a plain transformers model."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(card_path)
+    card.data.library_name = "transformers"
+    card.data.tags = [tag for tag in card.data.tags or [] if tag != "lora"] or None
+    card.save(card_path)
+
+
+def _check_out_is_free(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise MedtuneError(f"{out} exists and is not empty (or is not a folder); choose another --out folder.")
+
+
+def _partial_folder(out: Path) -> Path:
+    """The folder an export is written to before it is renamed to ``out`` (so ``out`` is never half-written)."""
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _move_into_place(tmp: Path, out: Path) -> Path:
     if out.exists():
         out.rmdir()
     tmp.rename(out)

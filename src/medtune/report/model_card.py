@@ -1,8 +1,17 @@
-"""The model card written as README.md next to a trained model, for every recipe task."""
+"""The model card written as README.md next to a trained model, for every recipe task.
+
+It opens with the Hugging Face Hub's YAML metadata (base model, library, licence, languages, tags), so a
+pushed model shows its base, licence and widgets on the hub.
+"""
 
 from __future__ import annotations
 
-from medtune.models.loading import model_license, resolve_model
+from huggingface_hub import ModelCardData
+
+from medtune import __version__
+from medtune.models.gguf import EMBEDDED_NAME
+from medtune.models.loading import ModelRef, model_license, resolve_model
+from medtune.models.publish import hub_model_id
 from medtune.recipes.schema import Recipe
 from medtune.report.formatting import MetricRow, markdown_metric_table
 
@@ -42,6 +51,37 @@ TASK_LIMITATIONS = {
 }
 
 
+# Hub tags naming what each task trained, next to "medtune" and "medical".
+TASK_TAGS = {
+    "translation": ["translation"],
+    "chat": ["conversational"],
+    "qa": ["question-answering"],
+    "pretrain": ["continued-pretraining"],
+}
+
+
+def card_metadata(recipe: Recipe, ref: ModelRef) -> ModelCardData:
+    """The hub metadata of the card: ``base_model`` when the base is a hub id, library, licence, tags.
+
+    ``library_name`` is ``peft`` for a LoRA adapter (``transformers`` once merged, see
+    :func:`medtune.models.adapters.export_merged`); ``language`` is set only where the recipe names the
+    languages (translation). The embedded Gemma base carries the ``gemma`` licence; any other base
+    is ``other``, with a link to the base's hub page when it has one.
+    """
+    base = hub_model_id(ref.base_name)
+    lora = recipe.train.method == "lora"
+    license_fields: dict[str, str] = {"license": "gemma"} if ref.base_name == EMBEDDED_NAME else {"license": "other"}
+    if base and ref.base_name != EMBEDDED_NAME:
+        license_fields |= {"license_name": "same-as-base-model", "license_link": f"https://huggingface.co/{base}"}
+    return ModelCardData(
+        base_model=base,
+        library_name="peft" if lora else "transformers",
+        language=[recipe.data.src_lang, recipe.data.tgt_lang] if recipe.task == "translation" else None,
+        tags=["medtune", "medical", *TASK_TAGS[recipe.task], *(["lora"] if lora else [])],
+        **license_fields,
+    )
+
+
 def task_title(recipe: Recipe) -> str:
     """A short human name of what the recipe trains, e.g. ``medical en->es translation``."""
     return {
@@ -78,7 +118,7 @@ def model_card(
         evaluation: one paragraph on how the models were compared (shown above the metrics); the
             translation card states its own.
     Returns:
-        The card's Markdown text.
+        The card's Markdown text, opening with the hub's YAML metadata (:func:`card_metadata`).
     Raises:
         MedtuneError: the recipe's base model cannot be resolved.
     """
@@ -86,9 +126,12 @@ def model_card(
     translation = recipe.task == "translation"
     how = "Fine-tuned" if recipe.task != "pretrain" else "Further pre-trained"
     lines = [
+        "---",
+        card_metadata(recipe, ref).to_yaml(),
+        "---",
         f"# {recipe.name}: {task_title(recipe)}",
         "",
-        f"{how} with [medtune](https://github.com/) from **{ref.base_name}** ({recipe.train.method}).",
+        f"{how} with medtune {__version__} from **{ref.base_name}** ({recipe.train.method}).",
         "",
         "## Base model and licence",
         f"- Base model: `{ref.base_name}`",
