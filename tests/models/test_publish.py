@@ -15,7 +15,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -193,12 +195,14 @@ def _closed_port_endpoint() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _run_cli(args: list[str], tmp_path: Path, token: str) -> tuple[subprocess.CompletedProcess, float]:
-    """``python -m medtune.cli`` with a fresh Hugging Face home, the given token and an unreachable hub."""
+def _run_cli(
+    args: list[str], tmp_path: Path, token: str, endpoint: str | None = None
+) -> tuple[subprocess.CompletedProcess, float]:
+    """``python -m medtune.cli`` with a fresh Hugging Face home, the given token and hub (default: unreachable)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE"))}
     home = tmp_path / "hf-home"
     home.mkdir(exist_ok=True)
-    env |= {"HF_HOME": str(home), "HF_TOKEN": token, "HF_ENDPOINT": _closed_port_endpoint()}
+    env |= {"HF_HOME": str(home), "HF_TOKEN": token, "HF_ENDPOINT": endpoint or _closed_port_endpoint()}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(medtune.__file__).parents[1]), env.get("PYTHONPATH", "")])
     start = time.monotonic()
     result = subprocess.run(
@@ -233,6 +237,49 @@ def test_push_with_a_token_and_no_network_names_the_endpoint_fast(run_with_card,
     assert "nothing was pushed" in message
     assert seconds < 30  # refused connection, no retry loop
     assert not out.exists()
+
+
+class _StandInHub(BaseHTTPRequestHandler):
+    """Answers the token check (``/api/whoami-v2``) as the hub does for a refused or a read-only token."""
+
+    answers = {"hf_refused": (401, {"error": "Invalid credentials in Authorization header"})}
+    answers["hf_readonly"] = (200, {"name": "me", "auth": {"accessToken": {"role": "read"}}})
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (the name http.server calls)
+        self.requests.append(self.path)
+        token = self.headers.get("authorization", "").removeprefix("Bearer ")
+        status, body = self.answers[token]
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("hf_refused", "refused the Hugging Face token from HF_TOKEN (invalid or expired) while checking the token"),
+        ("hf_readonly", "The Hugging Face token of me is read-only, so nothing was pushed."),
+    ],
+)
+def test_push_with_a_token_the_hub_will_not_take(hub_adapter, tmp_path, token, message):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StandInHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        result, _ = _run_cli(
+            ["export", str(hub_adapter), "--push-to-hub", "me/tiny-en-es"], tmp_path, token, endpoint=endpoint
+        )
+    finally:
+        server.shutdown()
+    assert message in _paragraph(result)
+    assert _StandInHub.requests[-1] == "/api/whoami-v2"  # stopped at the token check, before any upload
 
 
 def test_card_front_matter_is_hub_metadata_without_placeholders(tmp_path):
