@@ -65,7 +65,7 @@ def test_eval_perplexity_on_text_and_on_conversations(tiny_chatml_dir, tmp_path)
     assert "perplexity" in result.output
     metrics = json.loads((text_out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["kind"] == "text" and metrics["n"] == 3 and metrics["max_length"] == 64
-    assert metrics["n_tokens"] == sum(r["n_tokens"] for r in read_rows(text_out / "outputs.jsonl"))
+    assert metrics["n_tokens"] == sum(r["tokens"] for r in read_rows(text_out / "outputs.jsonl"))
     assert metrics["perplexity"] > 1
 
     result = invoke(

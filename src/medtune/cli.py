@@ -140,11 +140,28 @@ EVAL_TABLE_KEYS = {
 }
 
 
+def _check_eval_source(
+    task: str, model: str | None, outputs: str | None, compare_to: str | None, few_shot: int, few_shot_data: str | None
+) -> None:
+    """Exactly one of --model / --outputs; --outputs and --compare-to only score translations."""
+    if (model is None) == (outputs is None):
+        raise MedtuneError(
+            "Give exactly one of --model (translate with a model, then score) or --outputs (score existing "
+            f"translations); got {'both' if model else 'neither'}."
+        )
+    if outputs and task != "translation":
+        raise MedtuneError(f"--outputs scores existing translations; it needs --task translation, not {task!r}.")
+    if compare_to and not outputs:
+        raise MedtuneError(
+            "--compare-to needs --outputs: score the model first (medtune eval --model ... --out DIR), then "
+            "compare with --outputs DIR/outputs.jsonl --compare-to OTHER."
+        )
+    if outputs and (few_shot or few_shot_data):
+        raise MedtuneError("--few-shot and --few-shot-data build model prompts; they do not apply to --outputs.")
+
+
 @app.command("eval")
 def eval_(
-    model: Annotated[
-        str, typer.Option(help="gemma-3-270m, a Hugging Face id, a local model folder or a medtune training output.")
-    ],
     data: Annotated[
         str,
         typer.Option(
@@ -153,6 +170,27 @@ def eval_(
         ),
     ],
     out: Annotated[Path, typer.Option(help="Folder for metrics.json and outputs.jsonl.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="gemma-3-270m, a Hugging Face id, a local model folder or a medtune training output "
+            "(or, for translation, score existing translations with --outputs instead)."
+        ),
+    ] = None,
+    outputs: Annotated[
+        str | None,
+        typer.Option(
+            help="Translation: score these existing translations (another system's; .jsonl/.csv/.tsv rows with "
+            "'output', joined to --data by 'id', else by row order) instead of a --model's. No model is loaded."
+        ),
+    ] = None,
+    compare_to: Annotated[
+        str | None,
+        typer.Option(
+            help="With --outputs: a second system's translations of the same data; metrics.json gets 'delta' = "
+            "--outputs minus this, with 95% paired-bootstrap intervals and p-values."
+        ),
+    ] = None,
     task: Annotated[
         str,
         typer.Option(
@@ -218,7 +256,14 @@ def eval_(
     try:
         if task not in EVAL_TASKS:
             raise MedtuneError(f"--task {task!r} is not supported; supported tasks: {', '.join(EVAL_TASKS)}.")
-        if task == "mcq":
+        _check_eval_source(task, model, outputs, compare_to, few_shot, few_shot_data)
+        if outputs:
+            from medtune.eval.translation import score_translation_outputs_file
+
+            metrics = score_translation_outputs_file(
+                data, outputs, out, src_col, tgt_col, glossary, compare_to, limit, seed, log=_log
+            )
+        elif task == "mcq":
             from medtune.eval.mcq import evaluate_mcq_file
 
             metrics = evaluate_mcq_file(
@@ -264,12 +309,18 @@ def eval_(
             )
     except MedtuneError as exc:
         _fail(exc)
-    table = Table(title=f"{model} on {data} ({task})")
+    table = Table(title=f"{model or outputs} on {data} ({task})")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in EVAL_TABLE_KEYS[task]:
         if key in metrics and metrics[key] is not None:
             table.add_row(key, str(metrics[key]))
+    for key, delta in metrics.get("delta", {}).items():
+        verdict = "significant at 95%" if delta["significant"] else "not significant"
+        table.add_row(
+            f"{key} delta vs {compare_to}",
+            f"{delta['value']:+.4g} [{delta['ci_low']:+.4g}, {delta['ci_high']:+.4g}] p={delta['p_value']:.3g}, {verdict}",
+        )
     Console().print(table)
     _log(f"Wrote {out / 'metrics.json'} and {out / 'outputs.jsonl'}")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from medtune.data.ids import text_id
 from medtune.data.io import read_rows
 from medtune.data.mcq import MCQItem, load_mcq, mcq_from_records
 from medtune.errors import MedtuneError
@@ -66,7 +67,7 @@ def test_options_dict_keeps_every_field_and_strips_texts(tmp_path):
     assert report.summary() == "mcq: 1 questions, all valid"
 
 
-def test_options_list_become_letters_in_order_and_missing_id_is_file_and_line(tmp_path):
+def test_options_list_become_letters_in_order_and_missing_id_is_a_hash_of_the_question(tmp_path):
     record = {
         "question": "Which is a beta blocker?",
         "options": ["Amlodipine", "Bisoprolol", "Ramipril"],
@@ -75,7 +76,8 @@ def test_options_list_become_letters_in_order_and_missing_id_is_file_and_line(tm
     path = _jsonl(tmp_path, [record])
     [item], _ = _load(path)
     assert item.options == {"A": "Amlodipine", "B": "Bisoprolol", "C": "Ramipril"}
-    assert (item.answer, item.id, item.subject) == ("B", "mcq.jsonl:1", None)
+    expected_id = text_id("Which is a beta blocker?", "A. Amlodipine", "B. Bisoprolol", "C. Ramipril")
+    assert (item.answer, item.id, item.subject) == ("B", expected_id, None)
 
 
 def test_options_as_json_text_in_csv(tmp_path):
@@ -220,4 +222,4 @@ def test_shared_benchmark_files_load():
     pubmedqa, report = load_mcq(str(PUBMEDQA), log=lambda _: None)
     assert (len(pubmedqa), report.issues) == (500, [])
     assert all(len(i.options) == 3 and i.context for i in pubmedqa)
-    assert pubmedqa[0].id == "pubmedqa_traincv500.jsonl:1"
+    assert len({i.id for i in pubmedqa}) == 500  # no id column: hashes of question + options, all distinct

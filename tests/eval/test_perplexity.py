@@ -12,6 +12,7 @@ import torch
 from medtune.data.chat import Conversation
 from medtune.data.chat_template import encode_conversation
 from medtune.data.examples import IGNORE
+from medtune.data.ids import text_id
 from medtune.data.text import Document
 from medtune.errors import MedtuneError
 from medtune.eval.loglik import row_target_nll
@@ -104,9 +105,9 @@ def test_text_perplexity_is_exp_of_the_hand_computed_mean_nll(loaded, tmp_path):
     assert metrics["perplexity"] == pytest.approx(math.exp(total / count), rel=1e-4)
     assert "non-overlapping windows of 16 tokens" in metrics["method"]
     rows = [json.loads(line) for line in (tmp_path / "outputs.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["d1", "d2", "docs.txt:5"]  # no id: the origin names it
+    assert [r["id"] for r in rows] == ["d1", "d2", text_id(DOCS[2].text)]  # no id: a hash of the text
     for row, (nll, n) in zip(rows, per_doc, strict=True):
-        assert row["n_tokens"] == n and row["nll"] == pytest.approx(nll, abs=1e-4)
+        assert row["tokens"] == n and row["nll"] == pytest.approx(nll, abs=1e-4)
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
 
 

@@ -14,10 +14,10 @@ import re
 import string
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from medtune.data.io import HF_PREFIX, Row, columns_of, read_rows
+from medtune.data.ids import text_id
+from medtune.data.io import Row, columns_of, read_rows
 from medtune.data.validate import Issue, ValidationReport, enforce_bad_row_policy
 from medtune.errors import MedtuneError
 
@@ -65,7 +65,8 @@ def load_mcq(
         log: receives the validation summary.
     Returns:
         The kept questions (texts stripped) and the validation report. ``id`` is the row's ``id`` or,
-        without one, ``<file name>:<line>``; ``subject`` comes from ``subject``, ``subject_name`` or ``topic``.
+        without one, a stable hash of the question and its options (:func:`medtune.data.ids.text_id`);
+        ``subject`` comes from ``subject``, ``subject_name`` or ``topic``.
     Raises:
         MedtuneError: no rows or no known layout (listing the columns found), ``fail`` with any bad
             row, or nothing left after validation.
@@ -223,7 +224,9 @@ def _item(row: Row, question: str, options: dict[str, str], answer: str) -> MCQI
     if isinstance(context, list):  # some QA sets store the abstract as a list of paragraphs
         context = "\n".join(str(part) for part in context)
     return MCQItem(
-        id=str(fields["id"]) if _filled(fields.get("id")) else _origin_id(row.origin),
+        id=str(fields["id"])
+        if _filled(fields.get("id"))
+        else text_id(question, *(f"{k}. {v}" for k, v in options.items())),
         question=question,
         options=options,
         answer=answer,
@@ -236,8 +239,3 @@ def _item(row: Row, question: str, options: dict[str, str], answer: str) -> MCQI
 
 def _filled(value: Any) -> bool:
     return value is not None and not (isinstance(value, str) and not value.strip())
-
-
-def _origin_id(origin: str) -> str:
-    """``<file name>:<line>`` without the folders, so ids do not depend on where the data lives."""
-    return origin if origin.startswith(HF_PREFIX) else Path(origin).name

@@ -1,4 +1,4 @@
-"""Parallel text: source/target pairs with an optional document id."""
+"""Parallel text: source/target pairs with optional document and pair ids."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from medtune.errors import MedtuneError
 
 @dataclass(frozen=True)
 class Pair:
-    """One translation pair. ``doc`` groups sentences of the same document for splitting."""
+    """One translation pair. ``doc`` groups sentences of the same document for splitting; ``id`` is the data's own."""
 
     src: str
     tgt: str
     doc: str | None = None
     origin: str = ""
+    id: str | None = None
 
     def to_record(self) -> dict:
         return asdict(self)
@@ -30,8 +31,9 @@ def load_pairs(
 ) -> list[Pair]:
     """Load parallel text from a file, a demo file or a Hugging Face dataset.
 
-    Values are kept as found (validation decides what to do with empty or non-string cells).
-    ``column_options`` is how the calling command sets the columns, named in the error.
+    Values are kept as found (validation decides what to do with empty or non-string cells); an
+    ``id`` column, when present, gives each pair its id. ``column_options`` is how the calling
+    command sets the columns, named in the error.
 
     Raises:
         MedtuneError: when the source or target column is missing, listing the columns found.
@@ -52,14 +54,16 @@ def load_pairs(
 
 def _pair(row: Row, src_col: str, tgt_col: str, doc_col: str | None) -> Pair:
     doc = row.fields.get(doc_col) if doc_col else None
+    own_id = row.fields.get("id")
     return Pair(
         src=row.fields.get(src_col),  # type: ignore[arg-type]  # validated later
         tgt=row.fields.get(tgt_col),  # type: ignore[arg-type]
         doc=str(doc) if doc is not None else None,
         origin=row.origin,
+        id=None if own_id is None or own_id == "" else str(own_id),
     )
 
 
 def pairs_from_records(records: list[dict]) -> list[Pair]:
     """Rebuild pairs saved with :meth:`Pair.to_record`."""
-    return [Pair(r["src"], r["tgt"], r.get("doc"), r.get("origin", "")) for r in records]
+    return [Pair(r["src"], r["tgt"], r.get("doc"), r.get("origin", ""), r.get("id")) for r in records]

@@ -122,7 +122,7 @@ def validate_pairs(
         if problem:
             report.issues.append(Issue(pair.origin, *problem))
             continue
-        kept.append(Pair(pair.src.strip(), pair.tgt.strip(), pair.doc, pair.origin))
+        kept.append(Pair(pair.src.strip(), pair.tgt.strip(), pair.doc, pair.origin, pair.id))
     enforce_bad_row_policy(report, len(kept), on_bad_rows)
     return kept, report
 

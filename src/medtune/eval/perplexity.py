@@ -20,6 +20,7 @@ import torch
 from medtune.data.chat import LAYOUTS, Conversation
 from medtune.data.chat_template import encode_conversation
 from medtune.data.examples import IGNORE, Example
+from medtune.data.ids import stable_ids
 from medtune.data.io import columns_of, read_rows, resolve_data_path, write_jsonl
 from medtune.data.text import Document
 from medtune.errors import MedtuneError
@@ -70,7 +71,11 @@ def evaluate_perplexity(
     batch_size: int = 8,
     label: str = "perplexity",
 ) -> dict:
-    """Score documents or conversations and write ``metrics.json`` and ``outputs.jsonl`` (one row per item).
+    """Score documents or conversations and write ``metrics.json`` and ``outputs.jsonl``.
+
+    ``outputs.jsonl`` has one row per item: ``id`` (:func:`perplexity_ids`), ``origin``, and the
+    item's summed ``nll`` (nats) over its ``tokens`` predicted tokens, the statistics of
+    :func:`medtune.eval.significance.paired_perplexity_delta`.
 
     Args:
         loaded: a causal LM and its tokenizer.
@@ -131,13 +136,22 @@ def evaluate_perplexity(
         "model": loaded.ref.name,
     }
     rows = [
-        {"id": d.id if d.id is not None else d.origin, "origin": d.origin, "n_tokens": c, "nll": v}
-        for d, c, v in zip(data, counts, nll, strict=True)
+        {"id": item_id, "origin": d.origin, "nll": v, "tokens": c}
+        for item_id, d, c, v in zip(perplexity_ids(data), data, counts, nll, strict=True)
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / "outputs.jsonl", rows)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     return metrics
+
+
+def perplexity_ids(data: Sequence[Document] | Sequence[Conversation]) -> list[str]:
+    """Each item's stable id: its own ``id``, else a hash of the document's text or the conversation's messages."""
+    texts = [
+        (d.text,) if isinstance(d, Document) else (json.dumps(list(d.messages), ensure_ascii=False, sort_keys=True),)
+        for d in data
+    ]
+    return stable_ids([d.id for d in data], texts)
 
 
 def detect_format(spec: str) -> str:

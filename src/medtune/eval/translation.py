@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from medtune.data.glossary import Term
+from medtune.data.ids import stable_ids
 from medtune.data.io import write_jsonl
 from medtune.data.parallel import Pair
 from medtune.data.prompts import translation_prompt
 from medtune.errors import MedtuneError
 from medtune.eval.metrics import corpus_scores, sentence_chrf
+from medtune.eval.significance import paired_mean_delta, paired_translation_deltas
 from medtune.eval.terminology import terminology_accuracy
 from medtune.generate.engine import GenerationStats, generate_texts
 from medtune.models.loading import LoadedModel
@@ -48,8 +52,8 @@ def evaluate_translation(
 ) -> dict:
     """Translate ``pairs`` and write ``outputs.jsonl`` and ``metrics.json`` to ``out_dir``.
 
-    Returns the metrics: bleu, chrf, ter, n, signatures, term_accuracy (with a glossary),
-    few_shot, sentences_per_s.
+    Returns the metrics of :func:`score_translations`, plus few_shot, model, num_beams,
+    sentences_per_s and generation_seconds.
     """
     prompts = translation_prompts(loaded, pairs, list(examples), src_lang, tgt_lang)
     # A translation is rarely more than twice its source in tokens; cap each sentence accordingly.
@@ -66,23 +70,57 @@ def evaluate_translation(
         progress=label,
         stats=stats,
     )
-    refs = [p.tgt for p in pairs]
-    metrics = corpus_scores(hyps, refs)
-    metrics.update(
-        n=len(pairs),
-        few_shot=len(examples),
-        model=loaded.ref.name,
-        num_beams=num_beams,
-        sentences_per_s=round(stats.sequences_per_s, 3),
-        generation_seconds=round(stats.seconds, 2),
+    return score_translations(
+        pairs,
+        hyps,
+        out_dir,
+        glossary,
+        {
+            "few_shot": len(examples),
+            "model": loaded.ref.name,
+            "num_beams": num_beams,
+            "sentences_per_s": round(stats.sequences_per_s, 3),
+            "generation_seconds": round(stats.seconds, 2),
+        },
     )
-    per_term = [[] for _ in pairs]
+
+
+def translation_ids(pairs: Sequence[Pair]) -> list[str]:
+    """Each pair's stable id: the data's own ``id``, else a hash of the source sentence."""
+    return stable_ids([p.id for p in pairs], [(p.src,) for p in pairs])
+
+
+def score_translations(
+    pairs: Sequence[Pair],
+    hyps: Sequence[str],
+    out_dir: Path,
+    glossary: list[Term] | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Score translations of ``pairs`` and write ``outputs.jsonl`` and ``metrics.json`` to ``out_dir``.
+
+    The one scoring path, for a model's translations and for any other system's.
+
+    Args:
+        pairs: the scored pairs (sources and references).
+        hyps: one translation per pair.
+        glossary: terms for terminology accuracy (per occurrence).
+        extra: figures added to the metrics as they are (model, speed, a comparison, ...).
+    Returns:
+        The metrics: bleu, chrf, ter, n, signatures, term_accuracy and term_occurrences (with a
+        glossary), then ``extra``.
+    """
+    refs = [p.tgt for p in pairs]
+    metrics = corpus_scores(list(hyps), refs)
+    metrics["n"] = len(pairs)
+    per_term: list[list] = [[] for _ in pairs]
     if glossary:
-        acc, n_terms, per_term = terminology_accuracy([p.src for p in pairs], hyps, glossary)
+        acc, n_terms, per_term = terminology_accuracy([p.src for p in pairs], list(hyps), glossary)
         metrics.update(term_accuracy=None if acc is None else round(acc, 4), term_occurrences=n_terms)
+    metrics.update(extra or {})
     records = [
         {
-            "id": i,
+            "id": pair_id,
             "origin": p.origin,
             "source": p.src,
             "reference": p.tgt,
@@ -90,12 +128,40 @@ def evaluate_translation(
             "chrf": sentence_chrf(h, p.tgt),
             "terms": [{"src": c.src, "tgt": c.tgt, "found": c.found} for c in checks],
         }
-        for i, (p, h, checks) in enumerate(zip(pairs, hyps, per_term, strict=True))
+        for pair_id, p, h, checks in zip(translation_ids(pairs), pairs, hyps, per_term, strict=True)
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / "outputs.jsonl", records)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     return metrics
+
+
+def compare_translations(
+    pairs: Sequence[Pair],
+    hyps: Sequence[str],
+    other_hyps: Sequence[str],
+    glossary: list[Term] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 42,
+) -> dict[str, dict]:
+    """Paired bootstrap of ``hyps`` minus ``other_hyps`` on the same pairs and resamples.
+
+    Returns:
+        ``{"bleu": ..., "chrf": ..., "ter": ...}`` and, when the glossary has occurrences in the
+        sources, ``"term_accuracy"`` (paired over term occurrences); each a
+        :meth:`PairedDelta.to_dict` (value, ci_low, ci_high, p_value, significant, ...).
+    """
+    refs = [p.tgt for p in pairs]
+    deltas = paired_translation_deltas(other_hyps, hyps, refs, n_resamples, seed)
+    result = {name: delta.to_dict() for name, delta in deltas.items()}
+    if glossary:
+        sources = [p.src for p in pairs]
+        # The occurrences depend only on the sources and the glossary, so both lists pair up.
+        found = [c.found for sentence in terminology_accuracy(sources, list(hyps), glossary)[2] for c in sentence]
+        other = [c.found for sentence in terminology_accuracy(sources, list(other_hyps), glossary)[2] for c in sentence]
+        if found:
+            result["term_accuracy"] = paired_mean_delta(other, found, n_resamples, seed).to_dict()
+    return result
 
 
 def evaluate_translation_file(
@@ -149,3 +215,54 @@ def evaluate_translation_file(
     return evaluate_translation(
         loaded, pairs, out, terms, examples, src_lang, tgt_lang, batch_size, num_beams, max_new_tokens
     )
+
+
+def score_translation_outputs_file(
+    data: str,
+    outputs: str,
+    out: Path,
+    src_col: str = "en",
+    tgt_col: str = "es",
+    glossary: str | None = None,
+    compare_to: str | None = None,
+    limit: int | None = None,
+    seed: int = 42,
+    log: Callable[[str], Any] = print,
+) -> dict:
+    """``medtune eval --task translation --outputs OUT``: score existing translations, no model loaded.
+
+    The translations in ``outputs`` (and ``compare_to``) are joined to ``data`` by id or by
+    position (:func:`medtune.eval.system_outputs.join_system_outputs`) and scored exactly as a
+    model's are (:func:`score_translations`). With ``compare_to``, ``metrics["delta"]`` holds the
+    paired bootstrap of OUT minus OTHER (:func:`compare_translations`, seeded by ``seed``) and
+    ``metrics["compare_to"]`` the other system's own scores.
+
+    Raises:
+        MedtuneError: unreadable data, glossary or outputs, and the join errors (missing, extra or
+            duplicate ids; row counts that differ).
+    """
+    from medtune.data.glossary import load_glossary
+    from medtune.data.parallel import load_pairs
+    from medtune.data.validate import validate_pairs
+    from medtune.eval.system_outputs import join_system_outputs
+
+    raw_pairs = load_pairs(data, src_col, tgt_col)
+    pairs, report = validate_pairs(raw_pairs, "eval")
+    if report.issues:
+        log(report.summary())
+    ids = translation_ids(pairs)
+    hyps = join_system_outputs(outputs, data, raw_pairs, pairs, ids, log)
+    other = join_system_outputs(compare_to, data, raw_pairs, pairs, ids, log) if compare_to else None
+    if limit:
+        pairs, hyps, other = pairs[:limit], hyps[:limit], other[:limit] if other else None
+    terms = load_glossary(glossary) if glossary else None
+    extra: dict[str, Any] = {"outputs": str(outputs)}
+    if other is not None:
+        refs = [p.tgt for p in pairs]
+        other_scores = {k: v for k, v in corpus_scores(other, refs).items() if k != "signatures"}
+        if terms:
+            accuracy = terminology_accuracy([p.src for p in pairs], other, terms)[0]
+            other_scores["term_accuracy"] = None if accuracy is None else round(accuracy, 4)
+        extra["compare_to"] = {"outputs": str(compare_to), **other_scores}
+        extra["delta"] = compare_translations(pairs, hyps, other, terms, seed=seed)
+    return score_translations(pairs, hyps, out, terms, extra)
