@@ -18,8 +18,8 @@ from medtune.errors import MedtuneError
 from medtune.eval.loglik import row_target_nll
 from medtune.eval.perplexity import detect_format, document_windows, evaluate_perplexity
 from medtune.models.loading import LoadedModel, load_model
+from medtune.models.scoring import causal_target_loss
 from medtune.train.batching import collate
-from medtune.train.loss import causal_target_loss
 
 DOCS = [
     Document("Keep the wound clean and dry.", "d1", "docs.txt:1"),

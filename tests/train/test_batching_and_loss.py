@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from medtune.data.prompts import translation_prompt, translation_target
 from medtune.models.adapters import attach_lora
 from medtune.models.loading import load_model
+from medtune.models.scoring import causal_target_loss
 from medtune.train.batching import (
     IGNORE,
     Example,
@@ -20,7 +21,6 @@ from medtune.train.batching import (
     plan_batches,
 )
 from medtune.train.loop import LoopConfig, TrainingInterrupted, train_loop
-from medtune.train.loss import causal_target_loss
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

@@ -7,8 +7,8 @@ import torch
 
 from medtune.data.examples import IGNORE
 from medtune.models.loading import load_model
+from medtune.models.scoring import causal_target_loss
 from medtune.train.batching import collate
-from medtune.train.loss import causal_target_loss
 from medtune.train.packing import document_token_ids, pack_documents, packing_efficiency
 
 DOCS = [

@@ -1,9 +1,10 @@
 """Log-likelihoods of chosen tokens from a causal LM, computing the output layer only where needed.
 
-With a 262k-token vocabulary the output layer costs more than the decoder body, so scorers run the
-body over the (right-padded) batch and apply the output layer to the few hidden states they need:
-the last prompt position for a lettered answer, the labelled positions for perplexity. The numbers
-equal those of a full forward pass and ``log_softmax`` (tests check both).
+With a 262k-token vocabulary the output layer costs more than the decoder body, so scorers read the
+logits only at the positions they need: the last prompt position for a lettered answer, the labelled
+positions for perplexity (through :mod:`medtune.models.scoring`, which checks medtune's fused output
+layer against the model's own). The numbers equal those of a full forward pass and ``log_softmax``
+(tests check both).
 """
 
 from __future__ import annotations
@@ -15,20 +16,15 @@ import torch
 from tqdm.auto import tqdm
 
 from medtune.data.examples import Example
+from medtune.models.scoring import logits_at, token_nll
 from medtune.train.batching import collate
-from medtune.train.loss import decoder_hidden_states, output_logits, token_nll
-
-
-def output_log_probs(model, hidden_rows: torch.Tensor) -> torch.Tensor:
-    """Log-softmax over the vocabulary for each given hidden state (``[n, hidden]`` -> ``[n, vocab]``)."""
-    return torch.log_softmax(output_logits(model, hidden_rows), dim=-1)
 
 
 @torch.no_grad()
 def row_target_nll(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row summed cross-entropy over labelled tokens of a collated causal batch, and per-row counts.
 
-    :func:`medtune.train.loss.token_nll` summed per row, so each document or conversation gets its own figure.
+    :func:`medtune.models.scoring.token_nll` summed per row, so each document or conversation gets its own figure.
     """
     nll, keep = token_nll(model, batch)
     rows = keep.nonzero()[:, 0]
@@ -90,11 +86,12 @@ def continuation_log_probs(
         for start in range(0, len(order), batch_size):
             batch = [rows[i] for i in order[start : start + batch_size]]
             padded = collate([Example(row.ids, []) for row in batch], pad_id, seq2seq=False)
-            hidden = decoder_hidden_states(model, padded)
             places = sorted({(b, target[0]) for b, row in enumerate(batch) for target in row.targets})
-            where = {place: n for n, place in enumerate(places)}
-            log_probs = output_log_probs(model, hidden[[p[0] for p in places], [p[1] for p in places]])
-            reads = [(where[(b, t[0])], t[1], t[2], t[3]) for b, row in enumerate(batch) for t in row.targets]
+            where = torch.zeros(padded["input_ids"].shape, dtype=torch.bool)
+            where[[p[0] for p in places], [p[1] for p in places]] = True
+            log_probs = torch.log_softmax(logits_at(model, padded, where), dim=-1)  # rows follow `places`
+            row_of = {place: n for n, place in enumerate(places)}
+            reads = [(row_of[(b, t[0])], t[1], t[2], t[3]) for b, row in enumerate(batch) for t in row.targets]
             values = log_probs[[x[0] for x in reads], [x[1] for x in reads]].tolist()  # one device->host copy
             for (_, _, r, k), value in zip(reads, values, strict=True):
                 scores[r][k] += value

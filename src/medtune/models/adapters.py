@@ -137,3 +137,8 @@ def _move_into_place(tmp: Path, out: Path) -> Path:
         out.rmdir()
     tmp.rename(out)
     return out
+
+
+def unwrap_model(model):
+    """The bare transformers model under a PEFT wrapper (its adapters stay active)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model

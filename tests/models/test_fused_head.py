@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medtune.train import loss as loss_module
-from medtune.train.loss import linear_cross_entropy
+from medtune.models import fused_head
+from medtune.models.fused_head import linear_cross_entropy
 
 
 @pytest.mark.parametrize("softcap", [None, 30.0])
 @pytest.mark.parametrize("weight_trainable", [False, True])
 def test_matches_plain_cross_entropy(monkeypatch, softcap, weight_trainable):
-    monkeypatch.setattr(loss_module, "CHUNK_ROWS", 7)  # several chunks, the last one partial
+    monkeypatch.setattr(fused_head, "CHUNK_ROWS", 7)  # several chunks, the last one partial
     torch.manual_seed(0)
     hidden = torch.randn(23, 16, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(50, 16, dtype=torch.float64, requires_grad=weight_trainable)

@@ -1,0 +1,123 @@
+"""medtune's own output layer for causal LMs: the decoder body, then the head on chosen rows only.
+
+With a 262k-token vocabulary the output layer costs more than the decoder body, so scorers run the
+body, pick the hidden states they need (labelled positions, the last prompt position) and apply the
+output layer to those rows only, in chunks, so the full (rows x vocab) logits never exist at once.
+This re-implements the model's head (a linear layer, plus Gemma 2's logit soft-capping): use it only
+through :mod:`medtune.models.scoring`, whose parity probe checks it against the model's own forward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from medtune.models.adapters import unwrap_model
+
+CHUNK_ROWS = 128  # output-layer rows per chunk: bounds the (rows x vocab) logits held at once
+
+
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits are upcast for a stable softmax; float32/64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Summed cross-entropy of ``hidden @ weight.T`` (optionally soft-capped), chunked over rows.
+
+    The gradient is computed chunk by chunk during the forward pass and kept (it is only the size
+    of ``hidden``), so the full (rows x vocab) logits and their gradient never exist at once and
+    nothing is recomputed. The loss is a leaf of the graph, so its incoming gradient is a scalar.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, softcap):
+        need_weight_grad = weight.requires_grad
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight = upcast(torch.zeros_like(weight)) if need_weight_grad else None
+        total = upcast(hidden.new_zeros(()))
+        for start in range(0, hidden.shape[0], CHUNK_ROWS):
+            h = hidden[start : start + CHUNK_ROWS]
+            t = targets[start : start + CHUNK_ROWS]
+            z = upcast(h @ weight.T)
+            logits = torch.tanh(z / softcap) * softcap if softcap else z
+            lse = torch.logsumexp(logits, dim=-1)
+            total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+            d = torch.softmax(logits, dim=-1)  # d(loss)/d(logits) = softmax - onehot
+            d[torch.arange(len(t)), t] -= 1
+            if softcap:
+                d *= 1 - (logits / softcap) ** 2
+            d = d.to(weight.dtype)
+            grad_hidden[start : start + CHUNK_ROWS] = d @ weight
+            if grad_weight is not None:
+                grad_weight += upcast(d.T @ h)
+        ctx.save_for_backward(grad_hidden, grad_weight if grad_weight is not None else torch.empty(0))
+        ctx.need_weight_grad = need_weight_grad
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        gw = (grad_weight * grad_total).to(grad_hidden.dtype) if ctx.need_weight_grad else None
+        return grad_hidden * grad_total.to(grad_hidden.dtype), gw, None, None
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None
+) -> torch.Tensor:
+    """Summed cross-entropy of the output layer applied to ``hidden`` (rows x d), in row chunks."""
+    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+        return _LinearCrossEntropy.apply(hidden, weight, targets, softcap)
+    total = upcast(hidden.new_zeros(()))
+    for start in range(0, hidden.shape[0], CHUNK_ROWS):
+        z = upcast(hidden[start : start + CHUNK_ROWS] @ weight.T)
+        logits = torch.tanh(z / softcap) * softcap if softcap else z
+        total += F.cross_entropy(logits, targets[start : start + CHUNK_ROWS], reduction="sum")
+    return total
+
+
+def model_inputs(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch's ``input_ids`` and ``attention_mask`` or ``position_ids`` (packed documents), on
+    the device of the model's output layer."""
+    device = unwrap_model(model).get_output_embeddings().weight.device
+    return {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+
+
+def decoder_hidden_states(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Final hidden states ``[batch, length, hidden]`` of a causal LM's body, without the output layer.
+
+    ``batch`` holds ``input_ids`` and an ``attention_mask``, or ``position_ids`` for packed
+    documents (positions restarting per document instead of a mask).
+    """
+    lm = unwrap_model(model)
+    body = lm.model if hasattr(lm, "model") else lm.get_decoder()
+    return body(**model_inputs(model, batch), use_cache=False).last_hidden_state
+
+
+def head_logits(model, hidden_rows: torch.Tensor) -> torch.Tensor:
+    """medtune's output layer on some hidden states (``[n, hidden]`` -> ``[n, vocab]``): the model's
+    output embedding, soft-capped when the config asks for it (Gemma 2), upcast from half precision."""
+    lm = unwrap_model(model)
+    logits = upcast(lm.get_output_embeddings()(hidden_rows))
+    cap = getattr(lm.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def head_cross_entropy(model, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy of medtune's output layer on ``rows`` against ``targets``, with gradient:
+    the chunked fused kernel for a plain bias-free linear head, the plain path for anything else
+    (e.g. a head with LoRA adapters)."""
+    lm = unwrap_model(model)
+    head = lm.get_output_embeddings()
+    if getattr(head, "bias", None) is not None or type(head) is not torch.nn.Linear:
+        return F.cross_entropy(head_logits(model, rows), targets, reduction="sum")
+    return linear_cross_entropy(rows, head.weight, targets, getattr(lm.config, "final_logit_softcapping", None))
+
+
+def head_token_nll(model, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-row cross-entropy (float32, no gradient) of medtune's output layer, in row chunks."""
+    nll = torch.empty(len(targets), dtype=torch.float32, device=rows.device)
+    for start in range(0, len(targets), CHUNK_ROWS):
+        logits = head_logits(model, rows[start : start + CHUNK_ROWS])
+        nll[start : start + CHUNK_ROWS] = F.cross_entropy(logits, targets[start : start + CHUNK_ROWS], reduction="none")
+    return nll
