@@ -120,10 +120,10 @@ def _probe(lm, ids: torch.Tensor) -> HeadCheck:
     if diff <= tolerance:  # False for NaN too
         return HeadCheck(True, diff, tolerance, dtype)
     config = {key: getattr(lm.config, key, None) for key in LOGIT_TRANSFORM_KEYS}
-    hint = "".join(f"; config {key}={value}" for key, value in config.items() if value is not None)
+    hint = "".join(f"config {key}={value}; " for key, value in config.items() if value is not None)
     reason = (
-        f"its forward transforms the logits beyond medtune's fused output layer (max |Δ log-prob| = {diff:.3g}"
-        f" > tolerance {tolerance:.2g} at a {ids.shape[1]}-token probe in {str(dtype).removeprefix('torch.')}{hint})"
+        f"its own forward transforms the logits beyond medtune's fused output layer ({hint}max |Δ log-prob| ="
+        f" {diff:.3g} > tolerance {tolerance:.2g} on {ids.shape[1]} probe tokens in {str(dtype).removeprefix('torch.')})"
     )
     return HeadCheck(False, diff, tolerance, dtype, reason)
 
