@@ -55,7 +55,7 @@ class HeadCheck:
     reason: str = ""  # why the model's own output layer is used; empty when fused
 
 
-_checks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # unwrapped model -> HeadCheck
+_checks: weakref.WeakKeyDictionary[torch.nn.Module, HeadCheck] = weakref.WeakKeyDictionary()  # per unwrapped model
 
 
 def check_output_layer(model, batch: dict[str, torch.Tensor]) -> HeadCheck:
