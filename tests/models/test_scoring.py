@@ -16,7 +16,6 @@ import weakref
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import build_tiny_gemma
 
 from medtune.data.examples import IGNORE
 from medtune.data.mcq import MCQItem
@@ -32,8 +31,24 @@ LOGGER = "medtune.models.scoring"
 SCALED = {"granite": "logits_scaling=8.0", "cohere": "logit_scale=0.0625"}  # far from 1, as real checkpoints
 
 
-def build_tiny(kind: str, tokenizer, dtype: torch.dtype = torch.float32, seed: int = 0):
-    """A fresh 2-layer causal LM of the given family with fixed random weights, in eval mode."""
+@pytest.fixture(scope="module")
+def build_tiny(tiny_tokenizer, tiny_gemma_dir):
+    """``build(kind, dtype)``: a fresh 2-layer causal LM of the family, fixed random weights, eval mode."""
+
+    def build(kind: str, dtype: torch.dtype = torch.float32):
+        if kind == "gemma":  # the session's tiny Gemma 3, soft-capped so that branch is probed too
+            from transformers import Gemma3ForCausalLM
+
+            model = Gemma3ForCausalLM.from_pretrained(tiny_gemma_dir, dtype=dtype).eval()
+            model.config.final_logit_softcapping = 5.0
+            return model
+        return build_llama_family(kind, tiny_tokenizer, dtype)
+
+    return build
+
+
+def build_llama_family(kind: str, tokenizer, dtype: torch.dtype):
+    """Llama, or Granite / Cohere with their logit scaling far from 1 (as in real checkpoints)."""
     from transformers import (
         CohereConfig,
         CohereForCausalLM,
@@ -43,8 +58,6 @@ def build_tiny(kind: str, tokenizer, dtype: torch.dtype = torch.float32, seed: i
         LlamaForCausalLM,
     )
 
-    if kind == "gemma":
-        return build_tiny_gemma(tokenizer, seed, final_logit_softcapping=5.0).to(dtype)
     settings = dict(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -63,7 +76,7 @@ def build_tiny(kind: str, tokenizer, dtype: torch.dtype = torch.float32, seed: i
         "cohere": (CohereForCausalLM, CohereConfig, {"logit_scale": 0.0625}),
     }
     model_class, config_class, scaling = families[kind]
-    torch.manual_seed(seed)
+    torch.manual_seed(0)
     return model_class(config_class(**settings, **scaling)).to(dtype).eval()
 
 
@@ -99,8 +112,8 @@ def mcq_item(i: int) -> MCQItem:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("kind", ["gemma", "llama"])
-def test_probe_keeps_the_fused_path_where_it_equals_the_model(kind, dtype, tiny_tokenizer, batch, caplog):
-    model = build_tiny(kind, tiny_tokenizer, dtype)
+def test_probe_keeps_the_fused_path_where_it_equals_the_model(kind, dtype, batch, caplog, build_tiny):
+    model = build_tiny(kind, dtype)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         check = check_output_layer(model, batch)
     assert check.fused and check.dtype == dtype and check.reason == ""
@@ -111,8 +124,8 @@ def test_probe_keeps_the_fused_path_where_it_equals_the_model(kind, dtype, tiny_
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("kind", ["granite", "cohere"])
-def test_probe_falls_back_for_scaled_logits_and_says_so_once(kind, dtype, tiny_tokenizer, batch, caplog):
-    model = build_tiny(kind, tiny_tokenizer, dtype)
+def test_probe_falls_back_for_scaled_logits_and_says_so_once(kind, dtype, tiny_tokenizer, batch, caplog, build_tiny):
+    model = build_tiny(kind, dtype)
     with caplog.at_level(logging.WARNING, logger=LOGGER), torch.no_grad():
         check = check_output_layer(model, batch)
         causal_target_loss(model, batch)  # every consumer goes through the same cached decision
@@ -128,21 +141,21 @@ def test_probe_falls_back_for_scaled_logits_and_says_so_once(kind, dtype, tiny_t
     assert "using the model's own output layer" in message
 
 
-def test_unscaled_granite_keeps_the_fused_path(tiny_tokenizer, batch):
-    model = build_tiny("granite", tiny_tokenizer)
+def test_unscaled_granite_keeps_the_fused_path(batch, build_tiny):
+    model = build_tiny("granite")
     model.config.logits_scaling = 1.0  # the probe judges the numbers, not the model type
     assert check_output_layer(model, batch).fused
 
 
-def test_probe_uses_the_autocast_dtype(tiny_tokenizer, batch):
-    model = build_tiny("gemma", tiny_tokenizer)  # float32 weights, bfloat16 compute
+def test_probe_uses_the_autocast_dtype(batch, build_tiny):
+    model = build_tiny("gemma")  # float32 weights, bfloat16 compute
     with torch.autocast("cpu", dtype=torch.bfloat16):
         check = check_output_layer(model, batch)
     assert check.fused and check.dtype == torch.bfloat16
 
 
-def test_probe_restores_every_module_mode_and_holds_no_reference(tiny_tokenizer, batch):
-    model = build_tiny("granite", tiny_tokenizer).train()
+def test_probe_restores_every_module_mode_and_holds_no_reference(batch, build_tiny):
+    model = build_tiny("granite").train()
     model.model.layers[1].eval()  # a mixed state must come back exactly
     modes = [m.training for m in model.modules()]
     check_output_layer(model, batch)
@@ -157,8 +170,8 @@ def test_probe_restores_every_module_mode_and_holds_no_reference(tiny_tokenizer,
 
 
 @pytest.mark.parametrize("kind", ["granite", "cohere"])
-def test_training_loss_and_gradients_equal_the_models_own(kind, tiny_tokenizer, batch):
-    model = build_tiny(kind, tiny_tokenizer).train()  # the config's dropout is 0
+def test_training_loss_and_gradients_equal_the_models_own(kind, batch, build_tiny):
+    model = build_tiny(kind).train()  # the config's dropout is 0
     loss_sum, n = causal_target_loss(model, batch)
     (loss_sum / n).backward()
     ours = {name: p.grad.clone() for name, p in model.named_parameters()}
@@ -174,8 +187,8 @@ def test_training_loss_and_gradients_equal_the_models_own(kind, tiny_tokenizer, 
 
 
 @pytest.mark.parametrize("kind", ["granite", "cohere"])
-def test_token_nll_and_perplexity_equal_the_models_own(kind, tiny_tokenizer, batch, tmp_path):
-    model = build_tiny(kind, tiny_tokenizer)
+def test_token_nll_and_perplexity_equal_the_models_own(kind, tiny_tokenizer, batch, tmp_path, build_tiny):
+    model = build_tiny(kind)
     with torch.no_grad():
         nll, keep = token_nll(model, batch)
         reference = own_token_nll(model, batch)
@@ -204,8 +217,8 @@ def test_token_nll_and_perplexity_equal_the_models_own(kind, tiny_tokenizer, bat
 
 
 @pytest.mark.parametrize("kind", ["granite", "cohere"])
-def test_mcq_letter_log_likelihoods_equal_the_models_own(kind, tiny_tokenizer, tmp_path):
-    model = build_tiny(kind, tiny_tokenizer)
+def test_mcq_letter_log_likelihoods_equal_the_models_own(kind, tiny_tokenizer, tmp_path, build_tiny):
+    model = build_tiny(kind)
     items = [mcq_item(i) for i in range(5)]  # different lengths: padded rows in each batch of 3
     assert [len(c) for c in letter_continuations(tiny_tokenizer, "ABCD").values()] == [1, 2, 1, 1]
     loaded = LoadedModel(model, tiny_tokenizer, ModelRef(kind, kind))
@@ -220,9 +233,9 @@ def test_mcq_letter_log_likelihoods_equal_the_models_own(kind, tiny_tokenizer, t
             assert row["option_logprobs"][letter] == pytest.approx(expected, abs=1e-5)
 
 
-def test_logits_at_reads_the_chosen_positions_of_padded_rows(tiny_tokenizer, batch):
+def test_logits_at_reads_the_chosen_positions_of_padded_rows(batch, build_tiny):
     for kind in ("gemma", "granite"):
-        model = build_tiny(kind, tiny_tokenizer)
+        model = build_tiny(kind)
         where = torch.zeros(batch["input_ids"].shape, dtype=torch.bool)
         where[0, [1, 5]] = where[2, 3] = where[4, 0] = True
         with torch.no_grad():
@@ -235,8 +248,8 @@ def test_logits_at_reads_the_chosen_positions_of_padded_rows(tiny_tokenizer, bat
 
 
 @pytest.mark.parametrize("kind", ["gemma", "granite", "cohere"])
-def test_bfloat16_loss_equals_the_models_own(kind, tiny_tokenizer, batch):
-    model = build_tiny(kind, tiny_tokenizer, torch.bfloat16)
+def test_bfloat16_loss_equals_the_models_own(kind, batch, build_tiny):
+    model = build_tiny(kind, torch.bfloat16)
     with torch.no_grad():
         loss_sum, n = causal_target_loss(model, batch)
         reference = float(own_loss(model, batch))

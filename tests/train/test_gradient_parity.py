@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import build_tiny_gemma
 
 from medtune.data.examples import IGNORE
 from medtune.models.adapters import attach_lora
@@ -23,8 +22,11 @@ def _adapter_grads(model) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("softcap", [None, 5.0])
-def test_fused_loss_and_adapter_gradients_equal_the_models_own(tiny_tokenizer, demo_pairs, softcap):
-    base = build_tiny_gemma(tiny_tokenizer, final_logit_softcapping=softcap)
+def test_fused_loss_and_adapter_gradients_equal_the_models_own(tiny_gemma_dir, tiny_tokenizer, demo_pairs, softcap):
+    from transformers import Gemma3ForCausalLM
+
+    base = Gemma3ForCausalLM.from_pretrained(tiny_gemma_dir, dtype=torch.float32)
+    base.config.final_logit_softcapping = softcap
     # as train/setup.py does for gradient_checkpointing: true
     base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(0)
