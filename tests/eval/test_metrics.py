@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sacrebleu
 
-from medtune.eval.metrics import corpus_scores, sentence_chrf
+from medtune.eval.metrics import corpus_scores, sentence_chrf_scores
 
 HYPOTHESES = [
     "Tome dos comprimidos cada ocho horas con comida.",
@@ -48,9 +48,12 @@ def test_signatures_are_present():
 
 
 def test_sentence_chrf_is_chrf_plus_plus_rounded():
-    expected = sacrebleu.sentence_chrf(HYPOTHESES[1], [REFERENCES[1]], word_order=2).score
-    assert sentence_chrf(HYPOTHESES[1], REFERENCES[1]) == round(expected, 2)
-    assert sentence_chrf(HYPOTHESES[2], REFERENCES[2]) == 100.0
+    expected = [
+        round(sacrebleu.sentence_chrf(h, [r], word_order=2).score, 2)
+        for h, r in zip(HYPOTHESES, REFERENCES, strict=True)
+    ]
+    assert sentence_chrf_scores(HYPOTHESES, REFERENCES) == expected
+    assert expected[2] == 100.0 and len(set(expected)) == 4
 
 
 def test_signatures_equal_those_of_sacrebleus_corpus_score():

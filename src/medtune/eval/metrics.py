@@ -21,7 +21,7 @@ def translation_metrics() -> dict[str, Metric]:
     return {"bleu": BLEU(), "chrf": CHRF(word_order=2), "ter": TER()}
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def _statistics(name: str, hypotheses: tuple[str, ...], references: tuple[str, ...]) -> SentenceStatistics:
     metric = translation_metrics()[name]
     # sacreBLEU's significance module uses this same method to get per-sentence statistics.
@@ -49,6 +49,13 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict:
     return {**scores, "signatures": {name: str(metric.get_signature()) for name, metric in metrics.items()}}
 
 
-def sentence_chrf(hypothesis: str, reference: str) -> float:
-    """chrF++ of one sentence, rounded to 2 decimals (the per-sentence figure in outputs.jsonl)."""
-    return round(CHRF(word_order=2).sentence_score(hypothesis, [reference]).score, 2)
+def sentence_chrf_scores(hypotheses: Sequence[str], references: Sequence[str]) -> list[float]:
+    """chrF++ of each sentence, rounded to 2 decimals (outputs.jsonl), from the cached statistics.
+
+    Equal to sacreBLEU's ``sentence_score``: a sentence's score is computed from its own row.
+    """
+    chrf = translation_metrics()["chrf"]
+    return [
+        round(chrf._compute_score_from_stats(list(row)).score, 2)
+        for row in sentence_statistics(hypotheses, references)["chrf"]
+    ]

@@ -14,7 +14,7 @@ from medtune.data.io import write_jsonl
 from medtune.data.parallel import Pair
 from medtune.data.prompts import translation_prompt
 from medtune.errors import MedtuneError
-from medtune.eval.metrics import corpus_scores, sentence_chrf
+from medtune.eval.metrics import corpus_scores, sentence_chrf_scores
 from medtune.eval.significance import paired_mean_delta, paired_translation_deltas
 from medtune.eval.terminology import terminology_accuracy
 from medtune.generate.engine import GenerationStats, generate_texts
@@ -125,10 +125,12 @@ def score_translations(
             "source": p.src,
             "reference": p.tgt,
             "output": h,
-            "chrf": sentence_chrf(h, p.tgt),
+            "chrf": chrf,
             "terms": [{"src": c.src, "tgt": c.tgt, "found": c.found} for c in checks],
         }
-        for pair_id, p, h, checks in zip(translation_ids(pairs), pairs, hyps, per_term, strict=True)
+        for pair_id, p, h, chrf, checks in zip(
+            translation_ids(pairs), pairs, hyps, sentence_chrf_scores(hyps, refs), per_term, strict=True
+        )
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / "outputs.jsonl", records)
