@@ -68,12 +68,24 @@ def _fail(exc: MedtuneError) -> None:
     raise typer.Exit(code=130 if type(exc).__name__ == "TrainingInterrupted" else 2)
 
 
-def _metrics_table(title: str, rows: list[tuple[str, str, str, str]]) -> Table:
+def _metrics_table(title: str, metrics: list[dict]) -> Table:
+    """The final table of ``medtune run``: the three columns, each delta with its 95% interval and verdict."""
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     table = Table(title=title)
-    for column in ("metric", "base", "fine-tuned", "delta"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
-    for row in rows:
-        table.add_row(*row)
+    for column in ("metric", "base few-shot", "base zero-shot", "fine-tuned", "delta [95% CI]", "verdict"):
+        table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
+    for m in metrics:
+        few, zero = fmt(m["base"]), fmt(m["base_zero_shot"])
+        if m["headline_base"] == "few_shot" and m["base"] is not None:
+            few += " *"
+        elif m["headline_base"] == "zero_shot" and m["base_zero_shot"] is not None:
+            zero += " *"
+        delta = "" if m["delta"] is None else f"{m['delta']:+.2f}"
+        if m["delta_ci_low"] is not None:
+            delta += f" [{m['delta_ci_low']:.2f}, {m['delta_ci_high']:.2f}]"
+        verdict = "" if m["p_value"] is None else f"{m['verdict']} (p = {m['p_value']:.3f})"
+        table.add_row(m["label"], few, zero, fmt(m["tuned"]), delta, verdict)
+    table.caption = "* headline base: the better base on the test set's main metric; delta = fine-tuned minus it"
     return table
 
 
@@ -93,14 +105,9 @@ def run(
         summary = run_recipe(load_recipe(recipe, set_), resume=resume, overwrite=overwrite, force=force, log=_log)
     except MedtuneError as exc:
         _fail(exc)
-    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-    rows = [
-        (m["label"], fmt(m["base"]), fmt(m["tuned"]), "" if m["delta"] is None else f"{m['delta']:+.2f}")
-        for m in summary["metrics"]
-    ]
-    Console().print(_metrics_table(f"{summary['recipe']}: before vs after", rows))
-    if "forgetting" in summary:
-        _log(summary["forgetting"]["message"])
+    Console().print(_metrics_table(f"{summary['recipe']}: before vs after", summary["metrics"]))
+    for check in summary.get("checks", []):
+        _log(check["message"])
     _log(f"Report: {summary['report_html']}  Model: {summary['output_dir']}")
 
 

@@ -10,6 +10,7 @@ from medtune.data.sampling import eval_count, split_items
 from medtune.errors import MedtuneError
 from medtune.recipes.loader import recipe_to_yaml
 from medtune.recipes.schema import Recipe
+from medtune.report.comparison import Evaluations
 from medtune.runs import RunFolder, remove_checkpoints
 
 
@@ -50,27 +51,64 @@ def before_after(
     base_model: str,
     score: Callable[[str, Any], dict],
     train: Callable[[], Any],
-    report: Callable[[dict, dict, Path], dict],
+    report: Callable[[Evaluations, Path], dict],
+    same_base_reason: Callable[[Any], str | None] | None = None,
 ) -> dict:
-    """The before/after loop every task shares: eval_base -> train -> eval_tuned -> report.
+    """The matched before/after loop every task shares, each step a stage recorded in ``run.json``.
 
-    ``score(stage, loaded_model)`` scores one model; a stage that ``run.json`` records as done is
-    skipped (its model is not even loaded). ``train()`` returns a trained model,
-    ``report(base, tuned, model_dir)`` returns the summary.
+    Stages: ``eval_base`` (the base model few-shot), ``eval_base_zero_shot``, ``train``,
+    ``eval_tuned`` (zero-shot), ``report``. A stage recorded as done is skipped (its model is not
+    even loaded); the base model is loaded once for both base stages.
+
+    Args:
+        run: the run folder.
+        base_model: the base model's name or path.
+        score: ``score(stage, loaded_model)`` scores one model on the same items for every stage;
+            the stage name says how to prompt (``eval_base``: few-shot, the others zero-shot).
+        train: returns the trained model.
+        report: ``report(evaluations, model_dir)`` writes the report and returns its summary.
+        same_base_reason: for a task with few-shot prompts, ``same_base_reason(loaded_base)`` is None
+            when the base's few-shot and zero-shot evaluations differ, or says why they are one
+            evaluation (then it is scored once and ``eval_base_zero_shot`` records ``same_as``).
+            None for a task without few-shot prompts (perplexity): no ``eval_base_zero_shot`` stage.
+    Returns:
+        The report's summary.
     """
     from medtune.models.loading import load_model
 
-    def evaluate(stage: str, model_name: str) -> dict:
+    loaded_base: list = []  # loaded at most once, only when a base stage still has to run
+
+    def base() -> Any:
+        if not loaded_base:
+            loaded_base.append(load_model(base_model))
+        return loaded_base[0]
+
+    def evaluate(stage: str, loaded: Callable[[], Any]) -> dict:
         if done := run.done(stage):
             return done
-        result = score(stage, load_model(model_name))
+        result = score(stage, loaded())
         run.mark_done(stage, result)
         return result
 
-    base = evaluate("eval_base", base_model)
+    first = evaluate("eval_base", base)
+    if same_base_reason is None:
+        evaluations = dict(few_shot=None, zero_shot=first, zero_shot_stage="eval_base")
+    else:
+        zero = run.done("eval_base_zero_shot")
+        if zero is None:
+            reason = same_base_reason(base())
+            zero = {"same_as": "eval_base", "reason": reason} if reason else score("eval_base_zero_shot", base())
+            run.mark_done("eval_base_zero_shot", zero)
+        if "same_as" in zero:
+            evaluations = dict(
+                few_shot=first, zero_shot=first, zero_shot_stage="eval_base", same_base_reason=zero["reason"]
+            )
+        else:
+            evaluations = dict(few_shot=first, zero_shot=zero)
+    loaded_base.clear()  # free the base model before training
     model_dir = train_stage(run, train)
-    tuned = evaluate("eval_tuned", str(model_dir))
-    summary = report(base, tuned, model_dir)
+    tuned = evaluate("eval_tuned", lambda: load_model(str(model_dir)))
+    summary = report(Evaluations(**evaluations, tuned=tuned), model_dir)
     run.mark_done("report", {"report": summary["report_html"]})
     return summary
 

@@ -1,11 +1,12 @@
-"""The chat and qa tasks' stages: data -> eval_base -> train -> eval_tuned -> report.
+"""The chat and qa tasks' stages: data -> eval_base [-> eval_base_zero_shot] -> train -> eval_tuned -> report.
 
 * chat: doctor–patient conversations; judged by perplexity on the held-out conversations'
   assistant turns, with sample replies of both models side by side.
 * qa: medical multiple-choice questions, trained as "question -> answer letter + explanation"
   conversations (or any question/answer or instruction data with an MCQ test file), judged by
   MCQ accuracy (option-letter log-likelihood and generated answers, 95% bootstrap intervals);
-  the base model sees ``eval.few_shot`` solved questions, the fine-tune none.
+  the base model is scored with ``eval.few_shot`` solved training questions and without, the
+  fine-tune without, on the same test questions.
 """
 
 from __future__ import annotations
@@ -179,9 +180,9 @@ def _score(stage: str, loaded, data: DialogueData, recipe: Recipe, run: RunFolde
     else:
         test = data.mcq_test[: e.limit] if e.limit else data.mcq_test
         few = (
-            []
-            if stage == "eval_tuned"
-            else random.Random(recipe.seed).sample(data.mcq_pool, min(e.few_shot, len(data.mcq_pool)))
+            random.Random(recipe.seed).sample(data.mcq_pool, min(e.few_shot, len(data.mcq_pool)))
+            if stage == "eval_base"
+            else []
         )
         for mode in e.mcq_modes:
             out = run.sub("eval", stage, f"mcq_{mode}")
@@ -206,8 +207,23 @@ def train_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, 
     return train_stage(run, _train(recipe, prepare_dialogue_data(recipe, run, log), resume, log))
 
 
+def _same_base_reason(recipe: Recipe, data: DialogueData):
+    """qa: why the base's few-shot evaluation would be zero-shot anyway (chat has no few-shot base: None)."""
+    if recipe.task != "qa":
+        return None
+
+    def reason(_loaded) -> str | None:
+        if recipe.eval.few_shot == 0:
+            return "eval.few_shot is 0"
+        if not data.mcq_pool:
+            return "the training data has no multiple-choice questions to show as solved examples"
+        return None
+
+    return reason
+
+
 def run_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
-    """``medtune run`` for chat and qa: score the base, fine-tune, score again, write the report."""
+    """``medtune run`` for chat and qa: score the base (qa: few-shot and zero-shot), fine-tune, score again, report."""
     from medtune.report.dialogue import write_dialogue_report
 
     data = prepare_dialogue_data(recipe, run, log)
@@ -216,5 +232,6 @@ def run_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, lo
         recipe.model,
         lambda stage, loaded: _score(stage, loaded, data, recipe, run, log),
         _train(recipe, data, resume, log),
-        lambda base, tuned, model_dir: write_dialogue_report(recipe, run, data.counts(), base, tuned, model_dir),
+        lambda evaluations, model_dir: write_dialogue_report(recipe, run, data.counts(), evaluations, model_dir),
+        _same_base_reason(recipe, data),
     )

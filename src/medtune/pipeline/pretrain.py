@@ -119,5 +119,5 @@ def run_pretrain_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, lo
         recipe.model,
         lambda stage, loaded: _score(stage, loaded, data, recipe, run, log),
         _train(recipe, data, resume, log),
-        lambda base, tuned, model_dir: write_pretrain_report(recipe, run, data.counts(), base, tuned, model_dir),
+        lambda evaluations, model_dir: write_pretrain_report(recipe, run, data.counts(), evaluations, model_dir),
     )

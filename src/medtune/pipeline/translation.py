@@ -1,4 +1,4 @@
-"""The translation task's stages: data -> eval_base -> train -> eval_tuned -> report.
+"""The translation task's stages: data -> eval_base -> eval_base_zero_shot -> train -> eval_tuned -> report.
 
 Every stage writes into the run folder and is recorded in ``run.json``; with ``--resume``
 finished stages are skipped. Knows nothing of tensors: each stage calls a function elsewhere.
@@ -124,10 +124,22 @@ def train_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = Fals
     return train_stage(run, _train(recipe, prepare_translation_data(recipe, run, log), resume, log))
 
 
-def run_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
-    """``medtune run``: score the base (few-shot), fine-tune, score again (zero-shot), write the report.
+def _same_base_reason(recipe: Recipe, data: PreparedData):
+    def reason(loaded) -> str | None:
+        if loaded.is_seq2seq:
+            return "a sequence-to-sequence translation model takes the bare source sentence, no few-shot prompt"
+        if recipe.eval.few_shot == 0 or not data.train:
+            return "eval.few_shot is 0" if recipe.eval.few_shot == 0 else "there are no training pairs to show"
+        return None
 
-    Returns the report summary (metrics before/after, deltas, forgetting verdict, paths).
+    return reason
+
+
+def run_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
+    """``medtune run``: score the base few-shot and zero-shot, fine-tune, score again (zero-shot), report.
+
+    Few-shot examples come from the training split, never from the scored sets. Returns the report
+    summary (the three columns, deltas with paired-bootstrap intervals, forgetting verdict, paths).
     """
     from medtune.report.translation import write_translation_report
 
@@ -142,5 +154,6 @@ def run_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False,
         recipe.model,
         score,
         _train(recipe, data, resume, log),
-        lambda base, tuned, model_dir: write_translation_report(recipe, run, data, base, tuned, model_dir),
+        lambda evaluations, model_dir: write_translation_report(recipe, run, data, evaluations, model_dir),
+        _same_base_reason(recipe, data),
     )

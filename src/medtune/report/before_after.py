@@ -1,7 +1,9 @@
-"""The before/after report of a chat, qa or pretrain run: report.html, report.md, summary.json, model card.
+"""The before/after report of every task: report.html, report.md, summary.json and the model card.
 
-A task's report module measures and picks what to show (metric rows, samples, notes); this module
-lays it out the same way for every task.
+A task's report module measures and picks what to show (metric rows with their paired deltas,
+samples, checks such as forgetting, notes); this module lays it out the same way for every task:
+base few-shot, base zero-shot and fine-tuned side by side, each delta with its 95% interval and
+a plain verdict.
 """
 
 from __future__ import annotations
@@ -9,24 +11,41 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from medtune.data.io import read_jsonl
 from medtune.recipes.schema import Recipe
+from medtune.report.comparison import Evaluations, device_line
 from medtune.report.formatting import (
+    BASE_NAMES,
+    FEW_SHOT,
+    HEADLINE_NOTE,
     REPORT_CSS,
+    TABLE_HEADERS,
+    ZERO_SHOT,
     MetricRow,
     format_delta,
     format_interval,
     format_value,
+    format_verdict,
     markdown_cell,
     markdown_metric_table,
 )
 from medtune.report.model_card import TASK_CAUTION, model_card, task_title
-from medtune.report.plots import metric_bars, training_curve
+from medtune.report.plots import BASE_COLOR, DELTA_COLOR, FEW_SHOT_COLOR, TUNED_COLOR, Bars, metric_bars, training_curve
 from medtune.runs import RunFolder
 
-__all__ = ["MetricRow", "write_before_after_report", "train_figures"]
+__all__ = ["Check", "MetricRow", "write_before_after_report", "train_figures"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A verdict the report states in words, e.g. the forgetting check."""
+
+    title: str
+    message: str
+    passed: bool
+
 
 # (label, key in the train record, how it is shown), in the order the report lists them.
 TRAIN_FIGURES = [
@@ -65,7 +84,7 @@ def _chart_groups(rows: Sequence[MetricRow]) -> list[list[MetricRow]]:
     """Rows that share a scale share a chart: every percentage together, otherwise one chart per metric key."""
     groups: dict[str, list[MetricRow]] = {}
     for row in rows:
-        if row.base is None and row.tuned is None:
+        if row.base is None and row.base_zero_shot is None and row.tuned is None:
             continue  # nothing to draw
         groups.setdefault("%" if row.label.endswith("(%)") else row.key, []).append(row)
     return list(groups.values())
@@ -78,22 +97,27 @@ def _chart_title(group: list[MetricRow]) -> str:
 
 
 def _chart_label(row: MetricRow) -> str:
-    return row.label.removesuffix(" (%)").split(", ")[-1][:28]
+    return row.label.removesuffix(" (%)").split(", ")[-1][:40]
 
 
 def _charts(rows: Sequence[MetricRow], figures_record: dict) -> list[tuple[str, str]]:
     """(alt text, data URI) of one chart per metric group, then the training curve when there is one."""
     charts = []
     for group in _chart_groups(rows):
-        uri = metric_bars(
-            [_chart_label(r) for r in group] if len(group) > 1 else [""],  # one metric: its title names it
-            [r.base for r in group],
-            [r.tuned for r in group],
-            _chart_title(group),
-            [r.base_ci for r in group],
-            [r.tuned_ci for r in group],
-        )
-        charts.append((f"bar chart: {_chart_title(group)}, base vs fine-tuned", uri))
+        series = [
+            Bars(BASE_NAMES[FEW_SHOT], [r.base for r in group], [r.base_ci for r in group], FEW_SHOT_COLOR),
+            Bars(
+                BASE_NAMES[ZERO_SHOT],
+                [r.base_zero_shot for r in group],
+                [r.base_zero_shot_ci for r in group],
+                BASE_COLOR,
+            ),
+            Bars("fine-tuned", [r.tuned for r in group], [r.tuned_ci for r in group], TUNED_COLOR),
+        ]
+        delta = Bars("delta", [r.delta for r in group], [r.delta_ci for r in group], DELTA_COLOR)
+        labels = [_chart_label(r) for r in group] if len(group) > 1 else [""]  # one metric: its title names it
+        uri = metric_bars(labels, series, _chart_title(group), delta)
+        charts.append((f"bar chart: {_chart_title(group)}, base vs fine-tuned, deltas with 95% intervals", uri))
     curve = training_curve(
         figures_record.get("loss_history") or [], figures_record.get("dev_history") or [], "training curve"
     )
@@ -116,6 +140,18 @@ def _breakdown_rows(breakdown: dict[str, dict[str, dict]]) -> list[tuple[str, in
     return rows
 
 
+def _headline_lines(rows: Sequence[MetricRow]) -> list[str]:
+    """One line per test set naming the base its deltas are measured against."""
+    sets: dict[str, MetricRow] = {}
+    for row in rows:
+        sets.setdefault(row.test_set, row)
+    return [
+        f"Headline base of the {name} set: {BASE_NAMES[row.headline_base]} (the better base on {row.label})."
+        for name, row in sets.items()
+        if row.headline_value is not None
+    ]
+
+
 def write_before_after_report(
     recipe: Recipe,
     run: RunFolder,
@@ -124,10 +160,13 @@ def write_before_after_report(
     *,
     intro: str,
     counts: dict[str, int],
+    evaluations: Evaluations | None = None,
     samples: Sequence[dict[str, str]] = (),
     sample_columns: Sequence[tuple[str, str]] = (),
     breakdown: dict[str, dict[str, dict]] | None = None,
+    checks: Sequence[Check] = (),
     notes: Sequence[str] = (),
+    extra: dict | None = None,
 ) -> dict:
     """Write report.html, report.md and summary.json in the run folder, and README.md in ``model_dir``.
 
@@ -135,14 +174,19 @@ def write_before_after_report(
         recipe: the run's recipe (name, task, base model, data).
         run: the run folder; its ``train`` record supplies the training figures and the loss curve.
         model_dir: the trained model's folder (gets the model card).
-        rows: metrics of the base and the fine-tuned model; None values show as ``-``.
+        rows: metrics of the base (few-shot and zero-shot) and the fine-tuned model, each with its
+            headline base and paired delta; None values show as ``-``. The first row of each test set
+            is its main metric.
         intro: one paragraph on what was compared and how.
         counts: data set sizes by split name.
+        evaluations: the run's evaluations (their notes and devices are reported).
         samples: rows shown side by side; ``sample_columns`` gives their (key, header) columns in order
             (default: the first sample's keys).
         breakdown: optional per-subject accuracies ``{"base": {subject: {"accuracy": fraction, "n": int}},
-            "tuned": {...}}``.
+            "tuned": {...}}`` (base: the headline base).
+        checks: verdicts stated in words (e.g. forgetting), each under its own heading.
         notes: extra lines shown before the closing caution.
+        extra: more keys for summary.json (e.g. ``forgetting``, ``signatures``).
     Returns:
         The summary written to summary.json.
     Raises:
@@ -150,31 +194,26 @@ def write_before_after_report(
     """
     record = run.done("train") or {}
     columns = list(sample_columns) or [(key, key) for key in (samples[0] if samples else {})]
+    devices = evaluations.devices() if evaluations else {}
+    all_notes = [*_headline_lines(rows), *(evaluations.notes() if evaluations else []), *notes]
+    if line := device_line(devices):
+        all_notes.append(line)
     summary = {
         "recipe": recipe.name,
         "task": recipe.task,
         "model": recipe.model,
         "output_dir": str(model_dir),
-        "metrics": [
-            {
-                "label": r.label,
-                "metric": r.key,
-                "base": r.base,
-                "tuned": r.tuned,
-                "delta": None if r.delta is None else round(r.delta, 4),
-                "higher_is_better": r.higher_is_better,
-                "base_ci": None if r.base_ci is None else list(r.base_ci),
-                "tuned_ci": None if r.tuned_ci is None else list(r.tuned_ci),
-            }
-            for r in rows
-        ],
+        "metrics": [r.to_summary() for r in rows],
+        **(extra or {}),
+        "checks": [{"title": c.title, "message": c.message, "passed": c.passed} for c in checks],
+        "evaluations": devices,
         "data": dict(counts),
         "train": train_figures(record),
-        "notes": list(notes),
+        "notes": all_notes,
         "report_html": str(run.sub("report.html")),
         "report_md": str(run.sub("report.md")),
     }
-    page = _Page(recipe, summary, rows, intro, list(samples), columns, breakdown)
+    page = _Page(recipe, summary, rows, intro, list(samples), columns, breakdown, list(checks))
     run.sub("report.html").write_text(page.html(_charts(rows, record)), encoding="utf-8")
     run.sub("report.md").write_text(page.markdown(), encoding="utf-8")
     run.sub("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -195,20 +234,21 @@ class _Page:
         samples: list[dict[str, str]],
         columns: list[tuple[str, str]],
         breakdown: dict[str, dict[str, dict]] | None,
+        checks: list[Check],
     ):
         self.recipe, self.summary, self.rows, self.intro = recipe, summary, rows, intro
-        self.samples, self.columns, self.breakdown = samples, columns, breakdown
+        self.samples, self.columns, self.breakdown, self.checks = samples, columns, breakdown, checks
         self.title = f"medtune report: {recipe.name}"
         self.caution = TASK_CAUTION[recipe.task]
         self.data_line = ", ".join(f"{n} {name}" for name, n in summary["data"].items())
 
     def html(self, charts: list[tuple[str, str]]) -> str:
         e = html.escape
+        head = "".join(f"<th>{e(h)}</th>" for h in ("metric", *TABLE_HEADERS))
         metric_rows = "".join(
-            f"<tr><td>{e(r.label)}</td><td>{_html_value(r.base, r.base_ci)}</td>"
-            f"<td>{_html_value(r.tuned, r.tuned_ci)}</td><td class='{cls}'>{delta}</td></tr>"
+            f"<tr><td>{e(r.label)}</td>{_html_base_cells(r)}<td>{_html_value(r.tuned, r.tuned_ci)}</td>"
+            f"<td class='{r.delta_class}'>{_html_delta(r)}</td><td>{e(format_verdict(r))}</td></tr>"
             for r in self.rows
-            for delta, cls in [format_delta(r.base, r.tuned, r.higher_is_better)]
         )
         images = "".join(f'<img alt="{e(alt)}" src="{uri}">' for alt, uri in charts)
         train = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _train_lines(self.summary["train"]))
@@ -222,12 +262,13 @@ class _Page:
             f"<p>{e(self.intro)}</p>",
             f"<p>Data: {e(self.data_line)}.</p>",
             "<h2>Metrics</h2>",
-            f"<table><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>delta</th></tr>{metric_rows}</table>",
-            "<p><small>Intervals in brackets are 95% confidence intervals.</small></p>"
-            if any(r.base_ci or r.tuned_ci for r in self.rows)
-            else "",
+            f"<table><tr>{head}</tr>{metric_rows}</table>",
+            f"<p><small>{e(HEADLINE_NOTE)} Intervals beside a value are 95% intervals of the value itself.</small></p>",
             f'<div class="charts">{images}</div>',
         ]
+        for check in self.checks:
+            cls = "good" if check.passed else "bad"
+            parts += [f"<h2>{e(check.title)}</h2>", f'<p class="verdict {cls}">{e(check.message)}</p>']
         if self.breakdown:
             body = "".join(
                 f"<tr><td>{e(s)}</td><td>{'-' if n is None else n}</td><td>{format_value(b)}</td>"
@@ -237,8 +278,8 @@ class _Page:
             )
             parts += [
                 "<h2>Accuracy per subject (%)</h2>",
-                "<table><tr><th>subject</th><th>questions</th><th>base</th><th>fine-tuned</th><th>delta</th></tr>"
-                f"{body}</table>",
+                "<table><tr><th>subject</th><th>questions</th><th>headline base</th><th>fine-tuned</th>"
+                f"<th>delta</th></tr>{body}</table>",
             ]
         parts += ["<h2>Training</h2>", f"<table><tr><th>figure</th><th>value</th></tr>{train}</table>"]
         if self.samples:
@@ -268,9 +309,13 @@ class _Page:
             "",
             *markdown_metric_table(self.rows),
             "",
+            HEADLINE_NOTE,
+            "",
         ]
+        for check in self.checks:
+            lines += [f"## {check.title}", "", f"**{check.message}**", ""]
         if self.breakdown:
-            lines += ["## Accuracy per subject (%)", "", "| subject | questions | base | fine-tuned | delta |"]
+            lines += ["## Accuracy per subject (%)", "", "| subject | questions | headline base | fine-tuned | delta |"]
             lines.append("|---|---:|---:|---:|---:|")
             for s, n, b, t in _breakdown_rows(self.breakdown):
                 delta = format_delta(b, t, True)[0]
@@ -294,15 +339,22 @@ class _Page:
         return "\n".join(lines)
 
 
-def _html_value(value: float | None, interval: tuple[float, float] | None) -> str:
-    """A value for an HTML cell, its interval small beneath it."""
+def _html_value(value: float | None, interval: tuple[float, float] | None, headline: bool = False) -> str:
+    """A value for an HTML cell (bold with a * when it is the headline base), its interval small beneath it."""
     ci = format_interval(interval)
-    return format_value(value) + (f"<br><small>{ci}</small>" if ci else "")
+    shown = f"<strong>{format_value(value)} *</strong>" if headline and value is not None else format_value(value)
+    return shown + (f"<br><small>{ci}</small>" if ci else "")
 
 
-def paired_outputs(run: RunFolder, *parts: str) -> list[tuple[dict, dict]]:
-    """Rows of ``eval/eval_base/<parts>`` and ``eval/eval_tuned/<parts>`` side by side (empty if either is missing)."""
-    base_path, tuned_path = run.sub("eval", "eval_base", *parts), run.sub("eval", "eval_tuned", *parts)
-    if not base_path.is_file() or not tuned_path.is_file():
-        return []
-    return list(zip(read_jsonl(base_path), read_jsonl(tuned_path), strict=True))
+def _html_base_cells(row: MetricRow) -> str:
+    few = _html_value(row.base, row.base_ci, row.headline_base == FEW_SHOT)
+    zero = _html_value(row.base_zero_shot, row.base_zero_shot_ci, row.headline_base == ZERO_SHOT)
+    return f"<td>{few}</td><td>{zero}</td>"
+
+
+def _html_delta(row: MetricRow) -> str:
+    """The delta, its 95% interval small beneath it."""
+    if row.delta is None:
+        return ""
+    ci = format_interval(row.delta_ci)
+    return f"{row.delta:+.2f}" + (f"<br><small>{ci}</small>" if ci else "")

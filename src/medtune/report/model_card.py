@@ -13,7 +13,7 @@ from medtune.models.gguf import EMBEDDED_NAME
 from medtune.models.loading import ModelRef, model_license, resolve_model
 from medtune.models.publish import hub_model_id
 from medtune.recipes.schema import Recipe
-from medtune.report.formatting import MetricRow, markdown_metric_table
+from medtune.report.formatting import HEADLINE_NOTE, MetricRow, markdown_metric_table
 
 # The line every report and card of a task ends its limitations with.
 TASK_CAUTION = {
@@ -115,8 +115,7 @@ def model_card(
         recipe: the run's recipe (its ``task`` picks the title, data wording, intended use and limitations).
         rows: the metrics measured on the base and the fine-tuned model.
         data_counts: data set sizes by split name (``train``, ``dev``, ``test``, ...).
-        evaluation: one paragraph on how the models were compared (shown above the metrics); the
-            translation card states its own.
+        evaluation: one paragraph on how the models were compared (shown above the metrics).
     Returns:
         The card's Markdown text, opening with the hub's YAML metadata (:func:`card_metadata`).
     Raises:
@@ -149,12 +148,11 @@ def model_card(
         "- The full resolved recipe is in `recipe.yaml`.",
         "",
     ]
-    if translation:
-        lines += ["## Evaluation (sacreBLEU; base scored few-shot, fine-tune zero-shot)", ""]
-    else:
-        lines += ["## Evaluation", "", *([evaluation, ""] if evaluation else [])]
+    lines += ["## Evaluation", "", *([evaluation, ""] if evaluation else [])]
     lines += markdown_metric_table(rows, "set / metric" if translation else "metric")
     lines += [
+        "",
+        HEADLINE_NOTE,
         "",
         "## Intended use",
         TASK_INTENDED_USE[recipe.task],

@@ -6,8 +6,21 @@ import base64
 import io
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 BASE_COLOR, TUNED_COLOR, DEV_COLOR = "#9aa5b1", "#2b7bb9", "#d9822b"
+FEW_SHOT_COLOR, DELTA_COLOR = "#d5dbe1", "#6a5fa8"
+LABEL_WIDTH = 14  # characters per line of an x tick label; longer labels wrap
+
+
+@dataclass
+class Bars:
+    """One series of a bar chart: a value per metric (None: not measured) and optional 95% intervals."""
+
+    name: str
+    values: Sequence[float | None]
+    intervals: Sequence[tuple[float, float] | None] | None = None
+    color: str = BASE_COLOR
 
 
 def _pyplot():
@@ -27,24 +40,6 @@ def _data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def before_after_bars(metrics: list[str], before: list[float], after: list[float], title: str) -> str:
-    """A grouped bar chart of metrics before and after fine-tuning, as a ``data:image/png`` URI."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
-    xs = range(len(metrics))
-    width = 0.38
-    b1 = ax.bar([x - width / 2 for x in xs], before, width, label="base (few-shot)", color=BASE_COLOR)
-    b2 = ax.bar([x + width / 2 for x in xs], after, width, label="fine-tuned", color=TUNED_COLOR)
-    ax.bar_label(b1, fmt="%.1f", fontsize=8)
-    ax.bar_label(b2, fmt="%.1f", fontsize=8)
-    ax.set_xticks(list(xs), metrics)
-    ax.set_title(title)
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    return _data_uri(fig)
-
-
 def _error_bars(
     values: Sequence[float | None], intervals: Sequence[tuple[float, float] | None]
 ) -> list[tuple[int, float, float]]:
@@ -56,55 +51,113 @@ def _error_bars(
     ]
 
 
-def metric_bars(
-    labels: list[str],
-    base: Sequence[float | None],
-    tuned: Sequence[float | None],
-    title: str,
-    base_ci: Sequence[tuple[float, float] | None] | None = None,
-    tuned_ci: Sequence[tuple[float, float] | None] | None = None,
-) -> str:
-    """A small base-vs-fine-tuned bar chart of metrics that share one scale, as a ``data:image/png`` URI.
+def _value_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def _draw_series(ax, xs: list[int], series: Sequence[Bars], width: float) -> list[float]:
+    """Grouped bars with error bars and value labels; returns the heights the labels reach (for the y range)."""
+    reach = [0.0]
+    for k, bars in enumerate(series):
+        offset = (k - (len(series) - 1) / 2) * width
+        heights = [0.0 if v is None else v for v in bars.values]
+        ax.bar([x + offset for x in xs], heights, width, label=bars.name, color=bars.color)
+        label_at = list(heights)
+        for i, below, above in _error_bars(bars.values, bars.intervals or [None] * len(xs)):
+            ax.errorbar(xs[i] + offset, heights[i], yerr=[[below], [above]], fmt="none", ecolor="#333", capsize=3)
+            label_at[i] += above if heights[i] >= 0 else -below  # the value goes beyond its error bar
+        for x, y, v in zip(xs, label_at, bars.values, strict=True):
+            below_zero = y < 0
+            ax.annotate(
+                _value_text(v),
+                (x + offset, y),
+                xytext=(0, -2 if below_zero else 2),
+                textcoords="offset points",
+                ha="center",
+                va="top" if below_zero else "bottom",
+                fontsize=6,
+            )
+        reach += label_at
+    return reach
+
+
+def tick_labels_overlap(fig) -> list[tuple[str, str]]:
+    """Pairs of tick or axis labels of ``fig`` whose drawn boxes intersect (empty: all readable)."""
+    renderer = fig.canvas.get_renderer()
+    texts = []
+    for ax in fig.axes:
+        texts += [t for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_visible() and t.get_text()]
+        texts += [t for t in (ax.xaxis.label, ax.yaxis.label) if t.get_text()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    return [
+        (a, b)
+        for i, (a, box_a) in enumerate(boxes)
+        for b, box_b in boxes[i + 1 :]
+        if box_a.overlaps(box_b) and box_a.width > 0 and box_b.width > 0
+    ]
+
+
+def metric_figure(labels: list[str], series: Sequence[Bars], title: str, delta: Bars | None = None):
+    """A matplotlib figure: the metrics' values as grouped bars and, beside them, the deltas with 95% intervals.
 
     Args:
-        labels: one x-axis label per metric ("" for a chart of one metric that its title names).
-        base, tuned: the values; None (not measured) draws no bar and is labelled ``-``.
+        labels: one x-axis label per metric ("" for a chart of one metric that its title names);
+            long labels wrap, and the figure widens until no two labels overlap.
+        series: the bars of each system (e.g. base few-shot, base zero-shot, fine-tuned); a series
+            with no value at all is left out.
         title: the chart title (name the unit and the better direction); wrapped to the chart's width.
-        base_ci, tuned_ci: optional 95% intervals per metric, drawn as error bars.
+        delta: the fine-tune minus the headline base per metric, its intervals drawn as error bars.
     Returns:
-        The PNG as a data URI, ready for ``<img src=...>``.
+        The figure (the caller saves or closes it).
     """
     plt = _pyplot()
-    base_ci = base_ci or [None] * len(labels)
-    tuned_ci = tuned_ci or [None] * len(labels)
-    width_in = max(3.6, 1.6 + 1.5 * len(labels))
-    fig, ax = plt.subplots(figsize=(width_in, 2.8), dpi=110)
+    series = [s for s in series if any(v is not None for v in s.values)]
+    with_delta = delta is not None and any(v is not None for v in delta.values)
+    shown = [textwrap.fill(label, LABEL_WIDTH) for label in labels] if any(labels) else []
+    width_in = max(3.6, 1.6 + 1.6 * len(labels)) + (1.2 + 0.8 * len(labels) if with_delta else 0)
+    fig, axes = plt.subplots(
+        1,
+        2 if with_delta else 1,
+        figsize=(width_in, 3.0),
+        dpi=110,
+        squeeze=False,
+        gridspec_kw={"width_ratios": [2, 1]} if with_delta else None,
+    )
+    ax = axes[0][0]
     xs = list(range(len(labels)))
-    width = 0.38
-    tops = [0.0]
-    for offset, values, intervals, name, color in (
-        (-width / 2, base, base_ci, "base", BASE_COLOR),
-        (width / 2, tuned, tuned_ci, "fine-tuned", TUNED_COLOR),
-    ):
-        heights = [0.0 if v is None else v for v in values]
-        ax.bar([x + offset for x in xs], heights, width, label=name, color=color)
-        label_at = list(heights)
-        for i, below, above in _error_bars(values, intervals):
-            ax.errorbar(xs[i] + offset, heights[i], yerr=[[below], [above]], fmt="none", ecolor="#333", capsize=3)
-            label_at[i] += above  # the value goes above its error bar
-        for x, y, v in zip(xs, label_at, values, strict=True):
-            text = "-" if v is None else f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
-            ax.annotate(text, (x + offset, y), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
-        tops += label_at
-    ax.set_xticks(xs if any(labels) else [], labels if any(labels) else [], fontsize=8)
-    ax.set_title(textwrap.fill(title, width=int(width_in * 11)), fontsize=9)
+    reach = _draw_series(ax, xs, series, 0.8 / max(1, len(series)))
+    ax.set_xticks(xs if shown else [], shown)
+    ax.tick_params(axis="x", labelsize=7)
     ax.tick_params(axis="y", labelsize=7)
-    top, bottom = 1.35 * max(tops), 1.35 * min(tops)  # headroom for the value labels and the legend
+    top, bottom = 1.35 * max(reach), 1.35 * min(reach)  # headroom for the value labels and the legend
     ax.set_ylim(min(0.0, bottom), top or 1.0)
-    ax.legend(frameon=False, fontsize=7, ncol=2, loc="upper left")
+    ax.legend(frameon=False, fontsize=6, ncol=len(series), loc="upper left")
     ax.spines[["top", "right"]].set_visible(False)
+    if with_delta:
+        dax = axes[0][1]
+        reach = _draw_series(dax, xs, [delta], 0.5)
+        dax.axhline(0, color="#333", linewidth=0.8)
+        dax.set_xticks(xs if shown else [], shown)
+        dax.tick_params(axis="x", labelsize=7)
+        dax.tick_params(axis="y", labelsize=7)
+        span = max(abs(v) for v in reach) or 1.0
+        dax.set_ylim(-1.35 * span, 1.35 * span)
+        dax.set_title("fine-tuned minus headline base,\n95% interval", fontsize=7)
+        dax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(textwrap.fill(title, width=int(width_in * 11)), fontsize=9)
     fig.tight_layout()
-    return _data_uri(fig)
+    for _ in range(6):  # widen until every label has room (long labels, many metrics)
+        fig.canvas.draw()
+        if not tick_labels_overlap(fig):
+            break
+        fig.set_size_inches(fig.get_figwidth() * 1.3, fig.get_figheight())
+        fig.tight_layout()
+    return fig
+
+
+def metric_bars(labels: list[str], series: Sequence[Bars], title: str, delta: Bars | None = None) -> str:
+    """:func:`metric_figure` as a ``data:image/png`` URI, ready for ``<img src=...>``."""
+    return _data_uri(metric_figure(labels, series, title, delta))
 
 
 def training_curve(

@@ -1,54 +1,109 @@
-"""The before/after report of a translation run: report.html, report.md and the model card."""
+"""The before/after report of a translation run, laid out by the shared before/after report.
+
+Each test set (the medical test split, the general-domain set) gets chrF++ (its main metric), BLEU,
+TER and, with a glossary, terminology accuracy: the base model few-shot and zero-shot, the
+fine-tune, and the delta against the set's headline base with its paired-bootstrap interval. The
+forgetting check and the sacreBLEU signatures are a section and a note of that report.
+"""
 
 from __future__ import annotations
 
-import html
-import json
 from pathlib import Path
 
 from medtune.recipes.schema import Recipe
-from medtune.report.before_after import paired_outputs
-from medtune.report.formatting import REPORT_CSS, MetricRow, format_delta, format_value
-from medtune.report.model_card import model_card
-from medtune.report.plots import before_after_bars
+from medtune.report.before_after import Check, write_before_after_report
+from medtune.report.comparison import Evaluations, headline_base, joined_outputs, translation_deltas
+from medtune.report.formatting import BASE_NAMES, FEW_SHOT, MetricRow, format_interval
 from medtune.runs import RunFolder
 
-# (label, split, metric, higher is better)
-METRIC_ROWS = [
-    ("medical chrF++", "test", "chrf", True),
-    ("medical BLEU", "test", "bleu", True),
-    ("medical TER", "test", "ter", False),
-    ("medical term accuracy (%)", "test", "term_accuracy", True),
-    ("general chrF++", "general", "chrf", True),
-    ("general BLEU", "general", "bleu", True),
-    ("general TER", "general", "ter", False),
-]
+SETS = (("test", "medical"), ("general", "general"))  # (split, name); chrF++ decides each set's headline base
+# (label, metric key, higher is better); the first is the main metric of a set
+METRICS = (
+    ("chrF++", "chrf", True),
+    ("BLEU", "bleu", True),
+    ("TER", "ter", False),
+    ("term accuracy (%)", "term_accuracy", True),
+)
 
 
-def _value(result: dict, split: str, key: str) -> float | None:
-    value = result.get(split, {}).get(key)
+def _value(result: dict | None, split: str, key: str) -> float | None:
+    value = (result or {}).get(split, {}).get(key)
     if value is None:
         return None
     return value * 100 if key == "term_accuracy" else value
 
 
-def forgetting_verdict(base: dict, tuned: dict, threshold: float) -> dict:
-    """Whether general-domain chrF dropped by more than ``threshold`` points."""
-    before, after = _value(base, "general", "chrf"), _value(tuned, "general", "chrf")
-    if before is None or after is None:
-        return {"checked": False, "message": "No general-domain set: forgetting was not checked."}
-    drop = before - after
-    forgot = drop > threshold
-    message = (
-        f"FORGETTING: general-domain chrF fell by {drop:.2f} points (threshold {threshold})."
-        if forgot
-        else f"No forgetting: general-domain chrF changed by {after - before:+.2f} points (threshold: a drop of {threshold})."
-    )
-    return {"checked": True, "drop": round(drop, 4), "threshold": threshold, "forgetting": forgot, "message": message}
+def translation_rows(run: RunFolder, evaluations: Evaluations) -> list[MetricRow]:
+    """The metric rows of every test set, each set compared against its own headline base (by chrF++)."""
+    rows = []
+    few, zero, tuned = evaluations.few_shot, evaluations.zero_shot, evaluations.tuned
+    for split, name in SETS:
+        if split not in zero:
+            continue
+        headline = headline_base(_value(few, split, "chrf"), _value(zero, split, "chrf"), True)
+        deltas = translation_deltas(joined_outputs(run, evaluations.stage(headline), split, "outputs.jsonl"))
+        for label, key, higher_is_better in METRICS:
+            row = MetricRow(
+                label=f"{name} {label}",
+                key=key,
+                base=_value(few, split, key),
+                tuned=_value(tuned, split, key),
+                higher_is_better=higher_is_better,
+                base_zero_shot=_value(zero, split, key),
+                headline_base=headline,
+                paired=deltas.get(key),
+                test_set=name,
+            )
+            if row.base is not None or row.base_zero_shot is not None or row.tuned is not None:
+                rows.append(row)
+    return rows
 
 
-def _samples(run: RunFolder, n: int) -> list[dict]:
-    pairs = paired_outputs(run, "test", "outputs.jsonl")
+def forgetting_verdict(general_chrf: MetricRow | None, threshold: float) -> dict:
+    """Forgetting = the general-domain chrF++ delta is at most ``-threshold`` and its 95% interval lies below 0.
+
+    Args:
+        general_chrf: the general set's chrF++ row (its delta against the set's headline base and
+            paired interval), or None without a general-domain set.
+        threshold: the drop in chrF++ points that counts (``eval.forgetting_threshold``).
+    Returns:
+        ``checked``, ``forgetting``, ``delta``, ``ci_low``, ``ci_high``, ``threshold`` and a one-sentence ``message``.
+    """
+    if general_chrf is None or general_chrf.delta is None:
+        return {"checked": False, "forgetting": False, "message": "No general-domain set: forgetting was not checked."}
+    delta, interval = general_chrf.delta, general_chrf.delta_ci
+    big_drop = delta <= -threshold
+    below_zero = interval is not None and interval[1] < 0
+    forgot = big_drop and below_zero
+    shown = f"{delta:+.2f} points" + (f" (95% interval {format_interval(interval)})" if interval else "")
+    rule = f"forgetting needs a drop of at least {threshold} points whose whole 95% interval is below 0"
+    if forgot:
+        message = (
+            f"FORGETTING: general-domain chrF++ changed by {shown}: a drop of at least the {threshold}-point "
+            "threshold, and the whole interval is below 0."
+        )
+    elif big_drop and interval is None:
+        message = f"No forgetting shown: general-domain chrF++ changed by {shown}, but without per-sentence outputs there is no interval ({rule})."
+    elif big_drop:
+        message = (
+            f"No forgetting shown: general-domain chrF++ changed by {shown}, at least the {threshold}-point threshold, "
+            "but the interval reaches 0, so the drop is not significant."
+        )
+    else:
+        message = f"No forgetting: general-domain chrF++ changed by {shown}; {rule}."
+    return {
+        "checked": True,
+        "forgetting": forgot,
+        "delta": round(delta, 4),
+        "ci_low": None if interval is None else round(interval[0], 4),
+        "ci_high": None if interval is None else round(interval[1], 4),
+        "threshold": threshold,
+        "message": message,
+    }
+
+
+def _samples(run: RunFolder, base_stage: str, n: int) -> list[dict]:
+    pairs = joined_outputs(run, base_stage, "test", "outputs.jsonl")
     if n == 0 or not pairs:
         return []
     step = max(1, len(pairs) // n)
@@ -56,125 +111,55 @@ def _samples(run: RunFolder, n: int) -> list[dict]:
         {
             "source": b["source"],
             "reference": b["reference"],
-            "base": b["output"],
-            "tuned": t["output"],
-            "base_chrf": b["chrf"],
-            "tuned_chrf": t["chrf"],
+            "base": f"{b['output']}\n(chrF++ {b['chrf']:.1f})",
+            "tuned": f"{t['output']}\n(chrF++ {t['chrf']:.1f})",
         }
         for b, t in pairs[::step][:n]
     ]
 
 
-def write_translation_report(recipe: Recipe, run: RunFolder, data, base: dict, tuned: dict, model_dir: Path) -> dict:
-    """Write report.html, report.md and summary.json in the run folder, and README.md in the model folder."""
-    rows = [(label, key, _value(base, split, key), _value(tuned, split, key)) for label, split, key, _ in METRIC_ROWS]
-    rows = [r for r in rows if r[2] is not None or r[3] is not None]
-    verdict = forgetting_verdict(base, tuned, recipe.eval.forgetting_threshold)
-    samples = _samples(run, recipe.eval.report_samples)
-    train_info = run.done("train") or {}
+def _intro(recipe: Recipe, counts: dict[str, int], evaluations: Evaluations) -> str:
+    few_shot = (evaluations.few_shot or {}).get("test", {}).get("few_shot", 0)
+    general = f" and the general-domain set ({counts['general']} pairs)" if counts.get("general") else ""
+    return (
+        f"Both models translate the held-out medical test set ({counts['test']} pairs){general}. The base model "
+        f"is scored with {few_shot}-shot prompts (examples from the training split, never from a scored set) and "
+        "zero-shot, the fine-tuned model zero-shot, on the same sentences. BLEU, chrF++ and TER by sacreBLEU; "
+        "each delta's 95% interval and p-value by paired bootstrap resampling of sentences (terminology accuracy: "
+        "of term occurrences)."
+    )
+
+
+def write_translation_report(recipe: Recipe, run: RunFolder, data, evaluations: Evaluations, model_dir: Path) -> dict:
+    """Write report.html, report.md and summary.json in the run folder, and README.md in the model folder.
+
+    Returns the summary: the metric rows (three columns, delta with interval and verdict), the
+    forgetting verdict, the sacreBLEU signatures, data counts, training figures and paths.
+    """
+    rows = translation_rows(run, evaluations)
+    general = next((r for r in rows if r.test_set == "general" and r.key == "chrf"), None)
+    verdict = forgetting_verdict(general, recipe.eval.forgetting_threshold)
     counts = {k: len(getattr(data, k)) for k in ("train", "dev", "test", "general")}
-    summary = {
-        "recipe": recipe.name,
-        "model": recipe.model,
-        "output_dir": str(model_dir),
-        "metrics": [
-            {
-                "label": lab,
-                "metric": key,
-                "base": b,
-                "tuned": t,
-                "delta": None if b is None or t is None else round(t - b, 4),
-            }
-            for lab, key, b, t in rows
-        ],
-        "forgetting": verdict,
-        "data": counts,
-        "train": {
-            k: train_info.get(k) for k in ("steps", "train_loss", "dev_loss", "target_tokens_per_s", "train_seconds")
-        },
-        "signatures": base.get("test", {}).get("signatures", {}),
-        "report_html": str(run.sub("report.html")),
-        "report_md": str(run.sub("report.md")),
-    }
-    chart_rows = [r for r in rows if r[1] in ("chrf", "bleu", "term_accuracy")]
-    chart = before_after_bars(
-        [r[0].replace("medical ", "med. ") for r in chart_rows],
-        [r[2] or 0 for r in chart_rows],
-        [r[3] or 0 for r in chart_rows],
-        f"{recipe.name}: before vs after",
-    )
-    run.sub("report.html").write_text(_html(recipe, summary, rows, verdict, samples, chart), encoding="utf-8")
-    run.sub("report.md").write_text(_markdown(recipe, summary, rows, verdict, samples), encoding="utf-8")
-    run.sub("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    better = {label: hb for label, _, _, hb in METRIC_ROWS}
-    card_rows = [MetricRow(label, key, b, t, better[label]) for label, key, b, t in rows]
-    (model_dir / "README.md").write_text(model_card(recipe, card_rows, counts), encoding="utf-8")
-    return summary
-
-
-def _markdown(recipe: Recipe, summary: dict, rows, verdict: dict, samples: list[dict]) -> str:
-    better = {label: hb for label, _, _, hb in METRIC_ROWS}
-    lines = [
-        f"# medtune report: {recipe.name}",
-        "",
-        f"Base model `{recipe.model}`; fine-tuned model in `{summary['output_dir']}`.",
-        "",
-        "| metric | base (few-shot) | fine-tuned | delta |",
-        "|---|---:|---:|---:|",
+    signatures = evaluations.zero_shot.get("test", {}).get("signatures", {})
+    medical = next((r for r in rows if r.test_set == "medical"), None)
+    headline = medical.headline_base if medical else FEW_SHOT
+    columns = [
+        ("source", "source"),
+        ("reference", "reference"),
+        ("base", BASE_NAMES[headline]),
+        ("tuned", "fine-tuned"),
     ]
-    for label, _key, b, t in rows:
-        lines.append(f"| {label} | {format_value(b)} | {format_value(t)} | {format_delta(b, t, better[label])[0]} |")
-    lines += [
-        "",
-        f"**{verdict['message']}**",
-        "",
-        "Signatures: " + "; ".join(summary["signatures"].values()),
-        "",
-        "## Sample translations",
-        "",
-        "| source | reference | base | fine-tuned |",
-        "|---|---|---|---|",
-    ]
-    cell = lambda s: s.replace("|", "\\|")  # noqa: E731
-    for s in samples:
-        lines.append(f"| {cell(s['source'])} | {cell(s['reference'])} | {cell(s['base'])} | {cell(s['tuned'])} |")
-    lines += ["", "Outputs need review by a qualified medical translator before clinical use.", ""]
-    return "\n".join(lines)
-
-
-def _html(recipe: Recipe, summary: dict, rows, verdict: dict, samples: list[dict], chart: str) -> str:
-    e = html.escape
-    better = {label: hb for label, _, _, hb in METRIC_ROWS}
-    metric_rows = ""
-    for label, _key, b, t in rows:
-        delta, cls = format_delta(b, t, better[label])
-        metric_rows += f"<tr><td>{e(label)}</td><td>{format_value(b)}</td><td>{format_value(t)}</td><td class='{cls}'>{delta}</td></tr>"
-    sample_rows = "".join(
-        f"<tr><td>{e(s['source'])}</td><td>{e(s['reference'])}</td><td>{e(s['base'])}<br><small>chrF {s['base_chrf']:.1f}</small></td>"
-        f"<td>{e(s['tuned'])}<br><small>chrF {s['tuned_chrf']:.1f}</small></td></tr>"
-        for s in samples
+    return write_before_after_report(
+        recipe,
+        run,
+        model_dir,
+        rows,
+        intro=_intro(recipe, counts, evaluations),
+        counts=counts,
+        evaluations=evaluations,
+        samples=_samples(run, evaluations.stage(headline), recipe.eval.report_samples),
+        sample_columns=columns,
+        checks=[Check("Forgetting check", verdict["message"], not verdict["forgetting"])],
+        notes=["sacreBLEU signatures: " + "; ".join(signatures.values())] if signatures else [],
+        extra={"forgetting": verdict, "signatures": signatures},
     )
-    t = summary["train"]
-    verdict_cls = "bad" if verdict.get("forgetting") else "good"
-    sigs = "<br>".join(e(s) for s in summary["signatures"].values())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>medtune report: {e(recipe.name)}</title>
-<style>
-{REPORT_CSS}
-</style></head><body>
-<h1>medtune report: {e(recipe.name)}</h1>
-<p>Base model <code>{e(recipe.model)}</code> (scored with {recipe.eval.few_shot}-shot prompts) vs the fine-tuned model in
-<code>{e(summary["output_dir"])}</code> (zero-shot). Data: {summary["data"]["train"]} training, {summary["data"]["test"]} test and
-{summary["data"]["general"]} general-domain pairs.</p>
-<h2>Metrics</h2>
-<table><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>delta</th></tr>{metric_rows}</table>
-<img alt="bar chart of metrics before and after fine-tuning" src="{chart}">
-<h2>Forgetting check</h2><p class="verdict {verdict_cls}">{e(verdict["message"])}</p>
-<h2>Training</h2><p>{t.get("steps")} steps, final train loss {format_value(t.get("train_loss"))}, dev loss {format_value(t.get("dev_loss"))},
-{format_value(t.get("target_tokens_per_s"))} target tokens/s, {format_value(t.get("train_seconds"))} s.</p>
-<h2>Sample translations (test set)</h2>
-<table><tr><th>source</th><th>reference</th><th>base</th><th>fine-tuned</th></tr>{sample_rows}</table>
-<p><small>{sigs}</small></p>
-<p><strong>Outputs need review by a qualified medical translator before clinical use.</strong></p>
-</body></html>
-"""
