@@ -28,8 +28,8 @@ def home(tmp_path_factory) -> Path:
 
 
 def invoke(home: Path, *args: str):
-    """Run the CLI in-process with ``$MEDTUNE_HOME`` in a temporary folder."""
-    result = CliRunner().invoke(app, list(args), env={"MEDTUNE_HOME": str(home)})
+    """Run the CLI in-process with ``$MEDTUNE_HOME`` in a temporary folder (and a wide terminal for tables)."""
+    result = CliRunner().invoke(app, list(args), env={"MEDTUNE_HOME": str(home), "COLUMNS": "200"})
     assert "Traceback" not in result.output
     return result
 
@@ -56,11 +56,17 @@ def finished_run(tiny_gemma_dir, home, tmp_path_factory):
     return run_dir, result
 
 
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def test_run_writes_reports_metrics_and_model(finished_run):
     run_dir, result = finished_run
     assert result.exit_code == 0, result.output
     assert "before vs after" in result.output  # the rich table on stdout
     assert "medical chrF++" in result.output
+    for column in ("base few-shot", "base zero-shot", "fine-tuned", "delta [95% CI]", "verdict"):
+        assert column in result.output
 
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "<img" in html and "data:image/png;base64," in html
@@ -77,18 +83,53 @@ def test_run_writes_reports_metrics_and_model(finished_run):
     assert "qualified" in card
     assert (run_dir / "model" / "adapter_config.json").is_file()
 
-    for stage in ("eval_base", "eval_tuned"):
+    stages = ("eval_base", "eval_base_zero_shot", "eval_tuned")
+    for stage in stages:
         metrics = json.loads((run_dir / "eval" / stage / "test" / "metrics.json").read_text(encoding="utf-8"))
         assert {"bleu", "chrf", "ter", "n", "term_accuracy"} <= metrics.keys()
         assert metrics["n"] == 6  # eval.limit
         assert 0 <= metrics["chrf"] <= 100 and metrics["ter"] >= 0
-        outputs = (run_dir / "eval" / stage / "test" / "outputs.jsonl").read_text(encoding="utf-8").splitlines()
-        assert len(outputs) == 6
-    base = json.loads((run_dir / "eval" / "eval_base" / "test" / "metrics.json").read_text(encoding="utf-8"))
-    assert base["few_shot"] == 1
+        assert metrics["few_shot"] == (1 if stage == "eval_base" else 0)
+    for split in ("test", "general"):  # the same sentences in all three evaluations
+        rows = [_jsonl(run_dir / "eval" / stage / split / "outputs.jsonl") for stage in stages]
+        assert [r["id"] for r in rows[0]] == [r["id"] for r in rows[1]] == [r["id"] for r in rows[2]]
+        assert len(rows[0]) == (6 if split == "test" else len(rows[0])) and rows[0]
+    # few-shot examples come from the training split, never from a scored set
+    train = {r["src"] for r in _jsonl(run_dir / "data" / "train.jsonl")}
+    scored = {
+        r["source"]
+        for split in ("test", "general")
+        for r in _jsonl(run_dir / "eval" / "eval_base" / split / "outputs.jsonl")
+    }
+    assert not train & scored
 
     manifest = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    assert set(manifest["stages"]) == {"data", "eval_base", "train", "eval_tuned", "report"}
+    assert list(manifest["stages"]) == ["data", "eval_base", "eval_base_zero_shot", "train", "eval_tuned", "report"]
+
+
+def test_run_summary_compares_against_one_headline_base_per_set(finished_run):
+    run_dir, result = finished_run
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    stages = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["stages"]
+    for test_set, split in (("medical", "test"), ("general", "general")):
+        metrics = [m for m in summary["metrics"] if m["test_set"] == test_set]
+        few, zero = stages["eval_base"][split]["chrf"], stages["eval_base_zero_shot"][split]["chrf"]
+        chrf = next(m for m in metrics if m["metric"] == "chrf")
+        assert (chrf["base"], chrf["base_zero_shot"]) == (few, zero)
+        # the headline base is the better on chrF++ (a tie: zero-shot), and the same for every metric of the set
+        assert {m["headline_base"] for m in metrics} == {"few_shot" if few > zero else "zero_shot"}
+        for m in metrics:
+            headline = m["base"] if m["headline_base"] == "few_shot" else m["base_zero_shot"]
+            assert m["delta"] == pytest.approx(m["tuned"] - headline, abs=1e-4)
+            assert m["delta_ci_low"] <= m["delta"] + 1e-9 and m["delta"] <= m["delta_ci_high"] + 1e-9
+            assert m["significant"] is (m["delta_ci_low"] > 0 or m["delta_ci_high"] < 0)
+            assert m["verdict"] in result.output  # the final table states each verdict
+            assert f"{m['delta']:+.2f} [{m['delta_ci_low']:.2f}, {m['delta_ci_high']:.2f}]" in result.output
+    general = next(m for m in summary["metrics"] if m["test_set"] == "general" and m["metric"] == "chrf")
+    forgetting = summary["forgetting"]
+    assert forgetting["delta"] == general["delta"] and forgetting["ci_high"] == general["delta_ci_high"]
+    assert forgetting["forgetting"] is (general["delta"] <= -2.0 and general["delta_ci_high"] < 0)
+    assert forgetting["message"] in " ".join(result.output.split())
 
 
 def test_run_again_without_resume_is_refused(finished_run, tiny_gemma_dir, home):
@@ -103,9 +144,10 @@ def test_resume_skips_finished_stages(finished_run, tiny_gemma_dir, home):
     result = invoke(home, *run_args(tiny_gemma_dir, run_dir, "--resume"))
     assert result.exit_code == 0, result.output
     after = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["stages"]
-    for stage in ("data", "eval_base", "train", "eval_tuned"):
+    for stage in ("data", "eval_base", "eval_base_zero_shot", "train", "eval_tuned"):
         assert after[stage] == before[stage], stage  # not re-run: same record, same finish time
     assert "Training lora" not in result.output and "eval_base test:" not in result.output
+    assert "eval_base_zero_shot test:" not in result.output
     assert "before vs after" in result.output
 
 

@@ -1,5 +1,6 @@
-"""The run folder refuses, resumes, re-runs or replaces, and never loses a file medtune did not make;
-the forgetting verdict uses its threshold."""
+"""The run folder refuses, resumes, re-runs or replaces, and never loses a file medtune did not make.
+
+(The forgetting verdict is tested with the translation report, tests/report/test_translation_report.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from cli_checks import file_checksums
 
 from medtune.errors import MedtuneError
 from medtune.recipes.loader import load_recipe, recipe_to_yaml
-from medtune.report.translation import forgetting_verdict
 from medtune.runs import (
     CHECKPOINTS,
     STAGES,
@@ -349,30 +349,3 @@ def test_mark_done_and_done_round_trip(tmp_path):
     assert {k: result[k] for k in ("steps", "train_loss")} == {"steps": 12, "train_loss": 1.5}
     assert set(result) == {"steps", "train_loss", "finished"}
     assert run.done("eval_base") is None
-
-
-# The forgetting verdict
-
-
-def _general(chrf: float) -> dict:
-    return {"test": {"chrf": 40.0}, "general": {"chrf": chrf}}
-
-
-def test_forgetting_flagged_above_threshold():
-    verdict = forgetting_verdict(_general(50.0), _general(47.0), threshold=2.0)
-    assert verdict["checked"] is True and verdict["forgetting"] is True
-    assert (verdict["drop"], verdict["threshold"]) == (3.0, 2.0)
-    assert verdict["message"] == "FORGETTING: general-domain chrF fell by 3.00 points (threshold 2.0)."
-
-
-@pytest.mark.parametrize(("after", "change"), [(48.5, "-1.50"), (48.0, "-2.00"), (53.25, "+3.25")])
-def test_no_forgetting_at_or_below_threshold(after, change):
-    verdict = forgetting_verdict(_general(50.0), _general(after), threshold=2.0)
-    assert verdict["checked"] is True and verdict["forgetting"] is False
-    assert verdict["drop"] == round(50.0 - after, 4)
-    assert verdict["message"].startswith(f"No forgetting: general-domain chrF changed by {change} points")
-
-
-def test_forgetting_not_checked_without_general_set():
-    verdict = forgetting_verdict({"test": {"chrf": 40.0}}, {"test": {"chrf": 45.0}}, threshold=2.0)
-    assert verdict == {"checked": False, "message": "No general-domain set: forgetting was not checked."}

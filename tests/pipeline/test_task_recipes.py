@@ -40,6 +40,24 @@ def manifest(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["stages"]
 
 
+def summary_metrics(run_dir: Path) -> list[dict]:
+    return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["metrics"]
+
+
+def ids(path: Path) -> list:
+    return [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def check_delta_columns(metric: dict) -> None:
+    """The interface of summary.json: delta = tuned minus the headline base; the verdict follows the interval."""
+    headline = metric["base"] if metric["headline_base"] == "few_shot" else metric["base_zero_shot"]
+    assert metric["delta"] == pytest.approx(metric["tuned"] - headline, abs=1e-4)
+    assert metric["delta_ci_low"] <= metric["delta"] + 1e-9 and metric["delta"] <= metric["delta_ci_high"] + 1e-9
+    assert metric["significant"] is (metric["delta_ci_low"] > 0 or metric["delta_ci_high"] < 0)
+    assert metric["verdict"] == ("significant at 95%" if metric["significant"] else "not significant")
+    assert 0 < metric["p_value"] <= 1
+
+
 def test_chat_sft_recipe(tiny_chat_gemma_dir, tmp_path):
     run_dir = tmp_path / "chat"
     run_recipe(tmp_path / "home", "chat-sft", tiny_chat_gemma_dir, run_dir)
@@ -52,9 +70,17 @@ def test_chat_sft_recipe(tiny_chat_gemma_dir, tmp_path):
     base, tuned = (stages[s]["perplexity"] for s in ("eval_base", "eval_tuned"))
     assert base["n_tokens"] == tuned["n_tokens"] > 0  # the same assistant tokens are scored before and after
     assert base["perplexity"] != tuned["perplexity"]
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    row = next(m for m in summary["metrics"] if m["metric"] == "perplexity")
-    assert row["base"] == pytest.approx(base["perplexity"]) and row["tuned"] == pytest.approx(tuned["perplexity"])
+    row = next(m for m in summary_metrics(run_dir) if m["metric"] == "perplexity")
+    # perplexity has no few-shot base: the base is scored once, zero-shot, and is the headline
+    assert row["base"] is None and row["headline_base"] == "zero_shot"
+    assert row["base_zero_shot"] == pytest.approx(base["perplexity"]) and row["tuned"] == pytest.approx(
+        tuned["perplexity"]
+    )
+    check_delta_columns(row)
+    out = run_dir / "eval"
+    assert ids(out / "eval_base" / "perplexity" / "outputs.jsonl") == ids(
+        out / "eval_tuned" / "perplexity" / "outputs.jsonl"
+    )
     assert len((run_dir / "eval" / "eval_tuned" / "samples.jsonl").read_text().splitlines()) == 3
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "perplexity" in html and "<img" in html
@@ -71,12 +97,26 @@ def test_qa_sft_recipe(tiny_chat_gemma_dir, tmp_path):
     run_dir = tmp_path / "qa"
     run_recipe(tmp_path / "home", "qa-sft", tiny_chat_gemma_dir, run_dir, "eval.few_shot=1", "train.max_length=512")
     stages = manifest(run_dir)
-    for stage in ("eval_base", "eval_tuned"):
+    assert list(stages) == ["data", "eval_base", "eval_base_zero_shot", "train", "eval_tuned", "report"]
+    for stage in ("eval_base", "eval_base_zero_shot", "eval_tuned"):
         for mode in ("loglik", "generate"):
             m = stages[stage][f"mcq_{mode}"]
             assert m["n"] == 12 and m["ci_low"] <= m["accuracy"] <= m["ci_high"]
+            # the same questions, in every evaluation
+            assert ids(run_dir / "eval" / stage / f"mcq_{mode}" / "outputs.jsonl") == ids(
+                run_dir / "eval" / "eval_base" / f"mcq_{mode}" / "outputs.jsonl"
+            )
     assert stages["eval_base"]["mcq_loglik"]["few_shot"] == 1
+    assert stages["eval_base_zero_shot"]["mcq_loglik"]["few_shot"] == 0
     assert stages["eval_tuned"]["mcq_loglik"]["few_shot"] == 0
+    metrics = summary_metrics(run_dir)
+    assert [m["metric"] for m in metrics] == ["accuracy_loglik", "accuracy_generate"]
+    few, zero = (100 * stages[s]["mcq_loglik"]["accuracy"] for s in ("eval_base", "eval_base_zero_shot"))
+    assert metrics[0]["base"] == pytest.approx(few) and metrics[0]["base_zero_shot"] == pytest.approx(zero)
+    # one headline base for the set, the better on the main metric (log-likelihood accuracy; a tie: zero-shot)
+    assert {m["headline_base"] for m in metrics} == {"few_shot" if few > zero else "zero_shot"}
+    for m in metrics:
+        check_delta_columns(m)
     # no test question is trained on
     test_ids = {json.loads(x)["id"] for x in (run_dir / "data" / "mcq_test.jsonl").read_text().splitlines()}
     train_ids = {json.loads(x)["id"] for x in (run_dir / "data" / "train.jsonl").read_text().splitlines()}
@@ -92,8 +132,14 @@ def test_dapt_recipe(tiny_chat_gemma_dir, tmp_path):
         assert {"test", "general"} <= set(stages[stage])
     train = stages["train"]
     assert train["padding_waste"] < 0.10  # packed blocks: (almost) no padding
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    assert {m["metric"] for m in summary["metrics"]} == {"perplexity", "general_perplexity"}
+    assert list(stages) == ["data", "eval_base", "train", "eval_tuned", "report"]  # no few-shot base
+    metrics = summary_metrics(run_dir)
+    assert {m["metric"] for m in metrics} == {"perplexity", "general_perplexity"}
+    for m in metrics:
+        assert m["base"] is None and m["headline_base"] == "zero_shot"
+        check_delta_columns(m)
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Forgetting check</h2>" in html
 
 
 def test_train_only_on_a_user_file(tiny_chat_gemma_dir, tmp_path):

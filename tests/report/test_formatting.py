@@ -25,14 +25,17 @@ def test_delta_class_follows_the_metric_direction():
     assert format_delta(20.0, 15.5, higher_better=True) == ("-4.50", "bad")
     assert format_delta(40.0, 55.0, higher_better=True) == ("+15.00", "good")
     assert format_delta(None, 55.0, higher_better=True) == ("", "")
-    assert MetricRow("x", "x", 20.0, 15.5, False).delta == -4.5 and MetricRow("x", "x", None, 1.0, True).delta is None
+    # the delta is against the headline base: zero-shot unless told otherwise
+    assert MetricRow("x", "x", None, 15.5, False, base_zero_shot=20.0).delta == -4.5
+    assert MetricRow("x", "x", 20.0, 15.5, False, headline_base="few_shot").delta == -4.5
+    assert MetricRow("x", "x", 20.0, 1.0, True).delta is None  # no zero-shot score
 
 
 def test_markdown_cells_and_table():
     assert markdown_cell("a | <b>b</b>\nc") == "a \\| &lt;b&gt;b&lt;/b&gt;<br>c"
-    rows = [MetricRow("acc (%)", "acc", 40.0, None, True, (30.0, 50.0))]
+    rows = [MetricRow("acc (%)", "acc", 40.0, None, True, (30.0, 50.0), headline_base="few_shot")]
     assert markdown_metric_table(rows, "set / metric") == [
-        "| set / metric | base | fine-tuned | delta |",
-        "|---|---:|---:|---:|",
-        "| acc (%) | 40.00 [30.00, 50.00] | - |  |",
+        "| set / metric | base few-shot | base zero-shot | fine-tuned | delta vs headline base [95% CI] | verdict |",
+        "|---|---:|---:|---:|---:|---|",
+        "| acc (%) | 40.00 [30.00, 50.00] * | - | - |  |  |",
     ]
