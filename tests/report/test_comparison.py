@@ -115,7 +115,7 @@ def _write(run: RunFolder, stage: str, *parts_and_rows) -> None:
 @pytest.fixture
 def run(tmp_path: Path) -> RunFolder:
     folder = RunFolder(tmp_path / "run", "demo")
-    folder.open(resume=False, overwrite=False)
+    folder.path.mkdir(parents=True)  # a bare folder: only the outputs are read
     return folder
 
 
