@@ -197,14 +197,14 @@ def test_mcq_and_perplexity_deltas(run):
         "eval_base",
         "test",
         "outputs.jsonl",
-        [{"id": i, "nll": n, "n_tokens": t} for i, (n, t) in enumerate(zip(nll_base, tokens, strict=True))],
+        [{"id": i, "nll": n, "tokens": t} for i, (n, t) in enumerate(zip(nll_base, tokens, strict=True))],
     )
     _write(
         run,
         "eval_tuned",
         "test",
         "outputs.jsonl",
-        [{"id": i, "nll": n, "n_tokens": t} for i, (n, t) in enumerate(zip(nll_tuned, tokens, strict=True))],
+        [{"id": i, "nll": n, "tokens": t} for i, (n, t) in enumerate(zip(nll_tuned, tokens, strict=True))],
     )
     got = perplexity_delta(joined_outputs(run, "eval_base", "test", "outputs.jsonl"))
     assert got == paired_perplexity_delta(nll_base, nll_tuned, tokens)
@@ -214,7 +214,7 @@ def test_mcq_and_perplexity_deltas(run):
         "eval_tuned",
         "test",
         "outputs.jsonl",
-        [{"id": i, "nll": n, "n_tokens": t + 1} for i, (n, t) in enumerate(zip(nll_tuned, tokens, strict=True))],
+        [{"id": i, "nll": n, "tokens": t + 1} for i, (n, t) in enumerate(zip(nll_tuned, tokens, strict=True))],
     )
     assert perplexity_delta(joined_outputs(run, "eval_base", "test", "outputs.jsonl")) is None
 

@@ -162,11 +162,7 @@ def perplexity_delta(pairs: Sequence[tuple[dict, dict]]):
 
     if not pairs:
         return None
-    tokens = [_tokens(b) for b, _ in pairs]
-    if tokens != [_tokens(t) for _, t in pairs]:
+    tokens = [b["tokens"] for b, _ in pairs]
+    if tokens != [t["tokens"] for _, t in pairs]:
         return None  # a different tokenizer after training: not the same tokens, no paired test
     return paired_perplexity_delta([b["nll"] for b, _ in pairs], [t["nll"] for _, t in pairs], tokens)
-
-
-def _tokens(row: dict) -> int:
-    return row["tokens"] if "tokens" in row else row["n_tokens"]
