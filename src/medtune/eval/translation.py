@@ -109,7 +109,11 @@ def score_translations(
     Returns:
         The metrics: bleu, chrf, ter, n, signatures, term_accuracy and term_occurrences (with a
         glossary), then ``extra``.
+    Raises:
+        MedtuneError: no pairs.
     """
+    if not pairs:
+        raise MedtuneError("No pairs to score: the data set is empty after validation and --limit.")
     refs = [p.tgt for p in pairs]
     metrics = corpus_scores(list(hyps), refs)
     metrics["n"] = len(pairs)
