@@ -211,8 +211,8 @@ def test_token_nll_and_perplexity_equal_the_models_own(kind, tiny_tokenizer, bat
         windows = collate(document_windows(tiny_tokenizer, doc, 16), tiny_tokenizer.pad_token_id, seq2seq=False)
         with torch.no_grad():
             expected = own_token_nll(model, windows)
-        assert row["n_tokens"] == len(expected) and row["nll"] == pytest.approx(float(expected.sum()), abs=1e-4)
-    total = sum(r["nll"] for r in out) / sum(r["n_tokens"] for r in out)
+        assert row["tokens"] == len(expected) and row["nll"] == pytest.approx(float(expected.sum()), abs=1e-4)
+    total = sum(r["nll"] for r in out) / sum(r["tokens"] for r in out)
     assert metrics["mean_nll"] == pytest.approx(total, abs=1e-5)
 
 
