@@ -63,9 +63,13 @@ def _log(message: str) -> None:
     console.print(message, highlight=False)
 
 
+# Ctrl-C after the work so far was saved: the shell's exit code for an interrupt.
+INTERRUPTIONS = ("TrainingInterrupted", "GenerationInterrupted")
+
+
 def _fail(exc: MedtuneError) -> None:
     console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=130 if type(exc).__name__ == "TrainingInterrupted" else 2)
+    raise typer.Exit(code=130 if type(exc).__name__ in INTERRUPTIONS else 2)
 
 
 def _metrics_table(title: str, metrics: list[dict]) -> Table:
@@ -176,7 +180,13 @@ def eval_(
             "(perplexity); .jsonl/.csv/.tsv, demo:<file> or hf:<dataset>[:split] (perplexity also .txt or a folder)."
         ),
     ],
-    out: Annotated[Path, typer.Option(help="Folder for metrics.json and outputs.jsonl.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for metrics.json, outputs.jsonl and evaluation.json (what was scored); must be new or "
+            "empty, or hold this same evaluation (see --overwrite)."
+        ),
+    ],
     model: Annotated[
         str | None,
         typer.Option(
@@ -215,26 +225,30 @@ def eval_(
     few_shot: Annotated[
         int,
         typer.Option(
+            min=0,
             help="Solved examples put in the prompt (translation pairs or mcq questions), for base models that "
-            "were never fine-tuned."
+            "were never fine-tuned.",
         ),
     ] = 0,
     few_shot_data: Annotated[
         str | None, typer.Option(help="Where few-shot examples come from; default: taken from --data and not scored.")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Score only the first N pairs, questions or documents.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Score only the first N pairs, questions or documents.")
+    ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Sequences per batch (default: 16 for translation, 8 for mcq and perplexity)."),
+        typer.Option(min=1, help="Sequences per batch (default: 16 for translation, 8 for mcq and perplexity)."),
     ] = None,
-    num_beams: Annotated[int, typer.Option(help="1 = greedy decoding; more = beam search (translation).")] = 1,
+    num_beams: Annotated[int, typer.Option(min=1, help="1 = greedy decoding; more = beam search (translation).")] = 1,
     max_new_tokens: Annotated[
         int | None,
         typer.Option(
-            help="Longest generated text in tokens (default: 160 for translation, 32 for mcq --mode generate)."
+            min=1,
+            help="Longest generated text in tokens (default: 160 for translation, 32 for mcq --mode generate).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for choosing few-shot examples and for the bootstrap.")] = 42,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for choosing few-shot examples and for the bootstrap.")] = 42,
     mode: Annotated[
         str,
         typer.Option(
@@ -245,8 +259,9 @@ def eval_(
     max_length: Annotated[
         int | None,
         typer.Option(
+            min=2,
             help="Context window in tokens (default: 1024 for mcq, where long contexts are cut from the left; "
-            "512 for perplexity windows)."
+            "512 for perplexity windows).",
         ),
     ] = None,
     text_col: Annotated[str, typer.Option(help="Text column of documents (perplexity on text).")] = "text",
@@ -258,12 +273,25 @@ def eval_(
             "when rows have messages/conversations/instruction/question+answer columns).",
         ),
     ] = "auto",
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the results in --out when they are an earlier run of this same evaluation (same task, data "
+            "and model or --outputs file); any other non-empty folder is refused.",
+        ),
+    ] = False,
 ) -> None:
     """Score a model on a file: translation quality, multiple-choice accuracy, or perplexity."""
+    from medtune.eval.out_folder import EvaluationIdentity, check_eval_out, record_evaluation
+
     try:
         if task not in EVAL_TASKS:
             raise MedtuneError(f"--task {task!r} is not supported; supported tasks: {', '.join(EVAL_TASKS)}.")
         _check_eval_source(task, model, outputs, compare_to, few_shot, few_shot_data)
+        identity = EvaluationIdentity.of(task, data, model=model, outputs=outputs)
+        check_eval_out(out, identity, overwrite)  # before any data or model is loaded
+        record_evaluation(out, identity)
         if outputs:
             from medtune.eval.translation import score_translation_outputs_file
 
@@ -392,7 +420,7 @@ SystemOpt = Annotated[
     str | None,
     typer.Option(help="System prompt (a first system turn); default: the one a medtune chat model was trained with."),
 ]
-MaxNewTokensOpt = Annotated[int, typer.Option(help="Longest reply in tokens.")]
+MaxNewTokensOpt = Annotated[int, typer.Option(min=1, help="Longest reply in tokens.")]
 TopPOpt = Annotated[float, typer.Option(help="Sample only from the most likely tokens holding this probability.")]
 
 
@@ -407,11 +435,12 @@ def chat(
     max_new_tokens: MaxNewTokensOpt = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 = greedy (deterministic).")] = 0.7,
     top_p: TopPOpt = 0.9,
-    seed: Annotated[int | None, typer.Option(help="Seed for reproducible replies (default: random).")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed for reproducible replies (default: random).")] = None,
     max_context: Annotated[
         int | None,
         typer.Option(
-            help="Tokens prompt + reply may use; the oldest turns are dropped beyond it (default: model limit)."
+            min=1,
+            help="Tokens prompt + reply may use; the oldest turns are dropped beyond it (default: model limit).",
         ),
     ] = None,
 ) -> None:
@@ -446,9 +475,11 @@ def generate(
     temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 = greedy.")] = 0.0,
     top_p: TopPOpt = 1.0,
     max_new_tokens: MaxNewTokensOpt = 256,
-    num_return_sequences: Annotated[int, typer.Option(help="Answers per prompt.")] = 1,
-    seed: Annotated[int, typer.Option(help="Base seed; each prompt's samples depend only on it and the id.")] = 42,
-    batch_size: Annotated[int, typer.Option(help="Prompts generated per batch.")] = 8,
+    num_return_sequences: Annotated[int, typer.Option(min=1, help="Answers per prompt.")] = 1,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Base seed; each prompt's samples depend only on it and the id.")
+    ] = 42,
+    batch_size: Annotated[int, typer.Option(min=1, help="Prompts generated per batch.")] = 8,
     chat_template: Annotated[
         bool, typer.Option("--chat/--no-chat", help="Render prompts with the chat template, or send raw text.")
     ] = True,
