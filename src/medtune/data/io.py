@@ -6,7 +6,6 @@ Every row keeps where it came from (``file:line``) so that validation messages c
 from __future__ import annotations
 
 import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +92,11 @@ def read_rows(spec: str) -> list[Row]:
     if spec.startswith(HF_PREFIX):
         return _read_hf(spec[len(HF_PREFIX) :])
     path = resolve_data_path(spec)
+    if path.is_dir():
+        raise MedtuneError(
+            f"{path} is a folder; expected one .jsonl, .csv or .tsv data file (a folder of .txt documents is "
+            "read only as raw text: task pretrain and 'eval --task perplexity')."
+        )
     if not path.is_file():
         raise MedtuneError(f"Data file not found: {path}. Check the path (relative to {Path.cwd()}).")
     fmt = _detect_format(path)
@@ -121,22 +125,54 @@ def _read_jsonl(path: Path, lines: list[str]) -> list[Row]:
 
 
 def _read_delimited(path: Path, lines: list[str], delimiter: str) -> list[Row]:
-    reader = csv.DictReader(io.StringIO("\n".join(lines) + "\n"), delimiter=delimiter)
-    if not reader.fieldnames:
-        raise MedtuneError(f"{path}: the file is empty; expected a header row with column names.")
-    rows = []
-    for record in reader:
-        # line_num is the record's last physical line; step back over newlines inside quoted cells.
-        cells = [v for v in record.values() if isinstance(v, str)] + (record.get(None) or [])
-        first_line = reader.line_num - sum(cell.count("\n") for cell in cells)
-        origin = f"{path}:{first_line}"
-        if None in record:
+    """Rows of a CSV or TSV file, each with the line it starts on.
+
+    Both are read with RFC 4180 quoting, strictly: a quoted cell may hold the delimiter, quotes
+    (doubled) and line breaks, and a quote left open, or text after a closing quote, is an error at
+    the line where that cell opened, never lines silently merged into one cell. TSV too, because
+    pandas, Python's csv module and spreadsheets quote TSV cells that hold quotes: read without
+    quote handling, their doubled quotes would become text.
+    """
+    # One item per physical line, so reader.line_num counts lines.
+    reader = csv.reader([line + "\n" for line in lines], delimiter=delimiter, strict=True)
+    rows: list[Row] = []
+    header: list[str] | None = None
+    start = 1  # the line the next record starts on
+    records = iter(reader)
+    while True:
+        try:
+            cells = next(records)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            start = _first_non_blank(lines, start)
             raise MedtuneError(
-                f"{origin}: more cells than header columns ({len(reader.fieldnames)}). "
-                "Quote cells that contain the delimiter."
+                f"{path}:{start}: a cell on this line opens a quote that is not closed properly ({exc}), "
+                "so the lines after it would be swallowed into one cell. A cell that starts with a quote "
+                'must be quoted whole, each quote inside it doubled: "He said ""stop""." Fix that line.'
+            ) from None
+        first_line, start = _first_non_blank(lines, start), reader.line_num + 1
+        if not cells:
+            continue
+        if header is None:
+            header = cells
+            continue
+        origin = f"{path}:{first_line}"
+        if len(cells) > len(header):
+            raise MedtuneError(
+                f"{origin}: more cells than header columns ({len(header)}). Quote cells that contain the delimiter."
             )
-        rows.append(Row(dict(record), origin))
+        rows.append(Row(dict(zip(header, cells + [None] * (len(header) - len(cells)), strict=True)), origin))
+    if header is None:
+        raise MedtuneError(f"{path}: the file is empty; expected a header row with column names.")
     return rows
+
+
+def _first_non_blank(lines: list[str], number: int) -> int:
+    """The first line from ``number`` on (1-based) that is not blank: where a record really starts."""
+    while number <= len(lines) and not lines[number - 1].strip():
+        number += 1
+    return number
 
 
 def _read_hf(name: str) -> list[Row]:

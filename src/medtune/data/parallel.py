@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from medtune.data.io import Row, columns_of, read_rows
+from medtune.data.io import DEMO_PREFIX, Row, columns_of, read_rows
 from medtune.errors import MedtuneError
 
 
@@ -50,6 +50,16 @@ def load_pairs(
         )
     use_doc = doc_col if doc_col and doc_col in found else None
     return [_pair(row, src_col, tgt_col, use_doc) for row in rows]
+
+
+def pair_columns(spec: str, src_col: str, tgt_col: str, src_lang: str, tgt_lang: str) -> tuple[str, str]:
+    """The source and target columns to read from ``spec``.
+
+    A bundled ``demo:`` file is read by its own columns, named by language code (``en``, ``es``), so
+    column options meant for the user's files (``English``/``Spanish``) never apply to it; every
+    other source is read by ``src_col``/``tgt_col``.
+    """
+    return (src_lang, tgt_lang) if spec.startswith(DEMO_PREFIX) else (src_col, tgt_col)
 
 
 def _pair(row: Row, src_col: str, tgt_col: str, doc_col: str | None) -> Pair:

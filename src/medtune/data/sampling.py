@@ -6,6 +6,7 @@ Both keep the items' original order inside each result, so a run's data reads li
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TypeVar
 
 from medtune.errors import MedtuneError
@@ -79,3 +80,39 @@ def split_items(items: list[T], eval_size: float | int, seed: int) -> tuple[list
     train = [item for i, item in enumerate(items) if i not in held_out]
     evaluation = [item for i, item in enumerate(items) if i in held_out]
     return train, evaluation
+
+
+def few_shot_examples(
+    items: list[T], k: int, choose: Callable[[list[T], int], list[T]], data: str, unit: str, pool: list[T] | None = None
+) -> tuple[list[T], list[T]]:
+    """Choose ``k`` few-shot examples, from ``pool`` or else from the items to score (which then lose them).
+
+    Args:
+        items: the items to score.
+        k: how many examples (``--few-shot``); 0 chooses none.
+        choose: picks ``k`` examples from a list (seeded by the caller).
+        data: the ``--data`` spec, for messages.
+        unit: what an item is, for messages ("pairs", "questions").
+        pool: the examples' own source (``--few-shot-data``), when given.
+    Returns:
+        ``(examples, items to score)``; the items keep their order.
+    Raises:
+        MedtuneError: ``pool`` has fewer than ``k`` items, or taking ``k`` from ``items`` leaves none to score.
+    """
+    if not k:
+        return [], items
+    if pool is not None:
+        if len(pool) < k:
+            raise MedtuneError(
+                f"--few-shot {k} needs {k} examples, but --few-shot-data has only {len(pool)} usable {unit}. "
+                f"Use --few-shot {len(pool)} or less, or give a larger --few-shot-data file."
+            )
+        return choose(pool, k), items
+    if k >= len(items):
+        raise MedtuneError(
+            f"--few-shot {k} takes its examples from {data}, which has {len(items)} usable {unit}: none would be "
+            f"left to score. Use --few-shot {max(len(items) - 1, 0)} or less, or give the examples with --few-shot-data."
+        )
+    examples = choose(items, k)
+    chosen = {id(example) for example in examples}
+    return examples, [item for item in items if id(item) not in chosen]

@@ -6,11 +6,17 @@ import random
 from collections import OrderedDict
 
 from medtune.data.parallel import Pair
+from medtune.data.validate import ValidationReport
 from medtune.errors import MedtuneError
 
 
 def split_pairs(
-    pairs: list[Pair], test_size: float, dev_size: float, seed: int, by: str = "document"
+    pairs: list[Pair],
+    test_size: float,
+    dev_size: float,
+    seed: int,
+    by: str = "document",
+    validation: ValidationReport | None = None,
 ) -> tuple[list[Pair], list[Pair], list[Pair]]:
     """Split into (train, dev, test) from a seed.
 
@@ -18,6 +24,10 @@ def split_pairs(
     context between train and test); pairs without a document id count as their own document.
     ``by="random"`` shuffles sentences. Sizes are fractions of the pairs (documents are added
     until the fraction is reached).
+
+    Raises:
+        MedtuneError: bad sizes, or too few pairs for a non-empty test split (when ``test_size`` > 0)
+            and a training split; the message counts the rows ``validation`` dropped and why.
     """
     if not 0 <= test_size < 1 or not 0 <= dev_size < 1 or test_size + dev_size >= 1:
         raise MedtuneError(
@@ -44,6 +54,21 @@ def split_pairs(
             dev.extend(group)
         else:
             train.extend(group)
-    if not train:
-        raise MedtuneError(f"The split left no training pairs out of {n}; lower the test/dev sizes.")
+    if not train or (test_size > 0 and not test):
+        empty = "training" if not train else "test"
+        raise MedtuneError(
+            f"Too few pairs to split: {_pairs_left(n, len(groups), by, validation)}; data.test_size={test_size} and "
+            f"data.dev_size={dev_size} leave the {empty} split empty. Add pairs, change those sizes, or give "
+            "a test file with data.test."
+        )
     return train, dev, test
+
+
+def _pairs_left(n: int, n_groups: int, by: str, validation: ValidationReport | None) -> str:
+    """E.g. '1 pair in 1 document, left after validation (train: 50 pairs, 49 dropped (49 exact duplicate ...))'."""
+    counted = f"{n} pair{'' if n == 1 else 's'}"
+    if by == "document":
+        counted += f" in {n_groups} document{'' if n_groups == 1 else 's'}"
+    if validation and validation.issues:
+        counted += f", left after validation ({validation.summary()})"
+    return counted

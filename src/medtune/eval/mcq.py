@@ -286,7 +286,7 @@ def evaluate_mcq_file(
         MedtuneError: bad mode or counts, unreadable data, unknown model, and what :func:`evaluate_mcq` raises.
     """
     from medtune.data.mcq import load_mcq
-    from medtune.data.sampling import sample_items
+    from medtune.data.sampling import few_shot_examples, sample_items
     from medtune.models.loading import load_model
 
     if mode not in MODES:
@@ -294,13 +294,10 @@ def evaluate_mcq_file(
     if few_shot < 0 or (limit is not None and limit < 1):
         raise MedtuneError("--few-shot must be 0 or more and --limit 1 or more.")
     items, _ = load_mcq(data, name="eval", log=log)
-    examples: list[MCQItem] = []
-    if few_shot:
-        pool = load_mcq(few_shot_data, name="few-shot", log=log)[0] if few_shot_data else items
-        examples = sample_items(pool, few_shot, seed)
-        if not few_shot_data:
-            chosen = {id(example) for example in examples}
-            items = [item for item in items if id(item) not in chosen]
+    pool = load_mcq(few_shot_data, name="few-shot", log=log)[0] if few_shot and few_shot_data else None
+    examples, items = few_shot_examples(
+        items, few_shot, lambda found, k: sample_items(found, k, seed), data, "questions", pool
+    )
     if limit:
         items = items[:limit]
     loaded = load_model(model)

@@ -197,6 +197,7 @@ def evaluate_translation_file(
     """
     from medtune.data.glossary import load_glossary
     from medtune.data.parallel import load_pairs
+    from medtune.data.sampling import few_shot_examples
     from medtune.data.validate import validate_pairs
     from medtune.models.loading import load_model
 
@@ -205,15 +206,12 @@ def evaluate_translation_file(
     pairs, report = validate_pairs(load_pairs(data, src_col, tgt_col), "eval")
     if report.issues:
         log(report.summary())
-    examples: list[Pair] = []
-    if few_shot:
-        if few_shot_data:
-            pool, _ = validate_pairs(load_pairs(few_shot_data, src_col, tgt_col), "few-shot")
-            examples = pick_examples(pool, few_shot, seed)
-        else:
-            examples = pick_examples(pairs, few_shot, seed)
-            chosen = {id(p) for p in examples}
-            pairs = [p for p in pairs if id(p) not in chosen]
+    pool = None
+    if few_shot and few_shot_data:
+        pool, _ = validate_pairs(load_pairs(few_shot_data, src_col, tgt_col), "few-shot")
+    examples, pairs = few_shot_examples(
+        pairs, few_shot, lambda found, k: pick_examples(found, k, seed), data, "pairs", pool
+    )
     if limit:
         pairs = pairs[:limit]
     terms = load_glossary(glossary) if glossary else None

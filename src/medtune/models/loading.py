@@ -59,7 +59,8 @@ def resolve_model(name: str) -> ModelRef:
     """Find a model's weights without loading them.
 
     Raises:
-        MedtuneError: a name that is neither known, a folder, nor a hub id (``owner/name``).
+        MedtuneError: a name that is neither known, a folder, nor a hub id (``owner/name``); an
+            adapter whose base model folder is gone (naming it).
     """
     if name in KNOWN_MODELS:
         return ModelRef(name, str(ensure_embedded_model()))
@@ -69,12 +70,20 @@ def resolve_model(name: str) -> ModelRef:
         if (path / "adapter_config.json").is_file():
             if info is None:
                 raise MedtuneError(f"{path} holds a LoRA adapter but no {MODEL_INFO_FILE} naming its base.")
-            base = resolve_model(info["base_model"])
+            try:
+                base = resolve_model(info["base_model"])
+            except MedtuneError:
+                raise MedtuneError(
+                    f"{path} is a LoRA adapter on the base model {info['base_model']!r} (named in "
+                    f"{path / MODEL_INFO_FILE}), and that base is not found: no such folder (relative to "
+                    f"{Path.cwd()}) and not a known model or hub id. Put the base model back at that path, or "
+                    f"set 'base_model' in {MODEL_INFO_FILE} to where it is now."
+                ) from None
             return ModelRef(name, base.base_path, adapter_path=path, info=info)
         if not (path / "config.json").is_file():
             raise MedtuneError(f"{path} is a folder but holds no model (no config.json or adapter_config.json).")
         return ModelRef(name, str(path), info=info)
-    if "/" in name and not path.exists() and not name.startswith((".", "/")):
+    if name.count("/") == 1 and not path.exists() and not name.startswith((".", "/", "~")):
         return ModelRef(name, name)  # a hub id: downloaded by transformers when loaded
     known = "; ".join(f"{k}: {v}" for k, v in KNOWN_MODELS.items())
     raise MedtuneError(

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medtune.data.glossary import Term, load_glossary
-from medtune.data.io import read_jsonl, write_jsonl
-from medtune.data.parallel import Pair, load_pairs, pairs_from_records
+from medtune.data.io import DEMO_PREFIX, read_jsonl, write_jsonl
+from medtune.data.parallel import Pair, load_pairs, pair_columns, pairs_from_records
 from medtune.data.split import split_pairs
 from medtune.data.validate import validate_pairs
-from medtune.errors import MedtuneError
 from medtune.pipeline.common import before_after, train_stage
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
 
 SPLITS = ("train", "dev", "test", "general")
+RECIPE_COLUMN_OPTIONS = "--set data.src_col=... --set data.tgt_col=..."  # run/train have no --src-col
 
 
 @dataclass
@@ -40,34 +40,31 @@ def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> Prepa
     if run.done("data"):
         splits = {s: pairs_from_records(read_jsonl(run.sub("data", f"{s}.jsonl"))) for s in SPLITS}
         return PreparedData(**splits, glossary=glossary)
-    columns = "--set data.src_col=... --set data.tgt_col=..."  # how run/train set them (no --src-col there)
-    load = dict(src_col=d.src_col, tgt_col=d.tgt_col, doc_col=d.doc_col, column_options=columns)
-    check = dict(on_bad_rows=d.on_bad_rows, max_length_ratio=d.max_length_ratio)
     reports = []
+
+    def load(spec: str, name: str, exclude_sources: set[str] | None = None) -> list[Pair]:
+        columns = pair_columns(spec, d.src_col, d.tgt_col, d.src_lang, d.tgt_lang)
+        how = _demo_columns(name) if spec.startswith(DEMO_PREFIX) else RECIPE_COLUMN_OPTIONS
+        pairs = load_pairs(spec, *columns, doc_col=d.doc_col, column_options=how)
+        kept, report = validate_pairs(pairs, name, d.on_bad_rows, d.max_length_ratio, exclude_sources=exclude_sources)
+        reports.append(report)
+        return kept
+
     if d.test:
-        test, rep = validate_pairs(load_pairs(d.test, **load), "test", **check)
-        reports.append(rep)
-        pool, rep = validate_pairs(load_pairs(d.train, **load), "train", **check, exclude_sources={p.src for p in test})
-        reports.append(rep)
-        train, dev, _ = split_pairs(pool, 0.0, d.dev_size, recipe.seed, d.split)
+        test = load(d.test, "test")
+        pool = load(d.train, "train", exclude_sources={p.src for p in test})
+        train, dev, _ = split_pairs(pool, 0.0, d.dev_size, recipe.seed, d.split, validation=reports[-1])
     else:
-        pool, rep = validate_pairs(load_pairs(d.train, **load), "train", **check)
-        reports.append(rep)
-        train, dev, test = split_pairs(pool, d.test_size, d.dev_size, recipe.seed, d.split)
-        if not test:
-            raise MedtuneError("data.test_size gave an empty test split; raise it or set data.test.")
-    general: list[Pair] = []
-    if d.general:
-        general, rep = validate_pairs(load_pairs(d.general, **load), "general", **check)
-        reports.append(rep)
+        pool = load(d.train, "train")
+        train, dev, test = split_pairs(pool, d.test_size, d.dev_size, recipe.seed, d.split, validation=reports[-1])
+    general = load(d.general, "general") if d.general else []
     held_out = {p.src for p in test} | {p.src for p in general}
     leaked = [p for p in train if p.src in held_out]
     if leaked:  # same sentence in train and a held-out set: drop it from train, say so
         log(f"Dropped {len(leaked)} training pair(s) whose source is also in the test/general sets.")
         train = [p for p in train if p.src not in held_out]
     if d.replay and d.replay_fraction > 0:
-        replay, rep = validate_pairs(load_pairs(d.replay, **load), "replay", **check, exclude_sources=held_out)
-        reports.append(rep)
+        replay = load(d.replay, "replay", exclude_sources=held_out)
         want = round(len(train) * d.replay_fraction / (1 - d.replay_fraction))
         train = train + random.Random(recipe.seed).sample(replay, min(want, len(replay)))
         log(f"Replay: mixed {min(want, len(replay))} general-domain pairs into training.")
@@ -82,6 +79,14 @@ def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> Prepa
     )
     run.mark_done("data", {name: len(p) for name, p in splits.items()})
     return PreparedData(**splits, glossary=glossary)
+
+
+def _demo_columns(name: str) -> str:
+    skip = " or set data.general=null (no forgetting check)" if name == "general" else ""
+    return (
+        "data.src_lang/data.tgt_lang: bundled demo files hold English/Spanish pairs in columns named by "
+        f"language code; for another language pair give your own file as data.{name}{skip}"
+    )
 
 
 def _score(stage: str, loaded, data: PreparedData, recipe: Recipe, run: RunFolder, few_shot: int, log) -> dict:
