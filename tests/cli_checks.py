@@ -26,3 +26,10 @@ def file_checksums(folder: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def assert_option_refused(result, option: str, bound: str) -> None:
+    """Exit code 2 from the option's own range check (typer's ``min=``), naming the option and its bound."""
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert f"Invalid value for '{option}'" in text and bound in text, text

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from cli_checks import assert_user_error
+from cli_checks import assert_option_refused, assert_user_error
 from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
@@ -84,7 +89,6 @@ def test_generate_writes_rows_then_resumes_without_regenerating(chat_model_dir, 
         ([{"id": 1, "question": "?"}], [], ["prompts.jsonl:1", "no prompt", "columns found: id, question"]),
         ([{"id": 1, "prompt": "x"}], ["--temperature", "-1"], ["--temperature must be 0 (greedy) or more"]),
         ([{"id": 1, "prompt": "x"}], ["--top-p", "1.5"], ["--top-p must be in (0, 1]"]),
-        ([{"id": 1, "prompt": "x"}], ["--num-return-sequences", "0"], ["--num-return-sequences must be at least 1"]),
         ([{"id": 1, "prompt": "x"}], ["--data", "missing.jsonl"], ["Data file not found", "missing.jsonl"]),
     ],
 )
@@ -93,6 +97,81 @@ def test_generate_bad_inputs_exit_2_with_a_clear_message(chat_model_dir, tmp_pat
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     args = ["generate", "--model", str(chat_model_dir), "--data", str(data), "--out", str(tmp_path / "out.jsonl")]
     assert_user_error(invoke(*args, *options), *fragments)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "bound"),
+    [
+        ("--num-return-sequences", "0", "greater than or equal to 1"),
+        ("--batch-size", "0", "greater than or equal to 1"),
+        ("--max-new-tokens", "0", "greater than or equal to 1"),
+        ("--seed", "-1", "greater than or equal to 0"),
+    ],
+)
+def test_generate_numeric_options_out_of_range_exit_2(chat_model_dir, tmp_path, option, value, bound):
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(json.dumps({"prompt": "x"}) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    args = ["generate", "--model", str(chat_model_dir), "--data", str(data), "--out", str(out)]
+    assert_option_refused(invoke(*args, option, value), option, bound)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "bound"),
+    [("--max-new-tokens", "0", "greater than or equal to 1"), ("--max-context", "0", "greater than or equal to 1")],
+)
+def test_chat_numeric_options_out_of_range_exit_2(chat_model_dir, option, value, bound):
+    assert_option_refused(invoke("chat", "--model", str(chat_model_dir), option, value, input="hi\n"), option, bound)
+
+
+def test_generate_refuses_an_out_file_it_did_not_write_before_loading_the_model(tmp_path):
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(json.dumps({"prompt": "x"}) + "\n", encoding="utf-8")
+    out = tmp_path / "results.json"
+    out.write_bytes(b'{"accuracy": 0.91, "runs": [1, 2, 3]')
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    # the model does not exist: the answers file is refused before any model is looked for
+    result = invoke("generate", "--model", str(tmp_path / "no-model"), "--data", str(data), "--out", str(out))
+    assert_user_error(result, "results.json:1: not an answer row written by 'medtune generate'", "choose another --out")
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
+
+
+def test_ctrl_c_during_generate_says_what_was_saved_and_the_same_command_resumes(chat_model_dir, tmp_path):
+    prompts = [{"id": f"p{i}", "prompt": f"Question number {i}: what lowers a fever?"} for i in range(12)]
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in prompts), encoding="utf-8")
+    out = tmp_path / "answers.jsonl"
+    args = ["generate", "--model", str(chat_model_dir), "--data", str(data), "--out", str(out)]
+    args += ["--max-new-tokens", "24", "--batch-size", "1", "--temperature", "0"]
+    finished = threading.Event()
+
+    def press_ctrl_c_after_the_first_answer() -> None:
+        while not finished.is_set():
+            if out.is_file() and out.read_bytes().count(b"\n") >= 1:
+                os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT, as the terminal sends on Ctrl-C
+                return
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=press_ctrl_c_after_the_first_answer)
+    watcher.start()
+    try:
+        interrupted = invoke(*args)
+    finally:
+        finished.set()
+        watcher.join()
+    assert interrupted.exit_code == 130, interrupted.output
+    saved = out.read_bytes().count(b"\n")
+    assert 1 <= saved < 12
+    message = " ".join(interrupted.output.split())
+    assert f"Interrupted: {saved} of 12 prompts have their answers saved in {out}" in message
+    assert "run the same command again" in message
+    resumed = invoke(*args)
+    assert resumed.exit_code == 0, resumed.output
+    assert f"{12 - saved} answered now, {saved} skipped" in " ".join(resumed.output.split())
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == [
+        r["id"] for r in prompts
+    ]
 
 
 def test_a_model_without_a_chat_template_is_explained(tiny_gemma_dir, tmp_path):

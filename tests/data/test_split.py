@@ -88,5 +88,7 @@ def test_unknown_split_kind_raises():
 def test_split_leaving_no_training_pairs_raises():
     # One document holding every pair goes wholly to the test side.
     pairs = [Pair(f"Line {i}.", f"Línea {i}.", "only-doc", f"f.csv:{i}") for i in range(10)]
-    with pytest.raises(MedtuneError, match="Too few pairs to split: 10 pairs in 1 document; .*leave the training split empty"):
+    with pytest.raises(
+        MedtuneError, match="Too few pairs to split: 10 pairs in 1 document; .*leave the training split empty"
+    ):
         split_pairs(pairs, 0.1, 0.0, seed=0, by="document")

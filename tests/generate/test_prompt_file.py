@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -183,11 +184,72 @@ def test_resuming_with_other_settings_is_refused(chat_model, reference, tmp_path
         run(chat_model, data, out, settings=SamplingSettings(max_new_tokens=6, temperature=0.5, top_p=0.95))
 
 
-def test_a_broken_line_in_the_middle_of_the_answers_names_the_line(tmp_path):
+def test_a_broken_line_in_the_middle_of_the_answers_names_the_line(reference, tmp_path):
+    _, written = reference
+    lines = written.split(b"\n")
     out = tmp_path / "answers.jsonl"
-    out.write_text('{"id": 1}\nnot json\n{"id": 2}\n', encoding="utf-8")
-    with pytest.raises(MedtuneError, match=r"answers\.jsonl:2: not a JSON answer row"):
+    out.write_bytes(lines[0] + b"\nnot json\n" + lines[1] + b"\n")
+    before = out.read_bytes()
+    with pytest.raises(MedtuneError, match=r"answers\.jsonl:2: not an answer row written by 'medtune generate'"):
         repair_and_read_answers(out)
+    assert out.read_bytes() == before
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "line"),
+    [
+        ("results.json", b'{"accuracy": 0.91, "runs": [1, 2, 3]', 1),  # JSON, no final line break
+        ("results.json", b'{\n  "accuracy": 0.91\n}\n', 1),  # pretty-printed JSON
+        ("notes.txt", b"Call the lab on Monday.\nAsk about the CBC.", 1),
+        ("notes.txt", b"one line, no line break", 1),
+        ("other.jsonl", b'{"id": 7, "text": "a row of another tool"}\n{"id": 8, "text": "b"}\n', 1),
+        ("other.jsonl", b'{"id": 7, "text": "one row of another tool, no line break"}', 1),
+    ],
+)
+def test_a_file_medtune_did_not_write_is_refused_and_left_byte_identical(
+    chat_model, reference, tmp_path, name, content, line
+):
+    data, _ = reference
+    out = tmp_path / name
+    out.write_bytes(content)
+    digest = sha256(out)
+    expected = rf"{name}:{line}: not an answer row written by 'medtune generate'.*choose another --out"
+    with pytest.raises(MedtuneError, match=expected):
+        check_answers_path(data, out)  # what the CLI calls before loading the model
+    with pytest.raises(MedtuneError, match=expected):
+        run(chat_model, data, out)
+    assert sha256(out) == digest
+
+
+def test_answers_after_a_medtune_row_are_still_checked(chat_model, reference, tmp_path):
+    data, written = reference
+    out = tmp_path / "answers.jsonl"
+    out.write_bytes(written.split(b"\n")[0] + b"\nmy own note at the end")
+    digest = sha256(out)
+    with pytest.raises(MedtuneError, match=r"answers\.jsonl:2: not an answer row"):
+        run(chat_model, data, out)
+    assert sha256(out) == digest
+
+
+def test_an_empty_file_and_a_row_cut_right_after_its_start_are_resumed(chat_model, reference, tmp_path):
+    data, written = reference
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert run(chat_model, data, empty).generated == 5 and empty.read_bytes() == written
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b'{"i')  # a crash a few bytes into the first row
+    summary = run(chat_model, data, cut)
+    assert summary.repaired_partial_line and summary.generated == 5 and cut.read_bytes() == written
+
+
+def test_a_folder_as_out_is_refused(reference, tmp_path):
+    data, _ = reference
+    with pytest.raises(MedtuneError, match=r"is a folder; give a file for the answers"):
+        check_answers_path(data, tmp_path)
 
 
 @pytest.mark.parametrize(

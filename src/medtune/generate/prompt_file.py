@@ -354,7 +354,7 @@ def generate_prompt_file(
                 answers.extend(records)
                 bar.update(len(batch))
     except KeyboardInterrupt:
-        saved = sum(str(record["id"]) in texts for record in answers)
+        saved = sum(str(record["id"]) in texts for record in read_answers(out)[0])  # the file is the truth
         raise GenerationInterrupted(
             f"Interrupted: {saved} of {len(rows)} prompts have their answers saved in {out}; run the same "
             "command again to answer the rest (answered prompts are skipped)."
