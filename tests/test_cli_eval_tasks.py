@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
-from cli_checks import assert_user_error
+import pytest
+from cli_checks import assert_option_refused, assert_user_error
 from typer.testing import CliRunner
 
 from medtune.cli import app
@@ -103,4 +106,109 @@ def test_eval_user_errors_exit_2_with_a_message(tiny_gemma_dir, tmp_path):
     assert_user_error(
         invoke("--task", "perplexity", "--model", model, "--data", "demo:doctor_patient_dialogues.jsonl", "--out", out),
         "no chat template",
+    )
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+TASK_DATA = {
+    "translation": "demo:medical_en_es.jsonl",
+    "mcq": "demo:medical_mcq.jsonl",
+    "perplexity": "demo:medical_paragraphs.jsonl",
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASK_DATA))
+def test_every_task_refuses_a_trained_model_folder_as_out(tiny_gemma_dir, tmp_path, task):
+    model_folder = tmp_path / "model"
+    shutil.copytree(tiny_gemma_dir, model_folder)
+    (model_folder / "metrics.json").write_text('{"train_loss": 1.23, "steps": 40}', encoding="utf-8")
+    before = checksums(model_folder)
+    for extra in ([], ["--overwrite"]):
+        result = invoke(
+            "--task",
+            task,
+            "--model",
+            str(tiny_gemma_dir),
+            "--data",
+            TASK_DATA[task],
+            "--out",
+            str(model_folder),
+            *extra,
+        )
+        assert_user_error(
+            result,
+            f"--out {model_folder} is not empty",
+            "holds no earlier medtune evaluation",
+            "Give a new or empty folder",
+        )
+    assert checksums(model_folder) == before
+
+
+def test_the_same_evaluation_is_replaced_only_with_overwrite(tiny_gemma_dir, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        '{"en": "Drink water.", "es": "Beba agua."}\n{"en": "Rest today.", "es": "Descanse hoy."}\n', encoding="utf-8"
+    )
+    out = tmp_path / "scores"
+    args = ["--model", str(tiny_gemma_dir), "--data", str(pairs), "--out", str(out), "--max-new-tokens", "3"]
+    assert invoke(*args).exit_code == 0
+    assert json.loads((out / "evaluation.json").read_text(encoding="utf-8")) == {
+        "task": "translation",
+        "data": str(pairs.resolve()),
+        "model": str(tiny_gemma_dir.resolve()),
+        "outputs": None,
+    }
+    before = checksums(out)
+    assert_user_error(invoke(*args), "already holds this evaluation", "Pass --overwrite")
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"en": "Walk daily.", "es": "Camine a diario."}\n', encoding="utf-8")
+    other_args = ["--model", str(tiny_gemma_dir), "--data", str(other), "--out", str(out), "--overwrite"]
+    assert_user_error(invoke(*other_args), "holds another evaluation", "other.jsonl")
+    assert checksums(out) == before
+    replaced = invoke(*args, "--overwrite", "--limit", "1")
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["n"] == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "bound"),
+    [
+        ("--limit", "0", "greater than or equal to 1"),
+        ("--limit", "-2", "greater than or equal to 1"),
+        ("--batch-size", "0", "greater than or equal to 1"),
+        ("--max-new-tokens", "0", "greater than or equal to 1"),
+        ("--few-shot", "-1", "greater than or equal to 0"),
+        ("--num-beams", "0", "greater than or equal to 1"),
+        ("--max-length", "1", "greater than or equal to 2"),
+        ("--seed", "-1", "greater than or equal to 0"),
+    ],
+)
+def test_numeric_options_out_of_range_exit_2(tiny_gemma_dir, tmp_path, option, value, bound):
+    out = tmp_path / "out"
+    args = ["--model", str(tiny_gemma_dir), "--data", "demo:medical_mcq.jsonl", "--out", str(out)]
+    assert_option_refused(invoke("--task", "mcq", *args, option, value), option, bound)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("task", "source", "unit"),
+    [("translation", "demo:medical_en_es.jsonl", "pairs"), ("mcq", "demo:medical_mcq.jsonl", "questions")],
+)
+def test_more_few_shot_examples_than_rows_is_a_user_error(tiny_gemma_dir, tmp_path, task, source, unit):
+    three = tmp_path / "three.jsonl"
+    three.write_text(
+        "".join((DEMO_DIR / source.removeprefix("demo:")).read_text(encoding="utf-8").splitlines(True)[:3])
+    )
+    args = ["--task", task, "--model", str(tiny_gemma_dir), "--out", str(tmp_path / "out"), "--few-shot", "5"]
+    assert_user_error(
+        invoke(*args, "--data", str(three)),
+        f"--few-shot 5 takes its examples from {three}, which has 3 usable {unit}",
+        "Use --few-shot 2 or less",
+    )
+    assert_user_error(
+        invoke(*args, "--data", source, "--few-shot-data", str(three)),
+        f"--few-shot-data has only 3 usable {unit}",
     )

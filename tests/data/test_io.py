@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
 from medtune.data.io import read_jsonl, read_rows, resolve_data_path, write_jsonl
-from medtune.data.parallel import load_pairs
+from medtune.data.parallel import EVAL_COLUMNS_HINT, load_pairs, pair_columns
 from medtune.errors import MedtuneError
 
 
@@ -149,7 +150,16 @@ def test_load_pairs_with_default_columns_lists_columns_found(tmp_path):
     message = str(err.value)
     assert "'en', 'es' not found" in message
     assert "Columns found: 'English', 'Spanish'" in message
-    assert "--src-col" in message
+    # each command's hint names what that command accepts: recipes take keys, eval takes options
+    assert "--set data.src_col=... --set data.tgt_col=..." in message and "--src-col" not in message
+    with pytest.raises(MedtuneError, match="Choose them with --src-col and --tgt-col"):
+        load_pairs(str(path), columns_hint=EVAL_COLUMNS_HINT)
+
+
+def test_demo_files_are_read_by_their_language_code_columns():
+    assert pair_columns("demo:general_en_es.jsonl", "English", "Spanish", "en", "es") == ("en", "es")
+    assert pair_columns("demo:general_en_es.jsonl", "en", "es", "es", "en") == ("es", "en")  # the other direction
+    assert pair_columns("my_pairs.csv", "English", "Spanish", "en", "es") == ("English", "Spanish")
 
 
 def test_load_pairs_reads_doc_column_as_text(tmp_path):
@@ -168,3 +178,41 @@ def test_load_pairs_on_empty_file(tmp_path):
     path = _write(tmp_path / "nothing.jsonl", "\n")
     with pytest.raises(MedtuneError, match="no rows found"):
         load_pairs(str(path))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(("name", "sep"), [("pairs.csv", ","), ("pairs.tsv", "\t")])
+def test_an_unterminated_quote_names_its_line_instead_of_swallowing_the_rest(tmp_path, name, sep):
+    lines = ["en", "es"], *[[f"Sentence {i}.", f"Frase {i}."] for i in range(1, 50)]
+    lines = [sep.join(cells) for cells in lines]
+    lines[4] = sep.join(['"Stop taking it', "Deje de tomarlo"])  # line 5: the quote never closes
+    path = _write(tmp_path / name, "\n".join(lines) + "\n")
+    digest = sha256(path)
+    with pytest.raises(MedtuneError, match=rf"{name}:5: a cell on this line opens a quote that is not closed"):
+        read_rows(str(path))
+    assert sha256(path) == digest
+
+
+@pytest.mark.parametrize(("name", "sep"), [("pairs.csv", ","), ("pairs.tsv", "\t")])
+def test_text_after_a_closing_quote_names_the_line(tmp_path, name, sep):
+    path = _write(
+        tmp_path / name, f"en{sep}es\nfever{sep}fiebre\n\n" + f'"Stop," he said.{sep}Para, dijo.\nrash{sep}sarpullido\n'
+    )
+    with pytest.raises(MedtuneError, match=rf"{name}:4: a cell on this line opens a quote"):
+        read_rows(str(path))
+
+
+def test_quoted_tsv_cells_as_pandas_and_spreadsheets_write_them(tmp_path):
+    path = _write(tmp_path / "pairs.tsv", 'en\tes\n"He said ""stop""."\t"Dijo ""para""."\n5" tall\t5" de alto\n')
+    assert [r.fields for r in read_rows(str(path))] == [
+        {"en": 'He said "stop".', "es": 'Dijo "para".'},
+        {"en": '5" tall', "es": '5" de alto'},  # a quote inside an unquoted cell is text
+    ]
+
+
+def test_a_folder_given_as_a_data_file_says_it_is_a_folder(tmp_path):
+    with pytest.raises(MedtuneError, match=r"is a folder; expected one \.jsonl, \.csv or \.tsv data file"):
+        read_rows(str(tmp_path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,26 @@ def test_export_refuses_a_non_empty_folder_and_a_plain_model(trained_output, tin
         export_merged(trained_output, busy)
     with pytest.raises(MedtuneError, match="not a medtune training output"):
         export_merged(tiny_gemma_dir, tmp_path / "out")
+
+
+@pytest.mark.parametrize("recorded", ["absolute", "runs/base/model", "./base"])
+def test_an_adapter_whose_base_folder_is_gone_names_the_missing_base(
+    trained_output, tiny_gemma_dir, tmp_path, monkeypatch, recorded
+):
+    monkeypatch.chdir(tmp_path)
+    base = tmp_path / "moved-base"
+    shutil.copytree(tiny_gemma_dir, base)
+    adapter = tmp_path / "adapter"
+    shutil.copytree(trained_output, adapter)
+    base_name = str(base) if recorded == "absolute" else recorded
+    info = json.loads((adapter / MODEL_INFO_FILE).read_text(encoding="utf-8"))
+    (adapter / MODEL_INFO_FILE).write_text(json.dumps({**info, "base_model": base_name}), encoding="utf-8")
+    if recorded == "absolute":
+        assert load_model(str(adapter)).ref.base_path == str(base)  # loads while the base is there
+    shutil.rmtree(base)
+    with pytest.raises(MedtuneError) as info_error:
+        resolve_model(str(adapter))
+    message = str(info_error.value)
+    assert f"{adapter} is a LoRA adapter on the base model {base_name!r}" in message
+    assert f"{adapter / MODEL_INFO_FILE}" in message and "that base is not found" in message
+    assert "Unknown model" not in message and "Put the base model back" in message
