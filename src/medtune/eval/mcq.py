@@ -105,7 +105,7 @@ def encode_mcq_prompt(tokenizer, item: MCQItem, few_shot: Sequence[MCQItem], cha
         return MCQPrompt(*best, low, dropped_shots)
     raise MedtuneError(
         f"{item.origin or item.id}: question {item.id!r} needs {len(encode([], '')[1])} prompt tokens even without "
-        f"context or few-shot examples, more than the {budget} available. Raise --max-length."
+        f"context or few-shot examples, more than the {budget} available. Raise --max-length (eval.max_length in a recipe)."
     )
 
 
@@ -192,7 +192,10 @@ def evaluate_mcq(
     continuations = letter_continuations(tokenizer, letters)
     reserve = max_new_tokens if mode == "generate" else max(len(c) for c in continuations.values()) - 1
     if window - reserve < 8:
-        raise MedtuneError(f"--max-length {max_length} leaves no room for a prompt; use at least {reserve + 64}.")
+        raise MedtuneError(
+            f"--max-length {max_length} (eval.max_length in a recipe) leaves no room for a prompt; "
+            f"use at least {reserve + 64}."
+        )
     prompts = [encode_mcq_prompt(tokenizer, item, list(few_shot), chat, window - reserve) for item in items]
 
     started = time.perf_counter()
