@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-from cli_checks import assert_option_refused, assert_user_error
+from cli_checks import assert_option_refused, assert_user_error, file_checksums
 from typer.testing import CliRunner
 
 from medtune.cli import app
@@ -109,10 +108,6 @@ def test_eval_user_errors_exit_2_with_a_message(tiny_gemma_dir, tmp_path):
     )
 
 
-def checksums(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
 TASK_DATA = {
     "translation": "demo:medical_en_es.jsonl",
     "mcq": "demo:medical_mcq.jsonl",
@@ -125,7 +120,7 @@ def test_every_task_refuses_a_trained_model_folder_as_out(tiny_gemma_dir, tmp_pa
     model_folder = tmp_path / "model"
     shutil.copytree(tiny_gemma_dir, model_folder)
     (model_folder / "metrics.json").write_text('{"train_loss": 1.23, "steps": 40}', encoding="utf-8")
-    before = checksums(model_folder)
+    before = file_checksums(model_folder)
     for extra in ([], ["--overwrite"]):
         result = invoke(
             "--task",
@@ -144,7 +139,7 @@ def test_every_task_refuses_a_trained_model_folder_as_out(tiny_gemma_dir, tmp_pa
             "holds no earlier medtune evaluation",
             "Give a new or empty folder",
         )
-    assert checksums(model_folder) == before
+    assert file_checksums(model_folder) == before
 
 
 def test_the_same_evaluation_is_replaced_only_with_overwrite(tiny_gemma_dir, tmp_path):
@@ -161,13 +156,13 @@ def test_the_same_evaluation_is_replaced_only_with_overwrite(tiny_gemma_dir, tmp
         "model": str(tiny_gemma_dir.resolve()),
         "outputs": None,
     }
-    before = checksums(out)
+    before = file_checksums(out)
     assert_user_error(invoke(*args), "already holds this evaluation", "Pass --overwrite")
     other = tmp_path / "other.jsonl"
     other.write_text('{"en": "Walk daily.", "es": "Camine a diario."}\n', encoding="utf-8")
     other_args = ["--model", str(tiny_gemma_dir), "--data", str(other), "--out", str(out), "--overwrite"]
     assert_user_error(invoke(*other_args), "holds another evaluation", "other.jsonl")
-    assert checksums(out) == before
+    assert file_checksums(out) == before
     replaced = invoke(*args, "--overwrite", "--limit", "1")
     assert replaced.exit_code == 0, replaced.output
     assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["n"] == 1

@@ -291,7 +291,6 @@ def eval_(
         _check_eval_source(task, model, outputs, compare_to, few_shot, few_shot_data)
         identity = EvaluationIdentity.of(task, data, model=model, outputs=outputs)
         check_eval_out(out, identity, overwrite)  # before any data or model is loaded
-        record_evaluation(out, identity)
         if outputs:
             from medtune.eval.translation import score_translation_outputs_file
 
@@ -342,6 +341,7 @@ def eval_(
                 seed=seed,
                 log=_log,
             )
+        record_evaluation(out, identity)  # only a finished evaluation claims the folder
     except MedtuneError as exc:
         _fail(exc)
     table = Table(title=f"{model or outputs} on {data} ({task})")

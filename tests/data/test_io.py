@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from medtune.data.io import read_jsonl, read_rows, resolve_data_path, write_jsonl
-from medtune.data.parallel import EVAL_COLUMNS_HINT, load_pairs, pair_columns
+from medtune.data.parallel import load_pairs, pair_columns
 from medtune.errors import MedtuneError
 
 
@@ -150,10 +150,11 @@ def test_load_pairs_with_default_columns_lists_columns_found(tmp_path):
     message = str(err.value)
     assert "'en', 'es' not found" in message
     assert "Columns found: 'English', 'Spanish'" in message
-    # each command's hint names what that command accepts: recipes take keys, eval takes options
-    assert "--set data.src_col=... --set data.tgt_col=..." in message and "--src-col" not in message
-    with pytest.raises(MedtuneError, match="Choose them with --src-col and --tgt-col"):
-        load_pairs(str(path), columns_hint=EVAL_COLUMNS_HINT)
+    assert "Set them with --src-col/--tgt-col." in message  # eval's options, the default
+    # each command names what it accepts: run/train take recipe keys (tests/test_cli_bad_input.py)
+    with pytest.raises(MedtuneError, match=r"Set them with --set data\.src_col=\.\.\.") as err:
+        load_pairs(str(path), column_options="--set data.src_col=... --set data.tgt_col=...")
+    assert "--src-col" not in str(err.value)
 
 
 def test_demo_files_are_read_by_their_language_code_columns():

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from pathlib import Path
 
 import pytest
+from cli_checks import file_checksums
 
 from medtune.errors import MedtuneError
 from medtune.eval.out_folder import IDENTITY_FILE, EvaluationIdentity, check_eval_out, record_evaluation
-
-
-def checksums(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
 @pytest.fixture
@@ -35,19 +30,18 @@ def test_a_model_folder_is_refused_and_left_unchanged(tmp_path, identity):
     model.mkdir()
     (model / "metrics.json").write_text('{"train_loss": 1.23}', encoding="utf-8")
     (model / "adapter_model.safetensors").write_bytes(b"\0" * 64)
-    before = checksums(model)
+    before = file_checksums(model)
     for overwrite in (False, True):
         with pytest.raises(
             MedtuneError, match=r"--out .*model is not empty \(adapter_model\.safetensors, metrics\.json\)"
         ):
             check_eval_out(model, identity, overwrite)
-    assert checksums(model) == before
+    assert file_checksums(model) == before
 
 
 def test_the_same_evaluation_needs_overwrite(tmp_path, identity):
     out = tmp_path / "eval"
     record_evaluation(out, identity)
-    check_eval_out(out, identity, overwrite=False)  # only evaluation.json: an evaluation that never finished
     (out / "metrics.json").write_text("{}", encoding="utf-8")
     with pytest.raises(MedtuneError, match="already holds this evaluation.*Pass --overwrite"):
         check_eval_out(out, identity, overwrite=False)
@@ -71,10 +65,10 @@ def test_another_evaluation_is_refused_even_with_overwrite(tmp_path, identity, o
     earlier = EvaluationIdentity(**{**json.loads(json.dumps(identity.__dict__)), **other})
     record_evaluation(out, earlier)
     (out / "metrics.json").write_text('{"chrf": 50.0}', encoding="utf-8")
-    before = checksums(out)
+    before = file_checksums(out)
     with pytest.raises(MedtuneError, match=r"holds another evaluation .*--overwrite only replaces the same evaluation"):
         check_eval_out(out, identity, overwrite=True)
-    assert checksums(out) == before
+    assert file_checksums(out) == before
 
 
 def test_a_file_as_out_and_an_unreadable_record_are_refused(tmp_path, identity):

@@ -2,9 +2,9 @@
 
 ``eval`` writes ``metrics.json`` and ``outputs.jsonl``; a trained model folder also holds a
 ``metrics.json`` (its training figures), so writing into any folder could replace a user's file.
-Each evaluation therefore leaves ``evaluation.json`` naming what it scored (task, data, and the
-model or the outputs file); only a folder holding the same evaluation may be written again, and
-only with ``--overwrite``.
+Each finished evaluation therefore leaves ``evaluation.json`` naming what it scored (task, data,
+and the model or the outputs file); only a folder holding the same evaluation may be written
+again, and only with ``--overwrite``. A failed evaluation leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def check_eval_out(out: Path, identity: EvaluationIdentity, overwrite: bool) -> 
             f"--out {out} is a file; eval writes a folder (metrics.json, outputs.jsonl). Give a new folder."
         )
     found = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    if not found or found == [IDENTITY_FILE]:  # an earlier evaluation that stopped before writing results
+    if not found:
         return
     earlier = _read_identity(out)
     if earlier is None:
