@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from medtune.eval.metrics import corpus_scores, sentence_chrf
+from medtune.eval.metrics import corpus_scores, sentence_chrf_scores
 from medtune.eval.significance import PairedDelta, paired_translation_deltas
 from medtune.recipes.schema import Recipe
 from medtune.report.comparison import Evaluations
@@ -78,10 +78,10 @@ def _evaluate(run: RunFolder, stage: str, split: str) -> dict:
             "source": f"src {i}",
             "reference": r,
             "output": h,
-            "chrf": sentence_chrf(h, r),
+            "chrf": c,
             "terms": [],
         }
-        for i, (h, r) in enumerate(zip(hyps, refs, strict=True))
+        for i, (h, r, c) in enumerate(zip(hyps, refs, sentence_chrf_scores(hyps, refs), strict=True))
     ]
     out = run.sub("eval", stage, split)
     out.mkdir(parents=True, exist_ok=True)
