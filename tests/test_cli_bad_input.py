@@ -43,6 +43,30 @@ def test_a_file_of_duplicates_says_how_many_were_dropped(tiny_gemma_dir, tmp_pat
     )
 
 
+@pytest.mark.parametrize(
+    ("recipe", "row", "unit"),
+    [
+        (
+            "chat-sft",
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
+            "conversations",
+        ),
+        ("dapt", {"text": "Hypertension is high blood pressure."}, "documents"),
+    ],
+)
+def test_duplicates_only_in_other_tasks_say_how_many_were_dropped(
+    tiny_gemma_dir, tmp_path, medtune_home, recipe, row, unit
+):
+    data = tmp_path / "dups.jsonl"
+    data.write_text((json.dumps(row) + "\n") * 50, encoding="utf-8")
+    result = invoke(*train_args(recipe, tiny_gemma_dir, tmp_path / "run", f"data.train={data}"))
+    assert_user_error(
+        result,
+        f"of 1 items, left after validation (train: 50 {unit}, 49 dropped (49 exact duplicate of an earlier row))",
+        "leaves the held-out set empty",
+    )
+
+
 @pytest.mark.parametrize("recipe", ["translate-en-es", "chat-sft", "qa-sft"])
 def test_a_folder_as_data_train_says_it_is_a_folder(tiny_gemma_dir, tmp_path, medtune_home, recipe):
     folder = tmp_path / "my_data"

@@ -6,7 +6,7 @@ import random
 from collections import OrderedDict
 
 from medtune.data.parallel import Pair
-from medtune.data.validate import ValidationReport
+from medtune.data.validate import ValidationReport, left_after
 from medtune.errors import MedtuneError
 
 
@@ -69,6 +69,4 @@ def _pairs_left(n: int, n_groups: int, by: str, validation: ValidationReport | N
     counted = f"{n} pair{'' if n == 1 else 's'}"
     if by == "document":
         counted += f" in {n_groups} document{'' if n_groups == 1 else 's'}"
-    if validation and validation.issues:
-        counted += f", left after validation ({validation.summary()})"
-    return counted
+    return counted + left_after(validation)

@@ -71,6 +71,11 @@ class ValidationReport:
         return f"{self.name}: {self.total} {self.unit}, {self.total - self.kept} dropped ({parts})"
 
 
+def left_after(report: ValidationReport | None) -> str:
+    """For 'too few rows' errors: ', left after validation (train: 50 pairs, 49 dropped (...))', or ''."""
+    return f", left after validation ({report.summary()})" if report is not None and report.issues else ""
+
+
 def _problem(pair: Pair, max_ratio: float, min_chars: int) -> tuple[str, str] | None:
     for side, value in (("source", pair.src), ("target", pair.tgt)):
         if not isinstance(value, str) or not value.strip():

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from medtune.data.sampling import eval_count, split_items
+from medtune.data.validate import ValidationReport, left_after
 from medtune.errors import MedtuneError
 from medtune.recipes.loader import recipe_to_yaml
 from medtune.recipes.schema import Recipe
@@ -113,14 +114,20 @@ def before_after(
     return summary
 
 
-def holdout_split(items: list, size: float, seed: int, key: str) -> tuple[list, list]:
-    """Cut a held-out share off ``items``; a dev split that rounds to nothing is simply skipped."""
+def holdout_split(
+    items: list, size: float, seed: int, key: str, validation: ValidationReport | None = None
+) -> tuple[list, list]:
+    """Cut a held-out share off ``items``; a dev split that rounds to nothing is simply skipped.
+
+    ``validation`` (the report of the data the items came from) lets a 'too few items' error say
+    how many rows were dropped and why.
+    """
     k = eval_count(len(items), size)
     if key == "dev_size" and k == 0:
         return items, []
     if size > 0 and not 0 < k < len(items):
         raise MedtuneError(
-            f"data.{key}={size} of {len(items)} items leaves the {'held-out' if k == 0 else 'training'} set "
-            "empty; choose another size."
+            f"data.{key}={size} of {len(items)} items{left_after(validation)} leaves the "
+            f"{'held-out' if k == 0 else 'training'} set empty; add rows or choose another size."
         )
     return split_items(items, size, seed)

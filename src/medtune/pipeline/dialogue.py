@@ -77,10 +77,10 @@ def _prepare_chat(recipe: Recipe, log) -> tuple[DialogueData, list]:
         held_out = {c.messages for c in test}
         pool = [c for c in pool if c.messages not in held_out]
     else:
-        pool, test = holdout_split(pool, d.test_size, recipe.seed, "test_size")
+        pool, test = holdout_split(pool, d.test_size, recipe.seed, "test_size", reports[0])
         if not test:
             raise MedtuneError("data.test_size gave no test conversations; raise it or set data.test.")
-    train, dev = holdout_split(pool, d.dev_size, recipe.seed + 1, "dev_size")
+    train, dev = holdout_split(pool, d.dev_size, recipe.seed + 1, "dev_size", reports[0])
     return DialogueData(train, dev, test=test), reports
 
 
@@ -103,7 +103,7 @@ def _prepare_qa(recipe: Recipe, log) -> tuple[DialogueData, list]:
         asked = {item.question for item in test}
         mcq_pool = [item for item in mcq_pool if item.question not in asked]
     else:
-        mcq_pool, test = holdout_split(mcq_pool, d.test_size, recipe.seed, "test_size")
+        mcq_pool, test = holdout_split(mcq_pool, d.test_size, recipe.seed, "test_size", reports[0])
         if not test:
             raise MedtuneError("data.test_size gave no test questions; raise it or set data.test.")
     if mcq_pool:

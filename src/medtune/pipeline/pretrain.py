@@ -46,8 +46,8 @@ def prepare_text_data(recipe: Recipe, run: RunFolder, log=print) -> TextData:
         held_out = {doc.text for doc in test}
         pool = [doc for doc in pool if doc.text not in held_out]
     else:
-        pool, test = holdout_split(pool, d.test_size, recipe.seed, "test_size")
-    train, dev = holdout_split(pool, d.dev_size, recipe.seed + 1, "dev_size")
+        pool, test = holdout_split(pool, d.test_size, recipe.seed, "test_size", reports[0])
+    train, dev = holdout_split(pool, d.dev_size, recipe.seed + 1, "dev_size", reports[0])
     general: list[Document] = []
     if d.general:
         general, report = load_documents(d.general, d.general_text_col or d.text_col, d.on_bad_rows, "general", log)
