@@ -10,6 +10,7 @@ from cli_checks import assert_user_error
 from typer.testing import CliRunner
 
 from medtune.cli import app
+from medtune.report.formatting import format_delta_with_interval
 
 GLOSSARY = "demo:glossary_en_es.tsv"
 EVAL_PAIRS = [
@@ -124,7 +125,8 @@ def test_run_summary_compares_against_one_headline_base_per_set(finished_run):
             assert m["delta_ci_low"] <= m["delta"] + 1e-9 and m["delta"] <= m["delta_ci_high"] + 1e-9
             assert m["significant"] is (m["delta_ci_low"] > 0 or m["delta_ci_high"] < 0)
             assert m["verdict"] in result.output  # the final table states each verdict
-            assert f"{m['delta']:+.2f} [{m['delta_ci_low']:.2f}, {m['delta_ci_high']:.2f}]" in result.output
+            interval = (m["delta_ci_low"], m["delta_ci_high"])
+            assert format_delta_with_interval(m["delta"], interval) in result.output
     general = next(m for m in summary["metrics"] if m["test_set"] == "general" and m["metric"] == "chrf")
     forgetting = summary["forgetting"]
     assert forgetting["delta"] == general["delta"] and forgetting["ci_high"] == general["delta_ci_high"]

@@ -74,21 +74,22 @@ def _fail(exc: MedtuneError) -> None:
 
 def _metrics_table(title: str, metrics: list[dict]) -> Table:
     """The final table of ``medtune run``: the three columns, each delta with its 95% interval and verdict."""
-    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    from medtune.report.formatting import format_delta_with_interval, format_value
+
     table = Table(title=title)
     for column in ("metric", "base few-shot", "base zero-shot", "fine-tuned", "delta [95% CI]", "verdict"):
         table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
     for m in metrics:
-        few, zero = fmt(m["base"]), fmt(m["base_zero_shot"])
+        few, zero = format_value(m["base"]), format_value(m["base_zero_shot"])
         if m["headline_base"] == "few_shot" and m["base"] is not None:
             few += " *"
         elif m["headline_base"] == "zero_shot" and m["base_zero_shot"] is not None:
             zero += " *"
-        delta = "" if m["delta"] is None else f"{m['delta']:+.2f}"
-        if m["delta_ci_low"] is not None:
-            delta += f" [{m['delta_ci_low']:.2f}, {m['delta_ci_high']:.2f}]"
+        interval = None if m["delta_ci_low"] is None else (m["delta_ci_low"], m["delta_ci_high"])
         verdict = "" if m["p_value"] is None else f"{m['verdict']} (p = {m['p_value']:.3f})"
-        table.add_row(m["label"], few, zero, fmt(m["tuned"]), delta, verdict)
+        table.add_row(
+            m["label"], few, zero, format_value(m["tuned"]), format_delta_with_interval(m["delta"], interval), verdict
+        )
     table.caption = "* headline base: the better base on the test set's main metric; delta = fine-tuned minus it"
     return table
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from medtune.report.formatting import (
     MetricRow,
     format_delta,
+    format_delta_with_interval,
     format_interval,
     format_value,
     format_value_with_interval,
@@ -18,6 +19,11 @@ def test_values_and_intervals():
     assert format_interval(None) == "" and format_interval((1.0, 2.555)) == "[1.00, 2.56]"
     assert format_value_with_interval(3.0, (2.0, 4.0)) == "3.00 [2.00, 4.00]"
     assert format_value_with_interval(3.0, None) == "3.00"
+    # a value that rounds to zero never shows as -0.00
+    assert format_value(-0.001) == "0.00" and format_interval((-0.004, 0.3)) == "[0.00, 0.30]"
+    assert format_delta_with_interval(-0.002, (-0.004, 0.01)) == "+0.00 [0.00, 0.01]"
+    assert format_delta_with_interval(-1.5, (-2.0, -1.0)) == "-1.50 [-2.00, -1.00]"
+    assert format_delta_with_interval(None, None) == "" and format_delta_with_interval(2.0, None) == "+2.00"
 
 
 def test_delta_class_follows_the_metric_direction():

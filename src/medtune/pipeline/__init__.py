@@ -1,7 +1,7 @@
 """Runs a recipe's stages in order, whatever its task. Knows nothing of tensors.
 
-Each task module has a ``train_*`` (data -> train) and a ``run_*`` (data -> eval_base -> train ->
-eval_tuned -> report) function; this module opens the run folder (``runs.py`` decides what may be
+Each task module has a ``train_*`` (data -> train) and a ``run_*`` (data -> eval_base
+[-> eval_base_zero_shot] -> train -> eval_tuned -> report) function; this module opens the run folder (``runs.py`` decides what may be
 skipped, re-run or refused) and picks the task's functions.
 """
 

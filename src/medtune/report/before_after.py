@@ -26,6 +26,7 @@ from medtune.report.formatting import (
     MetricRow,
     format_delta,
     format_interval,
+    format_row_delta,
     format_value,
     format_verdict,
     markdown_cell,
@@ -356,5 +357,5 @@ def _html_delta(row: MetricRow) -> str:
     """The delta, its 95% interval small beneath it."""
     if row.delta is None:
         return ""
-    ci = format_interval(row.delta_ci)
-    return f"{row.delta:+.2f}" + (f"<br><small>{ci}</small>" if ci else "")
+    text, ci = format_row_delta(row).partition(" ")[::2]
+    return text + (f"<br><small>{ci}</small>" if ci else "")

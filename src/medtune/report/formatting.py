@@ -106,23 +106,28 @@ def _listed(interval: tuple[float, float] | None) -> list[float] | None:
     return None if interval is None else list(interval)
 
 
+def _unsigned_zero(value: float) -> float:
+    """0.0 for a value that shows as zero at two decimals, so ``-0.00`` never appears."""
+    return 0.0 if abs(value) < 0.005 else value
+
+
 def format_value(value: float | None) -> str:
     """A metric value with two decimals; ``-`` for a value that was not measured."""
-    return "-" if value is None else f"{value:.2f}"
+    return "-" if value is None else f"{_unsigned_zero(value):.2f}"
 
 
 def format_delta(before: float | None, after: float | None, higher_better: bool) -> tuple[str, str]:
     """The signed change and its CSS class (``good``/``bad`` given the metric's direction); blanks when unknown."""
     if before is None or after is None:
         return "", ""
-    d = after - before
+    d = _unsigned_zero(after - before)
     good = d >= 0 if higher_better else d <= 0
     return f"{d:+.2f}", "good" if good else "bad"
 
 
 def format_interval(interval: tuple[float, float] | None) -> str:
     """A 95% interval as ``[lo, hi]`` with two decimals; empty when there is none."""
-    return "" if interval is None else f"[{interval[0]:.2f}, {interval[1]:.2f}]"
+    return "" if interval is None else f"[{_unsigned_zero(interval[0]):.2f}, {_unsigned_zero(interval[1]):.2f}]"
 
 
 def format_value_with_interval(value: float | None, interval: tuple[float, float] | None) -> str:
@@ -130,9 +135,14 @@ def format_value_with_interval(value: float | None, interval: tuple[float, float
     return f"{format_value(value)} {format_interval(interval)}".rstrip()
 
 
+def format_delta_with_interval(delta: float | None, interval: tuple[float, float] | None) -> str:
+    """A delta with its 95% interval, e.g. ``+5.00 [2.10, 7.90]``; empty when not measured."""
+    return "" if delta is None else f"{_unsigned_zero(delta):+.2f} {format_interval(interval)}".rstrip()
+
+
 def format_row_delta(row: MetricRow) -> str:
-    """The row's delta with its 95% interval, e.g. ``+5.00 [2.10, 7.90]``; empty when not measured."""
-    return "" if row.delta is None else f"{row.delta:+.2f} {format_interval(row.delta_ci)}".rstrip()
+    """The row's delta with its 95% interval (:func:`format_delta_with_interval`)."""
+    return format_delta_with_interval(row.delta, row.delta_ci)
 
 
 def format_verdict(row: MetricRow) -> str:
