@@ -154,6 +154,8 @@ def test_report_pages_show_the_forgetting_verdict_and_signatures(report):
     assert "| medical chrF++ |" in md and "| general TER |" in md
     html = (run.path / "report.html").read_text(encoding="utf-8")
     assert html.count("<img") == 3  # chrF++, BLEU, TER (no glossary: no term accuracy); no training record
+    for title in ("chrF++: higher is better", "BLEU: higher is better", "TER: lower is better"):
+        assert f'<img alt="bar chart: {title}, base vs fine-tuned, deltas with 95% intervals"' in html
     assert "<th>base few-shot</th><th>base zero-shot</th><th>fine-tuned</th>" in html
     card = (model_dir / "README.md").read_text(encoding="utf-8")
     assert "| set / metric | base few-shot | base zero-shot | fine-tuned |" in card

@@ -92,8 +92,18 @@ def _chart_groups(rows: Sequence[MetricRow]) -> list[list[MetricRow]]:
 
 
 def _chart_title(group: list[MetricRow]) -> str:
+    """``<metric>: higher/lower is better``; several test sets of one metric are named by what their labels share."""
     direction = "higher" if group[0].higher_is_better else "lower"
-    name = "accuracy (%)" if len(group) > 1 and group[0].label.endswith("(%)") else group[0].label
+    if len(group) == 1:
+        name = group[0].label
+    elif group[0].label.endswith("(%)"):
+        name = "accuracy (%)"
+    else:  # "medical TER", "general TER" -> "TER"
+        words = [row.label.split() for row in group]
+        shared = 0
+        while shared < min(map(len, words)) and len({tuple(w[len(w) - shared - 1 :]) for w in words}) == 1:
+            shared += 1
+        name = " ".join(words[0][len(words[0]) - shared :]) or group[0].key
     return f"{name}: {direction} is better"
 
 
