@@ -111,7 +111,8 @@ def joined_outputs(run: RunFolder, base_stage: str, *parts: str) -> list[tuple[d
         return list(zip(base, tuned, strict=True))
     raise MedtuneError(
         f"{base_path} and {tuned_path} do not hold the same items (ids differ), so they cannot be compared "
-        "pair by pair. Re-run both evaluations (medtune run --resume --force) on the same data."
+        "pair by pair; they were written from different data or by different medtune versions. Run the recipe "
+        "again with --overwrite so that every evaluation scores the same items."
     )
 
 
