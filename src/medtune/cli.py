@@ -58,6 +58,22 @@ OverwriteOpt = Annotated[
     ),
 ]
 
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="Where the model runs: auto (a CUDA GPU, then Apple MPS, then the CPU), cpu, cuda, cuda:N (GPU N) or mps.",
+    ),
+]
+DtypeOpt = Annotated[
+    str,
+    typer.Option(
+        "--dtype",
+        help="Precision of the weights and computation: auto (bfloat16 where the hardware runs it natively: CUDA "
+        "GPUs with bf16, CPUs with AMX or AVX512-BF16; else float32), float32, bfloat16 or float16 (GPUs).",
+    ),
+]
+
 
 def _log(message: str) -> None:
     console.print(message, highlight=False)
@@ -282,6 +298,8 @@ def eval_(
             "and model or --outputs file); any other non-empty folder is refused.",
         ),
     ] = False,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
 ) -> None:
     """Score a model on a file: translation quality, multiple-choice accuracy, or perplexity."""
     from medtune.eval.out_folder import EvaluationIdentity, check_eval_out, record_evaluation
@@ -314,12 +332,24 @@ def eval_(
                 max_new_tokens or 32,
                 seed,
                 log=_log,
+                device=device,
+                dtype=dtype,
             )
         elif task == "perplexity":
             from medtune.eval.perplexity import evaluate_perplexity_file
 
             metrics = evaluate_perplexity_file(
-                model, data, out, fmt, text_col, limit, max_length or 512, batch_size or 8, log=_log
+                model,
+                data,
+                out,
+                fmt,
+                text_col,
+                limit,
+                max_length or 512,
+                batch_size or 8,
+                log=_log,
+                device=device,
+                dtype=dtype,
             )
         else:
             from medtune.eval.translation import evaluate_translation_file
@@ -341,6 +371,8 @@ def eval_(
                 max_new_tokens=max_new_tokens or 160,
                 seed=seed,
                 log=_log,
+                device=device,
+                dtype=dtype,
             )
         record_evaluation(out, identity)  # only a finished evaluation claims the folder
     except MedtuneError as exc:
@@ -444,6 +476,8 @@ def chat(
             help="Tokens prompt + reply may use; the oldest turns are dropped beyond it (default: model limit).",
         ),
     ] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
 ) -> None:
     """Chat with a model in the terminal; replies stream as they are generated. /help lists commands."""
     from medtune.generate.chat_session import ChatSession, run_repl
@@ -452,7 +486,7 @@ def chat(
 
     try:
         settings = SamplingSettings(max_new_tokens, temperature, top_p)
-        loaded = load_model(model)
+        loaded = load_model(model, dtype=dtype, device=device, log=_log)
         if system is None and loaded.trained_system_prompt:
             system = loaded.trained_system_prompt
             _log(f"System prompt (from training): {system}")
@@ -461,7 +495,11 @@ def chat(
         _fail(exc)
     if sys.stdin.isatty():
         import readline  # noqa: F401  (arrow keys and history in input())
-    _log(f"Chatting with {model} (temperature {temperature}, seed {session.seed}).")
+    info = loaded.runtime_info()
+    _log(
+        f"Chatting with {model} on {info['device']} ({info['device_name']}, {info['dtype']}); "
+        f"temperature {temperature}, seed {session.seed}."
+    )
     run_repl(session, input, _write_now)
 
 
@@ -484,6 +522,8 @@ def generate(
     chat_template: Annotated[
         bool, typer.Option("--chat/--no-chat", help="Render prompts with the chat template, or send raw text.")
     ] = True,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
 ) -> None:
     """Answer every prompt of a file: batched, reproducible, resumable; one JSONL row per prompt."""
     from medtune.generate.engine import SamplingSettings
@@ -494,7 +534,7 @@ def generate(
         settings = SamplingSettings(max_new_tokens, temperature, top_p)
         check_answers_path(data, out)
         rows = read_prompt_rows(data, prompt_col, id_col)  # bad rows fail before the model loads
-        loaded = load_model(model)
+        loaded = load_model(model, dtype=dtype, device=device, log=_log)
         if system is None and chat_template:
             system = loaded.trained_system_prompt
         summary = generate_prompt_file(

@@ -48,13 +48,13 @@ def item(i: int, answer: str = "A", subject: str | None = None, context: str | N
 
 @pytest.fixture(scope="module")
 def loaded(tiny_gemma_dir) -> LoadedModel:
-    return load_model(str(tiny_gemma_dir))
+    return load_model(str(tiny_gemma_dir), dtype="float32")
 
 
 @pytest.fixture(scope="module")
 def chat_loaded(tiny_chatml_dir) -> LoadedModel:
     """The tiny model with a ChatML template on its tokenizer (the markers are plain text to it)."""
-    return load_model(str(tiny_chatml_dir))
+    return load_model(str(tiny_chatml_dir), dtype="float32")
 
 
 def reference_letter_log_probs(model, tokenizer, prompt: str, letters: str, chat: bool) -> dict[str, float]:

@@ -56,13 +56,13 @@ CONVERSATIONS = [
 
 @pytest.fixture(scope="module")
 def loaded(tiny_gemma_dir) -> LoadedModel:
-    return load_model(str(tiny_gemma_dir))
+    return load_model(str(tiny_gemma_dir), dtype="float32")
 
 
 @pytest.fixture(scope="module")
 def chat_loaded(tiny_chatml_dir) -> LoadedModel:
     """The tiny model with a ChatML template on its tokenizer (the markers are plain text to it)."""
-    return load_model(str(tiny_chatml_dir))
+    return load_model(str(tiny_chatml_dir), dtype="float32")
 
 
 def labelled_nll(model, ids: list[int], labels: list[int]) -> tuple[float, int]:

@@ -27,7 +27,7 @@ def _logits(model, tokenizer) -> torch.Tensor:
 
 
 def test_load_model_reads_a_plain_folder(tiny_gemma_dir, tiny_tokenizer):
-    loaded = load_model(str(tiny_gemma_dir))
+    loaded = load_model(str(tiny_gemma_dir), dtype="float32")
     assert loaded.model.config.model_type == "gemma3_text"
     assert not loaded.is_seq2seq
     assert loaded.ref.adapter_path is None and loaded.ref.base_name == str(tiny_gemma_dir)
@@ -60,7 +60,7 @@ def test_folder_without_a_model_is_refused(tmp_path):
 
 
 def test_attach_lora_trains_only_adapter_parameters(tiny_gemma_dir, tiny_tokenizer, demo_pairs, tmp_path):
-    loaded = load_model(str(tiny_gemma_dir))
+    loaded = load_model(str(tiny_gemma_dir), dtype="float32")
     model = attach_lora(loaded.model, 4, 8, 0.0, LORA_TARGETS + ["not_a_module"])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_A" in n or "lora_B" in n for n in trainable)
@@ -79,7 +79,7 @@ def test_attach_lora_trains_only_adapter_parameters(tiny_gemma_dir, tiny_tokeniz
 
 
 def test_attach_lora_with_no_matching_module_names_the_linears(tiny_gemma_dir):
-    model = load_model(str(tiny_gemma_dir)).model
+    model = load_model(str(tiny_gemma_dir), dtype="float32").model
     with pytest.raises(MedtuneError, match="q_proj"):
         attach_lora(model, 4, 8, 0.0, ["fc_nope"])
 
@@ -95,7 +95,7 @@ def test_train_recipe_writes_a_loadable_adapter_folder(trained_output, tiny_gemm
     assert 0 < metrics["trainable_params"] < metrics["total_params"]
     assert metrics["dev_loss"] is not None and metrics["train_examples"] > 400
 
-    loaded = load_model(str(trained_output))
+    loaded = load_model(str(trained_output), dtype="float32")
     assert loaded.ref.adapter_path == trained_output
     assert loaded.ref.base_path == str(tiny_gemma_dir)
     assert hasattr(loaded.model, "peft_config")
@@ -106,7 +106,7 @@ def test_train_recipe_writes_a_loadable_adapter_folder(trained_output, tiny_gemm
 def test_export_merged_matches_the_adapter_model(trained_output, tiny_gemma_dir, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    adapter = load_model(str(trained_output))
+    adapter = load_model(str(trained_output), dtype="float32")
     out = export_merged(trained_output, tmp_path / "merged")
 
     assert not (out / "adapter_config.json").exists()

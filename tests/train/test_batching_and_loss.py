@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from medtune.train.batching import (
     encode_translation_pairs,
     plan_batches,
 )
+from medtune.train import loop
 from medtune.train.loop import LoopConfig, TrainingInterrupted, train_loop
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -109,7 +111,7 @@ def _reference_loss(model, batch) -> tuple[float, int]:
 
 @pytest.mark.parametrize("softcap", [None, 5.0])
 def test_causal_target_loss_equals_shifted_cross_entropy(tiny_gemma_dir, tiny_tokenizer, examples, softcap):
-    model = load_model(str(tiny_gemma_dir)).model.eval()
+    model = load_model(str(tiny_gemma_dir), dtype="float32").model.eval()
     model.config.final_logit_softcapping = softcap
     batch = collate(examples[:6], tiny_tokenizer.pad_token_id, seq2seq=False)
     assert (batch["attention_mask"] == 0).any()  # padding is present, so masking is exercised
@@ -125,7 +127,7 @@ def test_causal_target_loss_equals_shifted_cross_entropy(tiny_gemma_dir, tiny_to
 
 def test_causal_target_loss_sees_lora_adapters(tiny_gemma_dir, tiny_tokenizer, examples):
     torch.manual_seed(0)
-    model = attach_lora(load_model(str(tiny_gemma_dir)).model, 4, 8, 0.0, LORA_TARGETS).eval()
+    model = attach_lora(load_model(str(tiny_gemma_dir), dtype="float32").model, 4, 8, 0.0, LORA_TARGETS).eval()
     with torch.no_grad():  # non-zero B, so the adapters change the output
         for name, param in model.named_parameters():
             if "lora_B" in name:
@@ -147,11 +149,13 @@ def _trainable(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _train(model_dir, train, dev, ckpt, lora_seed=0, resume=False, **overrides):
-    """Fresh tiny Gemma + LoRA (dropout 0), trained by train_loop; returns (result, model)."""
-    loaded = load_model(str(model_dir))
+def _train(model_dir, train, dev, ckpt, lora_seed=0, resume=False, dropout=0.0, checkpointing=False, **overrides):
+    """Fresh tiny Gemma + LoRA, trained by train_loop; returns (result, model)."""
+    loaded = load_model(str(model_dir), dtype="float32")
+    if checkpointing:
+        loaded.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(lora_seed)
-    model = attach_lora(loaded.model, 4, 8, 0.0, LORA_TARGETS)
+    model = attach_lora(loaded.model, 4, 8, dropout, LORA_TARGETS)
     cfg = dict(batch_size=8, grad_accum=1, lr=1e-2, seed=7, max_steps=4, warmup_ratio=0.0, eval_every=2, save_every=50)
     cfg.update(overrides)
     pad = loaded.tokenizer.pad_token_id
@@ -189,34 +193,62 @@ def test_identical_runs_are_identical(tiny_gemma_dir, examples, tmp_path):
     assert all(torch.equal(a[n], b[n]) for n in a)
 
 
+# LoRA dropout and activation checkpointing on: the dropout masks of the steps after a resume (and their
+# recomputation in the backward pass) depend on the random state the checkpoint restores.
+RNG_HEAVY = dict(dropout=0.3, checkpointing=True)
+
+
 @pytest.mark.parametrize(
     "stop_after, eval_every",
     [(4, 2), (5, 4)],  # interrupted on a logging boundary, and in the middle of the last window
 )
 def test_resumed_run_matches_uninterrupted_run(tiny_gemma_dir, examples, tmp_path, stop_after, eval_every):
     train, dev = examples[:16], examples[16:20]
-    full, full_model = _train(tiny_gemma_dir, train, dev, tmp_path / "full", max_steps=6, eval_every=eval_every)
+    settings = dict(max_steps=6, eval_every=eval_every, **RNG_HEAVY)
+    full, full_model = _train(tiny_gemma_dir, train, dev, tmp_path / "full", **settings)
 
     ckpt = tmp_path / "interrupted"
     with pytest.raises(TrainingInterrupted, match=f"after step {stop_after} of 6"):
-        _train(tiny_gemma_dir, train, dev, ckpt, max_steps=6, eval_every=eval_every, stop_after=stop_after)
-    assert torch.load(ckpt / "last" / "state.pt", weights_only=False)["step"] == stop_after
+        _train(tiny_gemma_dir, train, dev, ckpt, stop_after=stop_after, **settings)
+    state = torch.load(ckpt / "last" / "state.pt", weights_only=False)
+    assert state["step"] == stop_after
+    assert set(state["rng"]) >= {"python", "numpy", "torch"}
 
     # a different LoRA init: the resumed weights must come from the checkpoint, not the seed
-    resumed, resumed_model = _train(
-        tiny_gemma_dir, train, dev, ckpt, lora_seed=123, resume=True, max_steps=6, eval_every=eval_every
-    )
+    resumed, resumed_model = _train(tiny_gemma_dir, train, dev, ckpt, lora_seed=123, resume=True, **settings)
 
     assert resumed.steps == full.steps == 6
     assert [s for s, _ in resumed.loss_history] == [1, 2, 3, 4, 5, 6]
-    assert _losses(resumed) == pytest.approx(_losses(full), abs=1e-5)
+    assert _losses(resumed) == pytest.approx(_losses(full), abs=1e-6)
     assert [s for s, _ in resumed.dev_history] == [s for s, _ in full.dev_history]
-    assert [d for _, d in resumed.dev_history] == pytest.approx([d for _, d in full.dev_history], abs=1e-5)
+    assert [d for _, d in resumed.dev_history] == pytest.approx([d for _, d in full.dev_history], abs=1e-6)
     assert resumed.target_tokens == full.target_tokens
-    assert resumed.train_loss == pytest.approx(full.train_loss, abs=1e-5)
+    assert resumed.train_loss == pytest.approx(full.train_loss, abs=1e-6)
     a, b = _trainable(full_model), _trainable(resumed_model)
     for name in a:
-        torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-5, msg=name)
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_without_the_rng_restore_a_resumed_run_would_differ(tiny_gemma_dir, examples, tmp_path, monkeypatch):
+    """The same resume with the checkpoint's random state ignored: the dropout masks after step 4 change."""
+    train, dev = examples[:16], examples[16:20]
+    settings = dict(max_steps=6, eval_every=2, **RNG_HEAVY)
+    full, _ = _train(tiny_gemma_dir, train, dev, tmp_path / "full", **settings)
+    ckpt = tmp_path / "interrupted"
+    with pytest.raises(TrainingInterrupted):
+        _train(tiny_gemma_dir, train, dev, ckpt, stop_after=4, **settings)
+    monkeypatch.setattr(loop, "set_rng_state", lambda state: None)
+    resumed, _ = _train(tiny_gemma_dir, train, dev, ckpt, resume=True, **settings)
+    assert _losses(resumed)[:4] == pytest.approx(_losses(full)[:4], abs=1e-6)  # restored from the checkpoint
+    assert abs(_losses(resumed)[4] - _losses(full)[4]) > 1e-4
+
+
+def test_rng_state_round_trip_covers_python_numpy_and_torch():
+    state = loop.rng_state()
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    loop.set_rng_state(state)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
 
 
 def test_resume_without_checkpoint_starts_from_scratch(tiny_gemma_dir, examples, tmp_path):

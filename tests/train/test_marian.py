@@ -21,7 +21,7 @@ MARIAN_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
 @pytest.fixture(scope="module")
 def marian(tiny_marian_dir):
-    return load_model(str(tiny_marian_dir))
+    return load_model(str(tiny_marian_dir), dtype="float32")
 
 
 def test_load_model_detects_seq2seq(marian):
@@ -46,7 +46,7 @@ def test_encode_seq2seq_labels_are_the_target_ids(marian, demo_pairs):
 
 @pytest.mark.parametrize("with_lora", [False, True])
 def test_seq2seq_target_loss_equals_model_loss(tiny_marian_dir, demo_pairs, with_lora):
-    loaded = load_model(str(tiny_marian_dir))
+    loaded = load_model(str(tiny_marian_dir), dtype="float32")
     model = loaded.model
     if with_lora:
         torch.manual_seed(0)
@@ -118,7 +118,7 @@ def test_marian_training_lowers_the_loss(marian_trained):
 def test_marian_lora_trains(tiny_marian_dir, demo_pairs, tmp_path):
     from medtune.train.loop import LoopConfig, train_loop
 
-    loaded = load_model(str(tiny_marian_dir))
+    loaded = load_model(str(tiny_marian_dir), dtype="float32")
     model = attach_lora(loaded.model, 8, 16, 0.0, MARIAN_TARGETS)
     examples = encode_translation_pairs(loaded.tokenizer, demo_pairs[:16], seq2seq=True, max_length=96)
     cfg = LoopConfig(batch_size=8, grad_accum=1, lr=1e-2, seed=0, max_steps=10, warmup_ratio=0.0)
@@ -129,7 +129,7 @@ def test_marian_lora_trains(tiny_marian_dir, demo_pairs, tmp_path):
 
 @pytest.mark.parametrize("which", ["random", "trained"])
 def test_generate_texts_on_marian_keeps_the_input_order(which, tiny_marian_dir, marian_trained, demo_pairs):
-    loaded = load_model(str(tiny_marian_dir if which == "random" else marian_trained))
+    loaded = load_model(str(tiny_marian_dir if which == "random" else marian_trained), dtype="float32")
     sources = [p.src for p in demo_pairs[40:46]]
     assert len({len(s) for s in sources}) == len(sources)  # different lengths, so sorting reorders
 

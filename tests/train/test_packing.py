@@ -40,7 +40,7 @@ def test_blocks_keep_every_token_in_order_and_restart_positions(tiny_tokenizer):
 
 def test_no_attention_across_documents(tiny_gemma_dir):
     """Logits of a document packed after another equal its logits when run alone."""
-    loaded = load_model(str(tiny_gemma_dir))
+    loaded = load_model(str(tiny_gemma_dir), dtype="float32")
     tok, model = loaded.tokenizer, loaded.model.eval()
     a, b = document_token_ids(tok, DOCS[1]), document_token_ids(tok, DOCS[2])
     ids = torch.tensor([a + b])
@@ -54,7 +54,7 @@ def test_no_attention_across_documents(tiny_gemma_dir):
 
 
 def test_packed_loss_equals_sum_of_document_losses(tiny_gemma_dir):
-    loaded = load_model(str(tiny_gemma_dir))
+    loaded = load_model(str(tiny_gemma_dir), dtype="float32")
     tok, model = loaded.tokenizer, loaded.model.eval()
     blocks = pack_documents(tok, DOCS[:2], block_size=1000)  # both documents in one block
     assert len(blocks) == 1

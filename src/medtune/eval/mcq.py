@@ -242,6 +242,7 @@ def evaluate_mcq(
         "seconds": round(seconds, 2),
         "items_per_s": round(len(items) / seconds, 3) if seconds else None,
         "model": loaded.ref.name,
+        **loaded.runtime_info(),
     }
     if mode == "generate":
         metrics["unparsed"] = sum(r["predicted"] is None for r in records)
@@ -279,6 +280,8 @@ def evaluate_mcq_file(
     max_new_tokens: int = 32,
     seed: int = 42,
     log: Callable[[str], Any] = print,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> dict:
     """Load questions and a model by name, then :func:`evaluate_mcq` (the ``medtune eval --task mcq`` command).
 
@@ -303,7 +306,7 @@ def evaluate_mcq_file(
     )
     if limit:
         items = items[:limit]
-    loaded = load_model(model)
+    loaded = load_model(model, dtype=dtype, device=device, log=log)
     return evaluate_mcq(
         loaded, items, out_dir, mode, examples, batch_size, max_length, max_new_tokens, seed, label=f"mcq-{mode}"
     )

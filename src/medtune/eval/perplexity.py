@@ -134,6 +134,7 @@ def evaluate_perplexity(
         "seconds": round(seconds, 2),
         "tokens_per_s": round(n_tokens / seconds, 1) if seconds else None,
         "model": loaded.ref.name,
+        **loaded.runtime_info(),
     }
     rows = [
         {"id": item_id, "origin": d.origin, "nll": v, "tokens": c}
@@ -173,6 +174,8 @@ def evaluate_perplexity_file(
     max_length: int = 512,
     batch_size: int = 8,
     log: Callable[[str], Any] = print,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> dict:
     """Load documents or conversations and a model by name, then :func:`evaluate_perplexity`.
 
@@ -195,5 +198,5 @@ def evaluate_perplexity_file(
         items, _ = load_conversations(data, name="eval", log=log)
     else:
         items, _ = load_documents(data, text_col=text_col, name="eval", log=log)
-    loaded = load_model(model)
+    loaded = load_model(model, dtype=dtype, device=device, log=log)
     return evaluate_perplexity(loaded, items[:limit] if limit else items, out_dir, max_length, batch_size)

@@ -81,6 +81,7 @@ def evaluate_translation(
             "num_beams": num_beams,
             "sentences_per_s": round(stats.sequences_per_s, 3),
             "generation_seconds": round(stats.seconds, 2),
+            **loaded.runtime_info(),
         },
     )
 
@@ -187,6 +188,8 @@ def evaluate_translation_file(
     max_new_tokens: int = 160,
     seed: int = 42,
     log=print,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> dict:
     """``medtune eval --task translation``: load, validate, pick few-shot examples, translate and score.
 
@@ -215,7 +218,7 @@ def evaluate_translation_file(
     if limit:
         pairs = pairs[:limit]
     terms = load_glossary(glossary) if glossary else None
-    loaded = load_model(model)
+    loaded = load_model(model, dtype=dtype, device=device, log=log)
     return evaluate_translation(
         loaded, pairs, out, terms, examples, src_lang, tgt_lang, batch_size, num_beams, max_new_tokens
     )

@@ -121,7 +121,9 @@ class StopAtNewline(StoppingCriteria):
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
         new = input_ids[:, self.prompt_width :]
         if new.shape[1] == 0:
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if self.newline_ids.device != input_ids.device:  # moved once, on the first step of a GPU batch
+            self.newline_ids = self.newline_ids.to(input_ids.device)
         return torch.isin(new, self.newline_ids).any(dim=1)
 
 

@@ -25,7 +25,8 @@ def attach_lora(model, r: int, alpha: int, dropout: float, target_modules: list[
         )
     task = TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type=task)
-    return get_peft_model(model, config)
+    # autocast_adapter_dtype: adapters stay float32 over a bf16 base (mixed precision, see train/setup.py).
+    return get_peft_model(model, config, autocast_adapter_dtype=True)
 
 
 def trained_model_info(model_dir: Path) -> dict:
@@ -90,7 +91,7 @@ def export_merged(model_dir: Path, out: Path, log=print) -> Path:
             f"The adapter was trained on a {info['quantization']} base: merging it into the full-precision "
             "(dequantised) base weights."
         )
-    loaded = load_model(str(model_dir))
+    loaded = load_model(str(model_dir), dtype="float32", device="cpu")  # merge at full precision
     model = loaded.model
     if hasattr(model, "base_model") and prequantized_method(model.config):
         model.base_model.model = dequantize_for_merge(model.base_model.model, log)

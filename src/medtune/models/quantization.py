@@ -14,11 +14,13 @@ from medtune.errors import MedtuneError
 GPTQ_BACKENDS = ("gptqmodel", "auto_gptq")
 
 
-def bnb_4bit_config() -> Any:
+def bnb_4bit_config(device: Any = None) -> Any:
     """The QLoRA quantisation config (NF4, double quantisation, bfloat16 compute).
 
+    Args:
+        device: the ``torch.device`` the model will be placed on (must be a CUDA GPU), or ``None``.
     Raises:
-        MedtuneError: without a CUDA GPU or without the ``bitsandbytes`` package.
+        MedtuneError: without a CUDA GPU (or with another device chosen), or without ``bitsandbytes``.
     """
     import torch
 
@@ -26,6 +28,11 @@ def bnb_4bit_config() -> Any:
         raise MedtuneError(
             "train.quantization=4bit (QLoRA) needs a CUDA GPU: bitsandbytes' 4-bit NF4 kernels do not run "
             "on this machine's CPU. Use train.quantization=none (LoRA on the full-precision base) here."
+        )
+    if device is not None and torch.device(device).type != "cuda":
+        raise MedtuneError(
+            f"train.quantization=4bit (QLoRA) needs the model on a CUDA GPU, but device={device} was chosen. "
+            "Set device=auto or device=cuda[:N], or train.quantization=none."
         )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise MedtuneError(

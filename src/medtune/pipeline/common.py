@@ -54,6 +54,8 @@ def before_after(
     train: Callable[[], Any],
     report: Callable[[Evaluations, Path], dict],
     same_base_reason: Callable[[Any], str | None] | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> dict:
     """The matched before/after loop every task shares, each step a stage recorded in ``run.json``.
 
@@ -72,16 +74,21 @@ def before_after(
             when the base's few-shot and zero-shot evaluations differ, or says why they are one
             evaluation (then it is scored once and ``eval_base_zero_shot`` records ``same_as``).
             None for a task without few-shot prompts (perplexity): no ``eval_base_zero_shot`` stage.
+        device, dtype: where and in which precision every model is scored (the recipe's ``device``
+            and ``eval.dtype``).
     Returns:
         The report's summary.
     """
     from medtune.models.loading import load_model
 
+    def load_for_eval(name: str) -> Any:
+        return load_model(name, dtype=dtype, device=device, dtype_option="eval.dtype", device_option="device")
+
     loaded_base: list = []  # loaded at most once, only when a base stage still has to run
 
     def base() -> Any:
         if not loaded_base:
-            loaded_base.append(load_model(base_model))
+            loaded_base.append(load_for_eval(base_model))
         return loaded_base[0]
 
     def evaluate(stage: str, loaded: Callable[[], Any]) -> dict:
@@ -108,7 +115,7 @@ def before_after(
             evaluations = dict(few_shot=first, zero_shot=zero)
     loaded_base.clear()  # free the base model before training
     model_dir = train_stage(run, train)
-    tuned = evaluate("eval_tuned", lambda: load_model(str(model_dir)))
+    tuned = evaluate("eval_tuned", lambda: load_for_eval(str(model_dir)))
     summary = report(Evaluations(**evaluations, tuned=tuned), model_dir)
     run.mark_done("report", {"report": summary["report_html"]})
     return summary

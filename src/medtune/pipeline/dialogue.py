@@ -234,4 +234,6 @@ def run_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, lo
         _train(recipe, data, resume, log),
         lambda evaluations, model_dir: write_dialogue_report(recipe, run, data.counts(), evaluations, model_dir),
         _same_base_reason(recipe, data),
+        device=recipe.device,
+        dtype=recipe.eval.dtype,
     )

@@ -120,4 +120,6 @@ def run_pretrain_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, lo
         lambda stage, loaded: _score(stage, loaded, data, recipe, run, log),
         _train(recipe, data, resume, log),
         lambda evaluations, model_dir: write_pretrain_report(recipe, run, data.counts(), evaluations, model_dir),
+        device=recipe.device,
+        dtype=recipe.eval.dtype,
     )

@@ -161,4 +161,6 @@ def run_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False,
         _train(recipe, data, resume, log),
         lambda evaluations, model_dir: write_translation_report(recipe, run, data, evaluations, model_dir),
         _same_base_reason(recipe, data),
+        device=recipe.device,
+        dtype=recipe.eval.dtype,
     )

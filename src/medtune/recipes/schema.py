@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -71,7 +72,22 @@ class TrainSection(Section):
     max_length: int = Field(256, gt=8, description="Longest training sequence in tokens (longer ones are cut).")
     eval_every: int = Field(50, gt=0, description="Steps between dev-loss evaluations.")
     save_every: int = Field(50, gt=0, description="Steps between resumable checkpoints.")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Compute dtype for the frozen base.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="Training precision: auto = bfloat16 where the hardware runs it natively (CUDA with bf16, CPUs "
+        "with AMX/AVX512-BF16), else float32. With bf16 the frozen base and activations are bf16 while LoRA "
+        "weights, optimizer state and the loss stay float32 (full fine-tuning keeps float32 weights under autocast).",
+    )
+
+    @field_validator("dtype", mode="before")
+    @classmethod
+    def _no_float16_training(cls, value: object) -> object:
+        if value == "float16":
+            raise ValueError(
+                "training in float16 would need loss scaling and is not supported; use bfloat16, float32 or auto"
+            )
+        return value
+
     gradient_checkpointing: bool = Field(
         True, description="Recompute layer activations in the backward pass: ~1 GB less memory, ~20% slower."
     )
@@ -103,6 +119,11 @@ class EvalSection(Section):
     max_length: int = Field(
         1024, gt=8, description="Longest evaluation prompt in tokens (MCQ context is cut from the left to fit)."
     )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Precision of evaluation and generation: auto = bfloat16 where the hardware runs it natively, "
+        "else float32; float16 for GPUs without bf16.",
+    )
 
 
 class Recipe(Section):
@@ -116,11 +137,22 @@ class Recipe(Section):
     description: str = Field("", description="One line shown by 'medtune recipes'.")
     model: str = Field("gemma-3-270m", description="Base model: gemma-3-270m, a hub id or a local folder.")
     seed: int = Field(42, description="Seed for splits, data order, dropout and sampling.")
+    device: str = Field(
+        "auto",
+        description="Where training and evaluation run: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
+    )
     run_dir: str | None = Field(None, description="Run folder for data splits, evaluations and reports.")
     output_dir: str | None = Field(None, description="Where the trained model goes (default <run_dir>/model).")
     data: DataSection
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError("expected auto, cpu, cuda, cuda:0 (any GPU number) or mps")
+        return value
 
     @model_validator(mode="after")
     def _fill_dirs(self) -> Recipe:

@@ -8,6 +8,7 @@ weights, optimizer, schedule, data position and random state and carries on.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import shutil
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -42,6 +44,7 @@ class LoopConfig:
     max_grad_norm: float = 1.0
     eval_every: int = 50
     save_every: int = 50
+    autocast_dtype: torch.dtype | None = None  # forward and loss under torch.autocast (float32 master weights)
     stop_after: int | None = None  # testing aid: behave as if interrupted after this step
 
 
@@ -83,13 +86,23 @@ class TrainResult:
         }
 
 
-def _rng_state() -> dict:
-    return {"python": random.getstate(), "torch": torch.get_rng_state()}
+def rng_state() -> dict:
+    """Every random generator training draws from: Python, numpy, torch CPU and (when present) CUDA."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
-def _set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` saved (CUDA state only when this machine has the same GPUs)."""
     random.setstate(state["python"])
+    if "numpy" in state:  # checkpoints written before numpy state was kept
+        np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def _on_device(batch: dict[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
@@ -97,8 +110,17 @@ def _on_device(batch: dict[str, torch.Tensor], model) -> dict[str, torch.Tensor]
     return {k: v.to(device) for k, v in batch.items()} if device.type != "cpu" else batch
 
 
+def _precision(model, autocast_dtype: torch.dtype | None):
+    """The autocast context of a float32-master-weights run, else a no-op."""
+    if autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(next(model.parameters()).device.type, dtype=autocast_dtype)
+
+
 @torch.no_grad()
-def dev_loss(model, examples: list[Example], pad_id: int, seq2seq: bool, batch_size: int) -> float | None:
+def dev_loss(
+    model, examples: list[Example], pad_id: int, seq2seq: bool, batch_size: int, autocast_dtype=None
+) -> float | None:
     """Mean per-token loss on held-out examples (``None`` when there are none)."""
     if not examples:
         return None
@@ -108,7 +130,8 @@ def dev_loss(model, examples: list[Example], pad_id: int, seq2seq: bool, batch_s
     order = sorted(range(len(examples)), key=lambda i: examples[i].length)
     for start in range(0, len(order), batch_size):
         batch = collate([examples[i] for i in order[start : start + batch_size]], pad_id, seq2seq)
-        loss, n = target_loss(model, _on_device(batch, model), seq2seq)
+        with _precision(model, autocast_dtype):
+            loss, n = target_loss(model, _on_device(batch, model), seq2seq)
         total, count = total + float(loss), count + n
     model.train(was_training)
     return total / max(count, 1)
@@ -142,8 +165,9 @@ def train_loop(
     """
     if not train:
         raise MedtuneError("No training examples left; check data.train and validation output.")
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # also seeds every CUDA device
     random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
     effective = cfg.batch_size * cfg.grad_accum
     steps_per_epoch = math.ceil(len(train) / effective)
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
@@ -195,7 +219,8 @@ def train_loop(
                 real = sum(len(e.input_ids) for e in micro)
                 result.input_tokens += real
                 result.padding_tokens += batch["input_ids"].numel() - real
-                loss_sum, _ = target_loss(model, _on_device(batch, model), seq2seq)
+                with _precision(model, cfg.autocast_dtype):
+                    loss_sum, _ = target_loss(model, _on_device(batch, model), seq2seq)
                 (loss_sum / n_tokens).backward()
                 step_loss += float(loss_sum.detach())
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -212,7 +237,7 @@ def train_loop(
             bar.update(1)
             done = step + 1
             if done % cfg.eval_every == 0 or done == total_steps:
-                result.dev_loss = dev_loss(model, dev, pad_id, seq2seq, cfg.batch_size)
+                result.dev_loss = dev_loss(model, dev, pad_id, seq2seq, cfg.batch_size, cfg.autocast_dtype)
                 if result.dev_loss is not None:
                     result.dev_history.append((done, result.dev_loss))
                     bar.write(
@@ -258,7 +283,7 @@ def _save_checkpoint(
             "params": _trainable_state(model),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "result": result.to_dict(),
             "window": list(window),
         },
@@ -282,7 +307,7 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResul
             named[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
+    set_rng_state(state["rng"])
     saved = state["result"]
     result.steps = state["step"]
     result.target_tokens = saved["target_tokens"]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from medtune.models.adapters import attach_lora
+from medtune.models.device import dtype_name, resolve_device, resolve_dtype, runtime_info
 from medtune.models.loading import MODEL_INFO_FILE, LoadedModel, load_model
 from medtune.recipes.loader import recipe_to_yaml
 from medtune.recipes.schema import Recipe
@@ -26,6 +27,38 @@ class TrainableModel:
     model: Any  # the (PEFT-wrapped) model whose trainable parameters the loop updates
     trainable_params: int
     total_params: int
+    compute_dtype: torch.dtype = torch.float32  # the precision matrix products run in
+    autocast_dtype: torch.dtype | None = None  # set when float32 weights train under torch.autocast
+
+    def precision_info(self) -> dict[str, str]:
+        """``device``, ``device_name``, ``dtype`` (compute) and how mixed precision is done, for metrics.json."""
+        if self.compute_dtype == torch.float32:
+            how = "float32 throughout"
+        elif self.autocast_dtype is not None:
+            how = f"float32 master weights, {dtype_name(self.autocast_dtype)} autocast"
+        else:
+            how = f"{dtype_name(self.compute_dtype)} frozen base, float32 LoRA weights, optimizer state and loss"
+        return {**runtime_info(self.loaded.device, self.compute_dtype), "mixed_precision": how}
+
+
+def training_precision(recipe: Recipe, log=print) -> tuple[torch.device, torch.dtype, torch.dtype | None]:
+    """(device, compute dtype, autocast dtype or None) for a recipe's ``device`` and ``train.dtype``.
+
+    LoRA in bf16 loads the frozen base in bf16 and keeps the adapters in float32: measured on the
+    translate-en-es setup (2-core AMX CPU, batch 8) it trains 1.7x faster than float32, while fp32
+    weights under torch.autocast ran 0.65x (it re-casts the frozen weights at every call), at equal
+    loss. Full fine-tuning must keep float32 master weights, so it trains under autocast instead.
+
+    Raises:
+        MedtuneError: a device this machine lacks, or bfloat16 asked for where the hardware has none.
+    """
+    cfg = recipe.train
+    device = resolve_device(recipe.device, "device")
+    compute = resolve_dtype(cfg.dtype, device, "train.dtype", training=True, log=log)
+    if cfg.quantization == "4bit":
+        return device, compute, None  # QLoRA: the 4-bit base computes in bf16 (bnb_4bit_compute_dtype)
+    autocast = compute if cfg.method == "full" and compute != torch.float32 else None
+    return device, compute, autocast
 
 
 @dataclass
@@ -39,8 +72,12 @@ class TrainedModel:
 def prepare_trainable_model(recipe: Recipe, log=print) -> TrainableModel:
     """Load ``recipe.model`` and make it trainable: LoRA adapters or all weights, plus checkpointing."""
     cfg = recipe.train
+    device, compute, autocast = training_precision(recipe, log)
     torch.manual_seed(recipe.seed)
-    loaded = load_model(recipe.model, dtype=cfg.dtype, quantization=cfg.quantization, log=log)
+    weights = torch.float32 if autocast is not None else compute
+    loaded = load_model(
+        recipe.model, dtype=dtype_name(weights), device=str(device), quantization=cfg.quantization, log=log
+    )
     model = loaded.model
     if cfg.quantization == "4bit":
         from peft import prepare_model_for_kbit_training
@@ -60,13 +97,17 @@ def prepare_trainable_model(recipe: Recipe, log=print) -> TrainableModel:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     log(f"Training {cfg.method}: {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%)")
-    return TrainableModel(loaded, model, trainable, total)
+    result = TrainableModel(loaded, model, trainable, total, compute, autocast)
+    info = result.precision_info()
+    log(f"Device: {info['device']} ({info['device_name']}); precision: {info['mixed_precision']}.")
+    return result
 
 
-def loop_config(recipe: Recipe) -> LoopConfig:
-    """The loop settings of a recipe's ``train`` section."""
+def loop_config(recipe: Recipe, autocast_dtype: torch.dtype | None = None) -> LoopConfig:
+    """The loop settings of a recipe's ``train`` section (``autocast_dtype``: see :func:`training_precision`)."""
     cfg = recipe.train
     return LoopConfig(
+        autocast_dtype=autocast_dtype,
         batch_size=cfg.batch_size,
         grad_accum=cfg.grad_accum,
         lr=cfg.lr,
@@ -90,7 +131,7 @@ def fit(recipe: Recipe, trainable: TrainableModel, train: list, dev: list, resum
         trainable.model,
         train,
         dev,
-        loop_config(recipe),
+        loop_config(recipe, trainable.autocast_dtype),
         loaded.tokenizer.pad_token_id,
         loaded.is_seq2seq,
         out / "checkpoints",
@@ -125,6 +166,7 @@ def save_trained_model(
         **result.to_dict(),
         "trainable_params": trainable.trainable_params,
         "total_params": trainable.total_params,
+        **trainable.precision_info(),
         **metrics,
     }
     (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2), encoding="utf-8")
