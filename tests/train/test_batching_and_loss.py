@@ -13,6 +13,7 @@ from medtune.data.prompts import translation_prompt, translation_target
 from medtune.models.adapters import attach_lora
 from medtune.models.loading import load_model
 from medtune.models.scoring import causal_target_loss
+from medtune.train import loop
 from medtune.train.batching import (
     IGNORE,
     Example,
@@ -21,7 +22,6 @@ from medtune.train.batching import (
     encode_translation_pairs,
     plan_batches,
 )
-from medtune.train import loop
 from medtune.train.loop import LoopConfig, TrainingInterrupted, train_loop
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
