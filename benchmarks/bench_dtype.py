@@ -9,7 +9,7 @@ runs in its own process, one after the other in the same sitting:
 The chrF++ difference (auto minus float32) is tested by paired bootstrap over sentences
 (medtune.eval.significance); the table shows the auto/float32 ratios and the loss difference in %.
 
-Usage: python benchmarks/bench_dtype.py [--steps 12] [--sentences 0 (= the whole test split)]
+Usage: python benchmarks/bench_dtype.py [--steps 12] [--sentences 0 (= the whole test split)] [--compare-autocast]
          [--general-file /work/shared/data/translation/tico19_en_es_general_health.jsonl --n 300]
 Quick check: python benchmarks/bench_dtype.py --steps 2 --sentences 8 --n 8 --general-file FILE
 """
@@ -30,7 +30,13 @@ DTYPES = ("auto", "float32")
 
 
 def part_train(dtype: str, steps: int, batch_size: int) -> dict:
-    """The bundled translate-en-es recipe's training setup in ``dtype`` for ``steps`` steps."""
+    """The bundled translate-en-es recipe's training setup in ``dtype`` for ``steps`` steps.
+
+    ``dtype="autocast"``: float32 weights trained under bf16 ``torch.autocast`` (the alternative to
+    medtune's bf16 base + float32 LoRA; --compare-autocast).
+    """
+    import torch
+
     from medtune.recipes.loader import load_recipe
     from medtune.train.batching import encode_translation_pairs
     from medtune.train.loop import train_loop
@@ -39,7 +45,7 @@ def part_train(dtype: str, steps: int, batch_size: int) -> dict:
     recipe = load_recipe(
         "translate-en-es",
         [
-            f"train.dtype={dtype}",
+            f"train.dtype={'float32' if dtype == 'autocast' else dtype}",
             f"train.max_steps={steps}",
             f"train.batch_size={batch_size}",
             f"train.lora.r={LORA['r']}",
@@ -50,6 +56,8 @@ def part_train(dtype: str, steps: int, batch_size: int) -> dict:
     )
     train, _ = _data(steps * batch_size)
     trainable = prepare_trainable_model(recipe, log=lambda *_: None)
+    if dtype == "autocast":
+        trainable.autocast_dtype = trainable.compute_dtype = torch.bfloat16
     examples = encode_translation_pairs(trainable.loaded.tokenizer, train, seq2seq=False, max_length=256)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -159,8 +167,13 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=0, help="test sentences to translate (0 = the whole split)")
     parser.add_argument("--general-file", help="a larger pairs file (en/es) to also translate --n sentences of")
     parser.add_argument("--n", type=int, default=300, help="sentences of --general-file to translate")
+    parser.add_argument(
+        "--compare-autocast",
+        action="store_true",
+        help="also train float32 weights under bf16 torch.autocast (the mixed-precision alternative medtune measured)",
+    )
     parser.add_argument("--part", choices=["train", "generate"], help=argparse.SUPPRESS)
-    parser.add_argument("--dtype", choices=DTYPES, help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", choices=[*DTYPES, "autocast"], help=argparse.SUPPRESS)
     parser.add_argument("--source", default="test", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part == "train":
@@ -171,7 +184,7 @@ def main() -> None:
         print(json.dumps(part_generate(args.dtype, args.source, n, args.gen_batch_size)))
         return
 
-    train = {d: _run_part(args, "train", d) for d in DTYPES}
+    train = {d: _run_part(args, "train", d) for d in (*DTYPES, *(["autocast"] if args.compare_autocast else []))}
     sets = {"test split": "test"} | (
         {f"{args.n} of {Path(args.general_file).name}": args.general_file} if args.general_file else {}
     )
@@ -185,6 +198,18 @@ def main() -> None:
         ("training loss (last step)", auto["final_loss"], fp32["final_loss"], "loss"),
         ("training peak MB", auto["peak_mb"], fp32["peak_mb"], "ratio"),
     ]
+    if "autocast" in train:
+        c = train["autocast"]
+        rows.insert(
+            1,
+            (
+                "training tokens/s, fp32 weights + bf16 autocast",
+                c["target_tokens_per_s"],
+                fp32["target_tokens_per_s"],
+                "ratio",
+            ),
+        )
+        rows.insert(3, ("training loss, fp32 weights + bf16 autocast", c["mean_loss"], fp32["mean_loss"], "loss"))
     for label, by_dtype in generation.items():
         a, f = by_dtype["auto"], by_dtype["float32"]
         rows.append(
