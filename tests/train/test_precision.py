@@ -13,11 +13,12 @@ import torch
 
 from medtune.errors import MedtuneError
 from medtune.models import device as dev
+from medtune.models.fused_head import decoder_hidden_states
 from medtune.pipeline import train_recipe
 from medtune.recipes.loader import validate_recipe
 from medtune.train.batching import collate, encode_translation_pairs
 from medtune.train.loop import LoopConfig, train_loop
-from medtune.train.loss import decoder_hidden_states, target_loss
+from medtune.train.loss import target_loss
 from medtune.train.setup import loop_config, prepare_trainable_model, training_precision
 
 AMX_CPUINFO = "model name\t: Test CPU\nflags\t\t: fpu avx512f amx_bf16 avx512_bf16\n"
