@@ -126,7 +126,10 @@ def run(
         summary = run_recipe(load_recipe(recipe, set_), resume=resume, overwrite=overwrite, force=force, log=_log)
     except MedtuneError as exc:
         _fail(exc)
-    Console().print(_metrics_table(f"{summary['recipe']}: before vs after", summary["metrics"]))
+    # Piped output (logs, CI) gets the whole table on one line per metric instead of 80 wrapped columns.
+    Console(width=None if sys.stdout.isatty() else 150).print(
+        _metrics_table(f"{summary['recipe']}: before vs after", summary["metrics"])
+    )
     for check in summary.get("checks", []):
         _log(check["message"])
     _log(f"Report: {summary['report_html']}  Model: {summary['output_dir']}")

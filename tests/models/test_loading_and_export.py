@@ -98,9 +98,24 @@ def test_train_recipe_writes_a_loadable_adapter_folder(trained_output, tiny_gemm
     loaded = load_model(str(trained_output), dtype="float32")
     assert loaded.ref.adapter_path == trained_output
     assert loaded.ref.base_path == str(tiny_gemma_dir)
-    assert hasattr(loaded.model, "peft_config")
+    assert not hasattr(loaded.model, "peft_config")  # merged for inference
     assert not any(p.requires_grad for p in loaded.model.parameters())  # inference unless asked
-    assert any(p.requires_grad for p in load_model(str(trained_output), trainable_adapter=True).model.parameters())
+    unmerged = load_model(str(trained_output), dtype="float32", trainable_adapter=True).model
+    assert hasattr(unmerged, "peft_config") and any(p.requires_grad for p in unmerged.parameters())
+
+
+def test_inference_merges_the_adapter_with_the_unmerged_models_logits(trained_output):
+    import torch
+
+    merged = load_model(str(trained_output), dtype="float32").model
+    unmerged = load_model(str(trained_output), dtype="float32", trainable_adapter=True).model.eval()
+    ids = torch.tensor([[2, 17, 33, 5, 90, 41]])
+    with torch.no_grad():
+        want, got = unmerged(input_ids=ids).logits, merged(input_ids=ids).logits
+    assert not hasattr(merged, "peft_config")
+    assert (want - got).abs().max() < 1e-4 * want.abs().max()
+    bf16 = load_model(str(trained_output), dtype="bfloat16").model  # merged in float32, cast once
+    assert all(p.dtype == torch.bfloat16 for p in bf16.parameters())
 
 
 def test_export_merged_matches_the_adapter_model(trained_output, tiny_gemma_dir, tmp_path):
