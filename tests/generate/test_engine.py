@@ -108,3 +108,18 @@ def test_sampling_needs_one_seed_per_prompt(tiny_gemma_dir):
 def test_extra_stop_tokens_merge_without_duplicates():
     settings = SamplingSettings(temperature=0.5, stop_token_ids=(5,)).with_stop_tokens([3, 5])
     assert settings.stop_token_ids == (3, 5) and settings.temperature == 0.5
+
+
+def test_each_prompt_keeps_only_its_own_token_limit_in_a_shared_batch(tiny_gemma_dir, demo_pairs):
+    loaded = load_model(str(tiny_gemma_dir), dtype="float32")
+    prompts = [translation_prompt(p.src) for p in demo_pairs[:3]]
+    limits = [2, 9, 5]
+    args = dict(stop_at_newline=False, progress=None)
+    batched = generate_texts(loaded.model, loaded.tokenizer, prompts, batch_size=3, max_new_tokens=limits, **args)
+    alone = [
+        generate_texts(loaded.model, loaded.tokenizer, [p], batch_size=1, max_new_tokens=n, **args)[0]
+        for p, n in zip(prompts, limits, strict=True)
+    ]
+    assert batched == alone
+    longer = generate_texts(loaded.model, loaded.tokenizer, prompts[:1], batch_size=1, max_new_tokens=9, **args)[0]
+    assert longer.startswith(batched[0]) and len(longer) > len(batched[0])  # the batch ran on; the text was cut

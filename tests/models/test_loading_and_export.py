@@ -99,7 +99,9 @@ def test_train_recipe_writes_a_loadable_adapter_folder(trained_output, tiny_gemm
     assert loaded.ref.adapter_path == trained_output
     assert loaded.ref.base_path == str(tiny_gemma_dir)
     assert not hasattr(loaded.model, "peft_config")  # merged for inference
-    assert not any(p.requires_grad for p in loaded.model.parameters())  # inference unless asked
+    head = loaded.model.get_output_embeddings().weight
+    # inference unless asked; only the head keeps the flag from_pretrained gives every weight (_keep_head_foldable)
+    assert not any(p.requires_grad for p in loaded.model.parameters() if p is not head) and head.requires_grad
     unmerged = load_model(str(trained_output), dtype="float32", trainable_adapter=True).model
     assert hasattr(unmerged, "peft_config") and any(p.requires_grad for p in unmerged.parameters())
 

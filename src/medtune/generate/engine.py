@@ -236,7 +236,11 @@ def generate_texts(
     new_ids = _generate_batched(
         model, tokenizer, prompts, batch_size, batch_kwargs, model_eos_ids(model), True, progress, stats
     )
-    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in new_ids]
+    # A batch decodes to its largest limit; each text keeps only its own (greedy tokens do not
+    # depend on how long the batch runs, so this equals decoding the prompt alone with its limit).
+    texts = [
+        tokenizer.decode(ids[:limit], skip_special_tokens=True) for ids, limit in zip(new_ids, limits, strict=True)
+    ]
     return [text.split("\n", 1)[0].strip() if stop_at_newline else text.strip() for text in texts]
 
 
