@@ -169,3 +169,13 @@ def test_an_adapter_whose_base_folder_is_gone_names_the_missing_base(
     assert f"{adapter} is a LoRA adapter on the base model {base_name!r}" in message
     assert f"{adapter / MODEL_INFO_FILE}" in message and "that base is not found" in message
     assert "Unknown model" not in message and "Put the base model back" in message
+
+
+def test_a_relative_base_folder_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+    from medtune.train.setup import _portable_base_name
+
+    (tmp_path / "bases" / "mine").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert _portable_base_name("bases/mine") == str(tmp_path.resolve() / "bases" / "mine")
+    assert _portable_base_name("gemma-3-270m") == "gemma-3-270m"  # a known name or hub id stays as written
+    assert _portable_base_name("owner/model") == "owner/model"

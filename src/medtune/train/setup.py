@@ -165,7 +165,7 @@ def save_trained_model(
     trainable.model.save_pretrained(out, safe_serialization=True)
     loaded.tokenizer.save_pretrained(out)
     model_info = {
-        "base_model": loaded.ref.base_name,
+        "base_model": _portable_base_name(loaded.ref.base_name),
         "task": recipe.task,
         "method": cfg.method,
         "adapter": cfg.method == "lora",
@@ -184,3 +184,9 @@ def save_trained_model(
     }
     (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2), encoding="utf-8")
     return TrainedModel(out, result, trainable.trainable_params, trainable.total_params)
+
+
+def _portable_base_name(name: str) -> str:
+    """A local base folder is recorded by its absolute path, so the adapter loads from any working folder."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_dir() else name
