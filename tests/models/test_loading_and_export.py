@@ -116,7 +116,7 @@ def test_inference_merges_the_adapter_with_the_unmerged_models_logits(trained_ou
         want, got = unmerged(input_ids=ids).logits, merged(input_ids=ids).logits
     assert not hasattr(merged, "peft_config")
     assert (want - got).abs().max() < 1e-4 * want.abs().max()
-    bf16 = load_model(str(trained_output), dtype="bfloat16").model  # merged in float32, cast once
+    bf16 = load_model(str(trained_output), dtype="bfloat16").model  # merged in the serving dtype
     assert all(p.dtype == torch.bfloat16 for p in bf16.parameters())
 
 

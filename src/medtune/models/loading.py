@@ -144,9 +144,8 @@ def load_model(
             log(f"Loading the base in 4-bit NF4 (QLoRA) on {place}.")
         elif prequantized_method(config) is not None:
             extra = {"device_map": {"": place}}  # GPTQ / bitsandbytes checkpoints load straight onto the device
-        # An adapter served for inference is merged into float32 base weights, then cast once (below).
         merge = ref.adapter_path is not None and not trainable_adapter and not extra
-        model = loader.from_pretrained(ref.base_path, dtype=torch.float32 if merge else torch_dtype, **extra)
+        model = loader.from_pretrained(ref.base_path, dtype=torch_dtype, **extra)
         tok_source = ref.adapter_path or ref.base_path
         tokenizer = AutoTokenizer.from_pretrained(str(tok_source))
     except OSError as exc:
@@ -157,10 +156,9 @@ def load_model(
         # PEFT keeps the adapter in float32 over a bf16/fp16 base (autocast_adapter_dtype).
         model = PeftModel.from_pretrained(model, str(ref.adapter_path), is_trainable=trainable_adapter)
         if merge:
-            # Unmerged, every adapted layer adds two small matmuls and float32 casts per decoding step:
-            # generation ran at a quarter of the base model's speed in bf16. Merged, it runs at the
-            # base's speed with one rounding of W + BA to the serving dtype.
-            model = model.merge_and_unload().to(torch_dtype)
+            # Unmerged, every adapted layer adds two small matmuls and float32 casts per decoding step.
+            # PEFT computes BA in float32 and adds it to W in the serving dtype.
+            model = model.merge_and_unload()
     if "device_map" not in extra:
         model.to(place)
     if not trainable_adapter:
