@@ -195,3 +195,22 @@ def test_qlora_on_the_cpu_device_is_refused(tiny_gemma_dir, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with pytest.raises(MedtuneError, match="needs the model on a CUDA GPU, but device=cpu was chosen"):
         quantization.bnb_4bit_config(torch.device("cpu"))
+
+
+def test_release_host_memory_returns_freed_heap_pages_on_linux():
+    import platform
+
+    import psutil
+
+    from medtune.models.device import release_host_memory
+
+    if platform.system() != "Linux":
+        assert release_host_memory() is False
+        return
+    blocks = [bytearray(64 * 1024) for _ in range(4000)]  # ~256 MB in small heap blocks, below mmap's threshold
+    for block in blocks[:-1]:
+        block[0] = 1
+    del blocks[:-1]  # freed, but glibc keeps the pages (the last block pins the top of the heap)
+    before = psutil.Process().memory_info().rss
+    assert release_host_memory() is True
+    assert psutil.Process().memory_info().rss < before - 100 * 1024 * 1024

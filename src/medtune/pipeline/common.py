@@ -40,10 +40,13 @@ def train_stage(run: RunFolder, train: Callable[[], Any]) -> Path:
     """
     if done := run.done("train"):
         return Path(done["output_dir"])
+    from medtune.models.device import release_host_memory
+
     run.start_training()
     trained = train()
     run.mark_done("train", train_record(trained))
     remove_checkpoints(trained.path)  # the saved model replaces them; they would only take space
+    release_host_memory()  # the fine-tuned model is scored next, in this process
     return trained.path
 
 
