@@ -5,6 +5,21 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from medtune.cli import app
+
+
+def run_cli(args: list[str], input: str | None = None, home: Path | None = None):
+    """Run ``medtune`` in-process (``$MEDTUNE_HOME`` in ``home`` when given, a wide terminal for tables).
+
+    Asserts no traceback reached the user, whatever the exit code.
+    """
+    env = {"COLUMNS": "200"} | ({"MEDTUNE_HOME": str(home)} if home is not None else {})
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input, env=env)
+    assert "Traceback" not in result.output
+    return result
+
 
 def assert_user_error(result, *fragments: str) -> None:
     """Exit code 2 with one 'error:' paragraph naming what is wrong, and no traceback.

@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_checks import assert_user_error
-from typer.testing import CliRunner
+from cli_checks import assert_user_error, run_cli
 
-from medtune.cli import app
 from medtune.report.formatting import format_delta_with_interval
 
 GLOSSARY = "demo:glossary_en_es.tsv"
@@ -29,10 +27,7 @@ def home(tmp_path_factory) -> Path:
 
 
 def invoke(home: Path, *args: str):
-    """Run the CLI in-process with ``$MEDTUNE_HOME`` in a temporary folder (and a wide terminal for tables)."""
-    result = CliRunner().invoke(app, list(args), env={"MEDTUNE_HOME": str(home), "COLUMNS": "200"})
-    assert "Traceback" not in result.output
-    return result
+    return run_cli(list(args), home=home)
 
 
 def run_args(model: Path, run_dir: Path, *extra: str) -> list[str]:

@@ -9,19 +9,15 @@ import shlex
 from pathlib import Path
 
 import pytest
-from cli_checks import assert_user_error
-from typer.testing import CliRunner
+from cli_checks import assert_user_error, run_cli
 
-from medtune.cli import app
 from medtune.data.demo import DEMO_DIR
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def invoke(*args: str):
-    result = CliRunner().invoke(app, list(args))
-    assert "Traceback" not in result.output
-    return result
+    return run_cli(list(args))
 
 
 def train_args(recipe: str, model: Path, run_dir: Path, *sets: str) -> list[str]:

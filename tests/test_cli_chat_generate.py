@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_checks import assert_option_refused, assert_user_error
+from cli_checks import assert_option_refused, assert_user_error, run_cli
 from transformers import AutoTokenizer
-from typer.testing import CliRunner
 
-from medtune.cli import app
 from medtune.data.chat_template import GEMMA_CHAT_TEMPLATE
 
 PROMPTS = [
@@ -38,9 +36,7 @@ def chat_model_dir(tiny_gemma_dir, tmp_path_factory) -> Path:
 
 
 def invoke(*args: str, input: str | None = None):
-    result = CliRunner().invoke(app, list(args), input=input)
-    assert "Traceback" not in result.output
-    return result
+    return run_cli(list(args), input=input)
 
 
 def test_chat_answers_resets_and_exits(chat_model_dir):

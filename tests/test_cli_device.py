@@ -6,10 +6,8 @@ import json
 
 import pytest
 import torch
-from cli_checks import assert_user_error
-from typer.testing import CliRunner
+from cli_checks import assert_user_error, run_cli
 
-from medtune.cli import app
 from medtune.models import device as dev
 
 PAIRS = [
@@ -19,9 +17,7 @@ PAIRS = [
 
 
 def invoke(*args: str, input: str | None = None):
-    result = CliRunner().invoke(app, list(args), input=input)
-    assert "Traceback" not in result.output
-    return result
+    return run_cli(list(args), input=input)
 
 
 @pytest.fixture

@@ -7,18 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cli_checks import assert_option_refused, assert_user_error, file_checksums
-from typer.testing import CliRunner
+from cli_checks import assert_option_refused, assert_user_error, file_checksums, run_cli
 
-from medtune.cli import app
 from medtune.data.demo import DEMO_DIR
 from medtune.data.sampling import sample_items
 
 
 def invoke(*args: str):
-    result = CliRunner().invoke(app, ["eval", *args])
-    assert "Traceback" not in result.output
-    return result
+    return run_cli(["eval", *args])
 
 
 def read_rows(path: Path) -> list[dict]:

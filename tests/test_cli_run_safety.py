@@ -7,10 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_checks import assert_user_error, file_checksums
-from typer.testing import CliRunner
+from cli_checks import assert_user_error, file_checksums, run_cli
 
-from medtune.cli import app
 from medtune.recipes.loader import load_recipe
 from medtune.runs import CHECKPOINTS, recipe_hash
 
@@ -28,9 +26,7 @@ def home(tmp_path_factory) -> Path:
 
 
 def invoke(home: Path, *args: str):
-    result = CliRunner().invoke(app, list(args), env={"MEDTUNE_HOME": str(home)})
-    assert "Traceback" not in result.output
-    return result
+    return run_cli(list(args), home=home)
 
 
 def sets(model: Path, run_dir: Path, *extra: str) -> list[str]:

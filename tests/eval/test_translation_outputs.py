@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import sacrebleu
-from cli_checks import assert_user_error
+from cli_checks import assert_user_error, run_cli
 from typer.testing import CliRunner
 
 import medtune.models.loading
@@ -70,9 +70,7 @@ def glossary_file(tmp_path: Path) -> Path:
 
 
 def invoke(*args) -> object:
-    result = CliRunner().invoke(app, ["eval", "--task", "translation", *map(str, args)])
-    assert "Traceback" not in result.output
-    return result
+    return run_cli(["eval", "--task", "translation", *args])
 
 
 @pytest.fixture
