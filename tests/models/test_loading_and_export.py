@@ -179,3 +179,23 @@ def test_a_relative_base_folder_is_recorded_by_its_absolute_path(tmp_path, monke
     assert _portable_base_name("bases/mine") == str(tmp_path.resolve() / "bases" / "mine")
     assert _portable_base_name("gemma-3-270m") == "gemma-3-270m"  # a known name or hub id stays as written
     assert _portable_base_name("owner/model") == "owner/model"
+
+
+def test_export_never_deletes_a_users_folder_named_like_its_scratch_folder(trained_output, tmp_path):
+    from cli_checks import file_checksums
+
+    from medtune.errors import MedtuneError
+    from medtune.models.adapters import PARTIAL_MARKER
+
+    users = tmp_path / "merged.partial"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine", encoding="utf-8")
+    before = file_checksums(users)
+    with pytest.raises(MedtuneError, match="was not written by medtune"):
+        export_merged(trained_output, tmp_path / "merged")
+    assert file_checksums(users) == before and not (tmp_path / "merged").exists()
+
+    (users / "notes.txt").unlink()
+    (users / PARTIAL_MARKER).touch()  # an interrupted export's leftover is replaced
+    out = export_merged(trained_output, tmp_path / "merged")
+    assert (out / "config.json").is_file() and not (out / PARTIAL_MARKER).exists() and not users.exists()

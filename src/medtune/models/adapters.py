@@ -125,15 +125,27 @@ def _check_out_is_free(out: Path) -> None:
         raise MedtuneError(f"{out} exists and is not empty (or is not a folder); choose another --out folder.")
 
 
+PARTIAL_MARKER = ".medtune-partial-export"
+
+
 def _partial_folder(out: Path) -> Path:
-    """The folder an export is written to before it is renamed to ``out`` (so ``out`` is never half-written)."""
+    """The folder an export is written to before it is renamed to ``out`` (so ``out`` is never half-written).
+
+    A leftover of an interrupted export (it holds medtune's marker) is replaced; any other folder of
+    that name is the user's and is refused.
+    """
     tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if tmp.exists():
+        if not (tmp / PARTIAL_MARKER).is_file():
+            raise MedtuneError(f"{tmp} exists and was not written by medtune; move it away or choose another --out.")
+        shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    (tmp / PARTIAL_MARKER).touch()
     return tmp
 
 
 def _move_into_place(tmp: Path, out: Path) -> Path:
+    (tmp / PARTIAL_MARKER).unlink()
     if out.exists():
         out.rmdir()
     tmp.rename(out)
