@@ -27,6 +27,10 @@ CHECKS = {
     "empty_option": "empty or non-string option text",
     "bad_answer": "answer is not one of the options",
     "empty_text": "empty or non-string text",
+    # Preference pairs (preference.py).
+    "empty_field": "missing or empty field",
+    "same_answers": "chosen identical to rejected",
+    "bad_score": "score is not a number",
 }
 
 

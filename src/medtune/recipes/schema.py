@@ -61,6 +61,23 @@ class LoraSection(Section):
 
 class TrainSection(Section):
     method: Literal["lora", "full"] = Field("lora", description="LoRA adapters or full fine-tuning.")
+    objective: Literal["sft", "dpo", "kto"] = Field(
+        "sft",
+        description="What training optimises: sft (the target tokens' cross-entropy), dpo (preference pairs: "
+        "sigmoid loss against the starting model as reference) or kto (each pair unpaired: chosen desirable, "
+        "rejected undesirable). dpo/kto train on a preference file (prompt/chosen/rejected) in data.train.",
+    )
+    beta: float = Field(
+        0.1, gt=0, description="DPO/KTO: strength of the pull towards the reference model (higher = stay closer)."
+    )
+    sft_weight: float = Field(
+        0.0,
+        ge=0,
+        description="DPO: weight of an added SFT loss on the chosen answer (per token), against the drift of "
+        "chosen log-probabilities; 0 = pure DPO.",
+    )
+    kto_desirable_weight: float = Field(1.0, gt=0, description="KTO: loss weight of desirable (chosen) examples.")
+    kto_undesirable_weight: float = Field(1.0, gt=0, description="KTO: loss weight of undesirable (rejected) examples.")
     epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored when max_steps is set).")
     max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs.")
     lr: float = Field(2e-4, gt=0, description="Peak learning rate (AdamW, linear warm-up then decay).")
