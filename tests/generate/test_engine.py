@@ -6,14 +6,17 @@ import pytest
 import torch
 
 from medtune.data.prompts import translation_prompt
+from medtune.errors import MedtuneError
 from medtune.generate.engine import (
     GenerationStats,
     SamplingSettings,
     SeededSampler,
     StopAtNewline,
+    cut_at_stop_string,
     derive_seed,
     generate_texts,
     newline_token_ids,
+    sample_sequences,
     sample_texts,
 )
 from medtune.models.loading import load_model
@@ -123,3 +126,32 @@ def test_each_prompt_keeps_only_its_own_token_limit_in_a_shared_batch(tiny_gemma
     assert batched == alone
     longer = generate_texts(loaded.model, loaded.tokenizer, prompts[:1], batch_size=1, max_new_tokens=9, **args)[0]
     assert longer.startswith(batched[0]) and len(longer) > len(batched[0])  # the batch ran on; the text was cut
+
+
+def test_cut_at_stop_string_takes_the_earliest_of_several():
+    assert cut_at_stop_string("abc. def\nghi", ["\n", "."]) == ("abc", True)
+    assert cut_at_stop_string("abc", ["x"]) == ("abc", False)
+    with pytest.raises(MedtuneError, match="stop string must not be empty"):
+        SamplingSettings(stop_strings=("",))
+
+
+def test_sample_sequences_reports_tokens_and_why_each_sequence_ended(tiny_gemma_dir):
+    loaded = load_model(str(tiny_gemma_dir), dtype="float32")
+    tok = loaded.tokenizer
+    prompt = "<bos>English: Take the tablet.\nSpanish:"
+    enc = tok(prompt, add_special_tokens=False, return_tensors="pt")
+    ids = loaded.model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
+    new = ids[0, enc["input_ids"].shape[1] :].tolist()
+    full_text = tok.decode(new, skip_special_tokens=True)
+    [full] = sample_sequences(loaded.model, tok, [prompt], SamplingSettings(max_new_tokens=12))
+    assert (full.text, full.token_ids, full.generated, full.stopped) == (full_text, tuple(new), 12, False)
+    # a stop string from the middle of the greedy text: the text is cut before it, the sequence "stopped"
+    stop = full_text[len(full_text) // 2 :][:3]
+    settings = SamplingSettings(max_new_tokens=12, stop_strings=(stop,))
+    [cut] = sample_sequences(loaded.model, tok, [prompt], settings)
+    assert cut.text == full_text[: full_text.index(stop)] and cut.stopped
+    assert cut.generated <= 12 and tok.decode(cut.token_ids, skip_special_tokens=True).startswith(cut.text)
+    # a stop token: not in the tokens, counted as generated
+    stop_at = next(i for i in range(1, len(new)) if new[i] not in new[:i])
+    [at_token] = sample_sequences(loaded.model, tok, [prompt], SamplingSettings(12, stop_token_ids=(new[stop_at],)))
+    assert (at_token.token_ids, at_token.generated, at_token.stopped) == (tuple(new[:stop_at]), stop_at + 1, True)

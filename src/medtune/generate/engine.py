@@ -2,7 +2,8 @@
 
 ``generate_texts`` is the translation path (greedy or beam, one line per prompt). ``sample_texts``
 serves chat and free generation: temperature / top-p sampling where every prompt draws from its own
-seeded generator, stopping at EOS or the chat template's end-of-turn token.
+seeded generator, stopping at EOS, the chat template's end-of-turn token or a stop string.
+``sample_sequences`` is the same decoding, returning each sequence's tokens and why it ended (the server).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class GenerationStats:
 class SamplingSettings:
     """How ``sample_texts`` decodes: ``temperature == 0`` is greedy; ``top_p`` keeps the smallest
     set of most likely tokens whose probability reaches it; extra ``stop_token_ids`` end a sequence
-    like EOS does (e.g. a chat template's end-of-turn token).
+    like EOS does (e.g. a chat template's end-of-turn token); ``stop_strings`` end it too, and the
+    text is cut before the first of them.
 
     Raises:
         MedtuneError: a value out of range, naming the option.
@@ -49,6 +51,7 @@ class SamplingSettings:
     temperature: float = 0.0
     top_p: float = 1.0
     stop_token_ids: tuple[int, ...] = ()
+    stop_strings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -57,6 +60,8 @@ class SamplingSettings:
             raise MedtuneError(f"--temperature must be 0 (greedy) or more, got {self.temperature}.")
         if not 0 < self.top_p <= 1:
             raise MedtuneError(f"--top-p must be in (0, 1], got {self.top_p}; 1 keeps every token.")
+        if any(not stop for stop in self.stop_strings):
+            raise MedtuneError("A stop string must not be empty.")
 
     @property
     def greedy(self) -> bool:
@@ -148,13 +153,22 @@ def model_eos_ids(model) -> list[int]:
     return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
 
 
-def _cut_at_stop(ids: list[int], stop_ids: set[int], pad_id: int | None) -> tuple[list[int], int]:
+@dataclass(frozen=True)
+class RawSequence:
+    """One row's new tokens from ``_generate_batched``, cut before its first stop token."""
+
+    token_ids: list[int]  # may hold padding (a finished row is padded while its batch goes on)
+    generated: int  # tokens the model really produced for it, the stop token included
+    hit_stop_token: bool
+
+
+def _cut_at_stop(ids: list[int], stop_ids: set[int], pad_id: int | None) -> RawSequence:
     """The tokens before the first stop token, and how many tokens were really generated (stop included)."""
     for position, token in enumerate(ids):
         if token in stop_ids:
             kept = ids[:position]
-            return kept, sum(t != pad_id for t in kept) + 1
-    return ids, sum(t != pad_id for t in ids)
+            return RawSequence(kept, sum(t != pad_id for t in kept) + 1, True)
+    return RawSequence(ids, sum(t != pad_id for t in ids), False)
 
 
 def _generate_batched(
@@ -167,7 +181,7 @@ def _generate_batched(
     add_special_tokens: bool,
     progress: str | None,
     stats: GenerationStats | None,
-) -> list[list[int]]:
+) -> list[RawSequence]:
     """Run ``generate`` over length-sorted batches; returns each prompt's new token ids, cut at a stop id.
 
     ``batch_kwargs(indices, prompt_width)`` gives the per-batch ``generate`` arguments.
@@ -177,7 +191,7 @@ def _generate_batched(
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
     stop_set = set(stop_ids)
-    new_ids: list[list[int]] = [[] for _ in prompts]
+    new_ids: list[RawSequence] = [RawSequence([], 0, False) for _ in prompts]
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "right" if seq2seq else "left"
     started = time.perf_counter()
@@ -192,9 +206,9 @@ def _generate_batched(
             generated = model.generate(**enc, pad_token_id=tokenizer.pad_token_id, **batch_kwargs(idx, width))
             new = generated if seq2seq else generated[:, width:]
             for row, i in enumerate(idx):
-                new_ids[i], produced = _cut_at_stop(new[row].tolist(), stop_set, tokenizer.pad_token_id)
+                new_ids[i] = _cut_at_stop(new[row].tolist(), stop_set, tokenizer.pad_token_id)
                 if stats is not None:
-                    stats.new_tokens += produced
+                    stats.new_tokens += new_ids[i].generated
             bar.update(len(idx))
     finally:
         tokenizer.padding_side = old_side
@@ -239,13 +253,30 @@ def generate_texts(
     # A batch decodes to its largest limit; each text keeps only its own (greedy tokens do not
     # depend on how long the batch runs, so this equals decoding the prompt alone with its limit).
     texts = [
-        tokenizer.decode(ids[:limit], skip_special_tokens=True) for ids, limit in zip(new_ids, limits, strict=True)
+        tokenizer.decode(seq.token_ids[:limit], skip_special_tokens=True)
+        for seq, limit in zip(new_ids, limits, strict=True)
     ]
     return [text.split("\n", 1)[0].strip() if stop_at_newline else text.strip() for text in texts]
 
 
+@dataclass(frozen=True)
+class GeneratedSequence:
+    """One continuation from :func:`sample_sequences`."""
+
+    text: str  # the new text, cut before the first stop token or stop string, special tokens removed
+    token_ids: tuple[int, ...]  # the new tokens before the first stop token (a stop string may end inside them)
+    generated: int  # tokens the model produced for it, a stop token included (what it cost)
+    stopped: bool  # ended at a stop token or stop string; False: it reached ``max_new_tokens``
+
+
+def cut_at_stop_string(text: str, stop_strings: Sequence[str]) -> tuple[str, bool]:
+    """``text`` before the earliest occurrence of any stop string, and whether one occurred."""
+    cuts = [position for position in (text.find(stop) for stop in stop_strings) if position >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
 @torch.no_grad()
-def sample_texts(
+def sample_sequences(
     model,
     tokenizer,
     prompts: Sequence[str],
@@ -256,19 +287,20 @@ def sample_texts(
     progress: str | None = None,
     stats: GenerationStats | None = None,
     streamer=None,
-) -> list[str]:
-    """Generate one reply per prompt, in the prompts' order, greedy or sampled.
+) -> list[GeneratedSequence]:
+    """Generate one continuation per prompt, in the prompts' order, greedy or sampled.
 
     Args:
         prompts: full prompt texts (for chat: rendered with the chat template, which writes BOS itself,
-            hence ``add_special_tokens=False`` by default).
-        settings: length, temperature, top-p and extra stop tokens.
+            hence ``add_special_tokens=False`` by default; a seq2seq source needs ``True`` for its EOS).
+        settings: length, temperature, top-p, extra stop tokens and stop strings.
         seeds: one seed per prompt (required when sampling). A prompt's output depends only on the
             prompt and its seed, not on the batch it lands in; repeat a prompt with several seeds to
             get several samples.
         streamer: a transformers streamer for a single prompt (chat); it sees every new token.
     Returns:
-        The decoded new text of each prompt, cut before the first EOS / stop token, special tokens removed.
+        Each prompt's text (cut before the first EOS / stop token / stop string, special tokens removed),
+        its tokens, how many tokens were generated and whether it stopped before the length limit.
     Raises:
         ValueError: missing or mismatched seeds when sampling, or a streamer with more than one prompt.
     """
@@ -282,12 +314,42 @@ def sample_texts(
         kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1, streamer=streamer)
         if stop_ids:
             kwargs["eos_token_id"] = stop_ids
+        if settings.stop_strings:  # transformers' own stop-string matcher ends a row early; the cut is ours
+            kwargs.update(stop_strings=list(settings.stop_strings), tokenizer=tokenizer)
         if not settings.greedy:
             sampler = SeededSampler([seeds[i] for i in idx], settings.temperature, settings.top_p, model.device)
             kwargs["logits_processor"] = LogitsProcessorList([sampler])
         return kwargs
 
-    new_ids = _generate_batched(
+    raw = _generate_batched(
         model, tokenizer, prompts, batch_size, batch_kwargs, stop_ids, add_special_tokens, progress, stats
     )
-    return [tokenizer.decode(ids, skip_special_tokens=True) for ids in new_ids]
+    sequences = []
+    for seq in raw:
+        ids = tuple(t for t in seq.token_ids if t != tokenizer.pad_token_id)
+        text, hit_stop_string = cut_at_stop_string(
+            tokenizer.decode(ids, skip_special_tokens=True), settings.stop_strings
+        )
+        sequences.append(GeneratedSequence(text, ids, seq.generated, seq.hit_stop_token or hit_stop_string))
+    return sequences
+
+
+def sample_texts(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    settings: SamplingSettings,
+    seeds: Sequence[int] | None = None,
+    batch_size: int = 8,
+    add_special_tokens: bool = False,
+    progress: str | None = None,
+    stats: GenerationStats | None = None,
+    streamer=None,
+) -> list[str]:
+    """Generate one reply per prompt, in the prompts' order, greedy or sampled: the texts of
+    :func:`sample_sequences` (same arguments, same errors).
+    """
+    sequences = sample_sequences(
+        model, tokenizer, prompts, settings, seeds, batch_size, add_special_tokens, progress, stats, streamer
+    )
+    return [seq.text for seq in sequences]
