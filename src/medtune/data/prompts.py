@@ -48,10 +48,16 @@ def mcq_user_message(item: MCQItem, context: str | None = None) -> str:
     a left-truncated one when the prompt would not fit the model's window).
     """
     context = item.context if context is None else context
-    lines = [f"Context: {context}", ""] if context else []
-    lines.append(f"Question: {item.question}")
+    lines = [question_user_message(item.question, context)]
     lines += [f"{letter}. {text}" for letter, text in item.options.items()]
     lines.append(MCQ_INSTRUCTION)
+    return "\n".join(lines)
+
+
+def question_user_message(question: str, context: str | None = None) -> str:
+    """The user turn that asks a free-text question: ``Context: ...`` and a blank line (when given), ``Question: ...``."""
+    lines = [f"Context: {context}", ""] if context else []
+    lines.append(f"Question: {question}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,1 @@
+"""RLAIF data: prompts (prompt_items), sampled candidate answers (candidates, dedupe) and preference pairs (pairs)."""
