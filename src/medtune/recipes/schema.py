@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -47,6 +47,12 @@ class DataSection(Section):
         0.0, ge=0, lt=1, description="Share of general-domain pairs mixed into training (from data.replay)."
     )
     replay: str | None = Field(None, description="General-domain pairs for replay (never the data.general eval set).")
+    reference_col: str | None = Field(
+        None,
+        description="pipeline rlaif, task qa: column of data.train holding a reference answer text (e.g. PubMedQA's "
+        "long_answer); answers are then free text judged against it (no multiple-choice test). Unset: multiple-"
+        "choice questions, answers judged by their option letter.",
+    )
 
 
 class LoraSection(Section):
@@ -143,6 +149,81 @@ class EvalSection(Section):
         description="Precision of evaluation and generation: auto = bfloat16 where the hardware runs it natively, "
         "else float32; float16 for GPUs without bf16.",
     )
+    preference_data: str | None = Field(
+        None,
+        description="pipeline rlaif: a held-out preference file (prompt/chosen/rejected) for preference accuracy; "
+        "unset: the pairs held out by pairs.heldout.",
+    )
+
+
+class SftSection(Section):
+    """The SFT stage of an rlaif pipeline; every other train.* key (method, LoRA, batch size, lengths, dtype) is shared."""
+
+    epochs: float = Field(1.0, gt=0, description="pipeline rlaif: SFT passes over the training data.")
+    max_steps: int | None = Field(None, gt=0, description="pipeline rlaif: SFT optimizer steps; overrides sft.epochs.")
+    lr: float = Field(2e-4, gt=0, description="pipeline rlaif: SFT peak learning rate.")
+
+
+class GenerateSection(Section):
+    """Candidate answers for preference pairs (pipeline rlaif)."""
+
+    n: int = Field(4, ge=2, description="Candidate answers sampled per prompt.")
+    temperature: float = Field(0.7, gt=0, description="Sampling temperature of the candidates.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling: keep the most likely tokens up to this mass.")
+    max_new_tokens: int = Field(
+        256, gt=0, description="Longest candidate in tokens (candidate length drives the run time)."
+    )
+    batch_size: int = Field(16, gt=0, description="Prompts generated per batch by the local model.")
+    max_prompts: int | None = Field(
+        None, gt=0, description="Generate for at most this many training prompts (a seeded sample); unset: all."
+    )
+    endpoint: str | None = Field(
+        None,
+        description="An OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1) serving the policy; unset: the SFT "
+        "model generates locally.",
+    )
+    endpoint_model: str | None = Field(None, description="Model name to ask generate.endpoint for.")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding generate.endpoint's API key (never the key)."
+    )
+    concurrency: int = Field(8, gt=0, description="Requests in flight at once against generate.endpoint.")
+
+
+class JudgeSection(Section):
+    """Who scores the candidates (pipeline rlaif)."""
+
+    kind: Literal["reference", "llm", "ensemble"] = Field(
+        "reference",
+        description="reference (offline: the option letter against the gold one, or similarity and key-point "
+        "coverage against a reference text; translation: sentence chrF++ against the reference), llm (a rubric "
+        "prompt to judge.endpoint) or ensemble (a weighted combination).",
+    )
+    endpoint: str | None = Field(None, description="OpenAI-compatible URL of the llm judge.")
+    model: str | None = Field(None, description="Model name of the llm judge (at judge.endpoint).")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding judge.endpoint's API key (never the key)."
+    )
+    weights: dict[str, float] | None = Field(
+        None,
+        description="Weights of the judge's parts, e.g. {similarity: 0.7, coverage: 0.3} (reference) or "
+        "{reference: 0.5, llm: 0.5} (ensemble); unset: the judge's defaults.",
+    )
+    glossary: str | None = Field(None, description="Term list whose terms count as key points (reference judge).")
+
+
+class PairsSection(Section):
+    """Preference pairs from judged candidates (pipeline rlaif)."""
+
+    margin: float = Field(
+        0.1, ge=0, description="Smallest score gap between chosen and rejected; smaller gaps are ties."
+    )
+    heldout: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Share of prompts whose pairs are kept out of preference training: the dev loss while training, "
+        "and the held-out preference accuracy when eval.preference_data is unset.",
+    )
 
 
 class Recipe(Section):
@@ -152,6 +233,11 @@ class Recipe(Section):
     task: Literal["translation", "chat", "qa", "pretrain"] = Field(
         description="What the recipe trains: translation (pairs), chat (conversation SFT), qa (medical question "
         "answering SFT, scored on multiple-choice questions), pretrain (continued pre-training on raw text)."
+    )
+    pipeline: Literal["before_after", "rlaif"] = Field(
+        "before_after",
+        description="before_after: score the base, fine-tune, score again. rlaif (tasks qa and translation): SFT, "
+        "candidates, judge, preference pairs, DPO/KTO, then base/SFT/preference-tuned compared.",
     )
     description: str = Field("", description="One line shown by 'medtune recipes'.")
     model: str = Field("gemma-3-270m", description="Base model: gemma-3-270m, a hub id or a local folder.")
@@ -165,12 +251,24 @@ class Recipe(Section):
     data: DataSection
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+    sft: SftSection = Field(default_factory=SftSection)
+    generate: GenerateSection = Field(default_factory=GenerateSection)
+    judge: JudgeSection = Field(default_factory=JudgeSection)
+    pairs: PairsSection = Field(default_factory=PairsSection)
 
     @field_validator("device")
     @classmethod
     def _device_name(cls, value: str) -> str:
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
             raise ValueError("expected auto, cpu, cuda, cuda:0 (any GPU number) or mps")
+        return value
+
+    @field_validator("pipeline")
+    @classmethod
+    def _rlaif_tasks(cls, value: str, info: ValidationInfo) -> str:
+        task = info.data.get("task")
+        if value == "rlaif" and task not in ("qa", "translation", None):
+            raise ValueError(f"pipeline rlaif runs tasks qa and translation, not task {task!r}; use before_after")
         return value
 
     @model_validator(mode="after")

@@ -97,7 +97,12 @@ def tick_labels_overlap(fig) -> list[tuple[str, str]]:
     ]
 
 
-def metric_figure(labels: list[str], series: Sequence[Bars], title: str, delta: Bars | None = None):
+DELTA_TITLE = "fine-tuned minus headline base,\n95% interval"
+
+
+def metric_figure(
+    labels: list[str], series: Sequence[Bars], title: str, delta: Bars | None = None, delta_title: str = DELTA_TITLE
+):
     """A matplotlib figure: the metrics' values as grouped bars and, beside them, the deltas with 95% intervals.
 
     Args:
@@ -107,6 +112,7 @@ def metric_figure(labels: list[str], series: Sequence[Bars], title: str, delta: 
             with no value at all is left out.
         title: the chart title (name the unit and the better direction); wrapped to the chart's width.
         delta: the fine-tune minus the headline base per metric, its intervals drawn as error bars.
+        delta_title: the title over the deltas (say what minus what).
     Returns:
         The figure (the caller saves or closes it).
     """
@@ -142,7 +148,7 @@ def metric_figure(labels: list[str], series: Sequence[Bars], title: str, delta: 
         dax.tick_params(axis="y", labelsize=7)
         span = max(abs(v) for v in reach) or 1.0
         dax.set_ylim(-1.35 * span, 1.35 * span)
-        dax.set_title("fine-tuned minus headline base,\n95% interval", fontsize=7)
+        dax.set_title(delta_title, fontsize=7)
         dax.spines[["top", "right"]].set_visible(False)
     fig.suptitle(textwrap.fill(title, width=int(width_in * 11)), fontsize=9)
     fig.tight_layout()
@@ -155,9 +161,11 @@ def metric_figure(labels: list[str], series: Sequence[Bars], title: str, delta: 
     return fig
 
 
-def metric_bars(labels: list[str], series: Sequence[Bars], title: str, delta: Bars | None = None) -> str:
+def metric_bars(
+    labels: list[str], series: Sequence[Bars], title: str, delta: Bars | None = None, delta_title: str = DELTA_TITLE
+) -> str:
     """:func:`metric_figure` as a ``data:image/png`` URI, ready for ``<img src=...>``."""
-    return _data_uri(metric_figure(labels, series, title, delta))
+    return _data_uri(metric_figure(labels, series, title, delta, delta_title))
 
 
 def training_curve(
@@ -187,6 +195,54 @@ def training_curve(
     ax.tick_params(labelsize=7)
     ax.set_title(title, fontsize=9)
     ax.legend(frameon=False, fontsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return _data_uri(fig)
+
+
+def metric_curves(history: Sequence[Sequence], keys: Sequence[tuple[str, str]], title: str) -> str | None:
+    """Figures logged during training, one small panel per figure, as a ``data:image/png`` URI.
+
+    Args:
+        history: ``(step, {name: value})`` pairs (lists from JSON work too), e.g. DPO's reward margin.
+        keys: ``(name, axis label)`` of each figure to draw; a figure never logged is left out.
+        title: the chart title.
+    Returns:
+        The PNG data URI, or None when no figure was logged (nothing to draw).
+    """
+    drawn = [(k, label) for k, label in keys if any(k in figures for _, figures in history)]
+    if not drawn:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(drawn), figsize=(3.2 * len(drawn), 2.6), dpi=110, squeeze=False)
+    for ax, (key, label) in zip(axes[0], drawn, strict=True):
+        points = [(step, figures[key]) for step, figures in history if figures.get(key) is not None]
+        ax.plot([s for s, _ in points], [v for _, v in points], color=TUNED_COLOR, marker="o", markersize=3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("optimizer step", fontsize=8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _data_uri(fig)
+
+
+def histogram(counts: Sequence[int], edges: Sequence[float], title: str, xlabel: str) -> str | None:
+    """Bars of ``counts`` between consecutive ``edges`` (``len(edges) == len(counts) + 1``), as a PNG data URI.
+
+    Returns None when every count is 0.
+    """
+    if not any(counts):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=110)
+    widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    ax.bar(edges[:-1], counts, widths, align="edge", color=TUNED_COLOR, edgecolor="white")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("count", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title(title, fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return _data_uri(fig)
