@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medtune.commands.judge import judge
 from medtune.errors import MedtuneError
 
 app = typer.Typer(
@@ -560,6 +561,9 @@ def generate(
         f"{summary.prompts} prompts: {summary.generated} answered now, {summary.skipped} skipped (already in {out}); "
         f"{summary.new_tokens} new tokens, {summary.new_tokens_per_s:.1f} tokens/s. Wrote {out}"
     )
+
+
+app.command("judge")(judge)
 
 
 def main() -> None:  # pragma: no cover - entry point for python -m

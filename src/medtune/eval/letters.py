@@ -110,3 +110,11 @@ def _by_standalone_letter(clean: str, letters: set[str]) -> str | None:
         if letter in letters:
             named.add(letter)
     return named.pop() if len(named) == 1 else None
+
+
+def last_cued_letter(text: str, options: Iterable[str]) -> str | None:
+    """The letter after the last explicit answer cue ("the answer is C"), for replies that change their mind."""
+    letters = {str(letter).upper() for letter in options}
+    clean = " ".join(_MARKDOWN.sub("", text).split())
+    cued = [m.group(1) for m in _ANSWER_CUE.finditer(clean) if m.group(1).isupper() and m.group(1) in letters]
+    return cued[-1] if cued else None
