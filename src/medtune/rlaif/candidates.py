@@ -82,6 +82,7 @@ def generate_candidates(
     batch_size: int = 16,
     src_lang: str = "en",
     tgt_lang: str = "es",
+    progress: str | None = "generate",
     log: Callable[[str], Any] = print,
 ) -> CandidateStats:
     """Write ``n`` candidates per prompt to ``out_path`` (JSONL), resuming what an earlier call wrote.
@@ -99,6 +100,7 @@ def generate_candidates(
         loaded: the local policy; or ``endpoint``: an OpenAI-compatible server (exactly one of them).
         batch_size: local: sequences per forward pass; endpoint: prompts in flight between two writes.
         src_lang, tgt_lang: the translation prompt's languages.
+        progress: the progress bar's label (None: no bar).
     Returns:
         :class:`CandidateStats` over every prompt in the file.
     Raises:
@@ -125,7 +127,7 @@ def generate_candidates(
             per_chunk = batch_size
         out_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        with tqdm(total=len(todo), desc="generate", unit="prompt", dynamic_ncols=True) as bar:
+        with tqdm(total=len(todo), desc=progress, unit="prompt", disable=progress is None, dynamic_ncols=True) as bar:
             for start in range(0, len(todo), per_chunk):
                 chunk = todo[start : start + per_chunk]
                 rows = [
