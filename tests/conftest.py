@@ -213,3 +213,19 @@ def medtune_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "medtune-home"
     monkeypatch.setenv("MEDTUNE_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def medtune_server(tiny_chatml_dir, tmp_path_factory):
+    """``medtune serve`` on the tiny ChatML Gemma (float32, CPU) in a subprocess on a free loopback port.
+
+    Yields a ``live_server.LiveServer``: ``base_url`` (``http://127.0.0.1:PORT/v1``), ``api_key``
+    (``"test-key"``, required on every request), ``model`` (the served name: the model folder). Batches
+    gather requests for up to 50 ms. Killed at the end of the session.
+    """
+    from live_server import start_medtune_serve, stop_medtune_serve
+
+    log = tmp_path_factory.mktemp("medtune-serve") / "server.log"
+    server = start_medtune_serve(tiny_chatml_dir, log, "test-key", "--dtype", "float32", "--batch-wait-ms", "50")
+    yield server
+    stop_medtune_serve(server)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medtune.commands.judge import judge
+from medtune.commands.serve import serve
 from medtune.errors import MedtuneError
 
 app = typer.Typer(
@@ -564,6 +565,7 @@ def generate(
 
 
 app.command("judge")(judge)
+app.command("serve")(serve)
 
 
 def main() -> None:  # pragma: no cover - entry point for python -m

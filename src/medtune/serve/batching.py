@@ -1,0 +1,122 @@
+"""Gathering concurrent requests into batches: one worker thread owns the model, requests queue.
+
+The worker takes the first waiting job, then every job that arrives within ``batch_wait_s`` (or is
+already waiting), up to ``max_batch_size`` sequences, and runs them as one batch; jobs with the same
+settings share one batched ``generate`` call (``ServedModel.run_batch``). While a batch decodes, new
+requests queue and form the next batch, so concurrency raises throughput instead of waiting on a lock.
+Streamed requests run alone (their tokens go out as they are decoded), between batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from medtune.serve.model import Choice, GenerationJob, ServedModel
+
+logger = logging.getLogger("medtune.serve")
+_STOP = object()
+
+
+@dataclass
+class _Pending:
+    job: GenerationJob
+    future: Future
+    on_delta: Callable[[int, str], None] | None = None  # set for a streamed job
+
+
+class Batcher:
+    """Runs :class:`GenerationJob` s on a :class:`ServedModel` from one worker thread, batching concurrent ones."""
+
+    def __init__(self, served: ServedModel, max_batch_size: int = 32, batch_wait_s: float = 0.005):
+        self.served = served
+        self.max_batch_size = max_batch_size
+        self.batch_wait_s = batch_wait_s
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="medtune-serve-worker", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Let the worker finish its batch and end (waiting jobs get an error)."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def submit(self, job: GenerationJob) -> Future:
+        """Queue a job; the future resolves to its choices."""
+        future: Future = Future()
+        self._queue.put(_Pending(job, future))
+        return future
+
+    def submit_streamed(self, job: GenerationJob, on_delta: Callable[[int, str], None]) -> Future:
+        """Queue a job that runs alone and calls ``on_delta(index, text)`` (from the worker thread) as text settles."""
+        future: Future = Future()
+        self._queue.put(_Pending(job, future, on_delta))
+        return future
+
+    def _work(self) -> None:
+        carried: deque = deque()  # taken from the queue but left for the next batch
+        while True:
+            item = carried.popleft() if carried else self._queue.get()
+            if item is _STOP:
+                break
+            if item.on_delta is not None:
+                self._run_streamed(item)
+                continue
+            batch, size = [item], item.job.sequences
+            deadline = time.monotonic() + self.batch_wait_s
+            while size < self.max_batch_size:
+                try:
+                    nxt = (
+                        carried.popleft() if carried else self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    )
+                except queue.Empty:
+                    break
+                if nxt is _STOP or nxt.on_delta is not None or size + nxt.job.sequences > self.max_batch_size:
+                    carried.appendleft(nxt)
+                    break
+                batch.append(nxt)
+                size += nxt.job.sequences
+            self._run_batch(batch)
+        for item in [*carried, *self._drain()]:
+            if item is not _STOP:
+                item.future.set_exception(RuntimeError("The server is shutting down."))
+
+    def _drain(self) -> list:
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def _run_batch(self, batch: list[_Pending]) -> None:
+        try:
+            results = self.served.run_batch([item.job for item in batch])
+        except Exception as exc:  # every request of the batch gets the error; the worker goes on
+            logger.exception("A batch of %d requests failed", len(batch))
+            for item in batch:
+                item.future.set_exception(exc)
+            return
+        for item, choices in zip(batch, results, strict=True):
+            item.future.set_result(choices)
+
+    def _run_streamed(self, item: _Pending) -> None:
+        try:
+            choices: list[Choice] = self.served.run_streamed(item.job, item.on_delta)
+        except Exception as exc:
+            logger.exception("A streamed request failed")
+            item.future.set_exception(exc)
+            return
+        item.future.set_result(choices)
