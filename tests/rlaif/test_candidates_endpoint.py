@@ -1,7 +1,8 @@
 """Candidates from an OpenAI-compatible endpoint: one request per prompt with ``n`` and a per-prompt seed.
 
 Driven against a real uvicorn server that answers every request with the text it was asked plus the
-sample index and seed, so the test sees exactly what each request carried.
+sample index and seed (so the test sees exactly what each request carried), and against a live
+``medtune serve`` whose answers must equal medtune's engine with the seeds it derives.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import pytest
 from fastapi import FastAPI, Request
 from live_server import uvicorn_in_thread
 
+from medtune.data.chat_template import render_chat_prompt, stop_token_ids
+from medtune.data.mcq import MCQItem
 from medtune.data.parallel import Pair
 from medtune.endpoint import Endpoint, EndpointSettings
-from medtune.generate.engine import derive_seed
+from medtune.generate.engine import SamplingSettings, derive_seed, sample_texts
+from medtune.models.loading import load_model
 from medtune.rlaif.candidates import candidate_id, generate_candidates, read_candidates
-from medtune.rlaif.prompt_items import PromptItem, prompt_items_from_pairs
+from medtune.rlaif.prompt_items import PromptItem, prompt_items_from_mcq, prompt_items_from_pairs
 
 
 def quiet(_message: str) -> None:
@@ -94,3 +98,22 @@ def test_endpoint_translation_candidates_complete_the_translation_prompt_to_the_
         f"English: Take one tablet./Spanish:|{k}|{seed}" for k in range(2)
     ]
     assert read_candidates(out)[0]["reference"] == "Tome un comprimido."
+
+
+def test_candidates_from_a_live_medtune_serve_equal_its_engine_with_the_per_prompt_seed(medtune_server, tmp_path):
+    questions = [MCQItem(f"q{i}", f"Main sign of disease {i}?", {"A": "Fever", "B": "Rash"}, "A") for i in range(4)]
+    prompts = prompt_items_from_mcq(questions)
+    settings = EndpointSettings(medtune_server.base_url, medtune_server.model, medtune_server.api_key, concurrency=4)
+    out = tmp_path / "candidates.jsonl"
+    options = dict(n=2, temperature=0.9, top_p=0.95, max_new_tokens=10, seed=3, log=quiet)
+    stats = generate_candidates(prompts, out, endpoint=Endpoint(settings), **options)
+    assert stats.candidates == 8
+    # medtune serve draws sample k of a request with seed s from derive_seed(s, "1", k); the request's
+    # seed is the prompt's own, derive_seed(3, prompt id).
+    loaded = load_model(str(medtune_server.model_dir), dtype="float32", device="cpu")
+    tok = loaded.tokenizer
+    sampling = SamplingSettings(10, 0.9, top_p=0.95).with_stop_tokens(stop_token_ids(tok))
+    texts = [render_chat_prompt(tok, p.prompt) for p in prompts for _ in range(2)]
+    seeds = [derive_seed(derive_seed(3, p.id), "1", k) for p in prompts for k in range(2)]
+    expected = [t.strip() for t in sample_texts(loaded.model, tok, texts, sampling, seeds)]
+    assert [r["text"] for r in read_candidates(out)] == expected
