@@ -68,6 +68,70 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return grad_hidden * grad_total.to(grad_hidden.dtype), gw, None, None
 
 
+class _LinearTokenNLL(torch.autograd.Function):
+    """Per-row cross-entropy of ``hidden @ weight.T`` (optionally soft-capped), chunked over rows.
+
+    Sequence log-probs (DPO, KTO) weight each row's loss by a different upstream gradient, so,
+    unlike :class:`_LinearCrossEntropy`, the gradient cannot be formed in the forward pass. The
+    forward keeps only each row's log-sum-exp; the backward recomputes each chunk's logits (one
+    extra head matmul per chunk) and scales softmax - onehot by that row's upstream gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, softcap):
+        nll, lse = _chunked_token_nll(hidden, weight, targets, softcap)
+        ctx.save_for_backward(hidden, weight, targets, lse)
+        ctx.softcap = softcap
+        return nll
+
+    @staticmethod
+    def backward(ctx, grad_nll):
+        hidden, weight, targets, lse = ctx.saved_tensors
+        softcap = ctx.softcap
+        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_weight = upcast(torch.zeros_like(weight)) if ctx.needs_input_grad[1] else None
+        for start in range(0, hidden.shape[0], CHUNK_ROWS):
+            h = hidden[start : start + CHUNK_ROWS]
+            t = targets[start : start + CHUNK_ROWS]
+            logits = _capped_logits(h, weight, softcap)  # recomputed: the extra head matmul per chunk
+            cap_slope = 1 - (logits / softcap) ** 2 if softcap else None
+            d = logits.sub_(lse[start : start + CHUNK_ROWS, None]).exp_()  # softmax, in place
+            d[torch.arange(len(t)), t] -= 1  # d(nll)/d(logits) = softmax - onehot
+            d *= grad_nll[start : start + CHUNK_ROWS, None].to(d.dtype)
+            if softcap:
+                d *= cap_slope
+            d = d.to(weight.dtype)
+            if grad_hidden is not None:
+                grad_hidden[start : start + CHUNK_ROWS] = d @ weight
+            if grad_weight is not None:
+                grad_weight += upcast(d.T @ h)
+        return grad_hidden, grad_weight.to(weight.dtype) if grad_weight is not None else None, None, None
+
+
+def _capped_logits(rows: torch.Tensor, weight: torch.Tensor, softcap: float | None) -> torch.Tensor:
+    """``rows @ weight.T`` upcast from half precision, soft-capped when ``softcap`` is set."""
+    z = upcast(rows @ weight.T)
+    return torch.tanh(z / softcap) * softcap if softcap else z
+
+
+def _chunked_token_nll(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-row cross-entropy, per-row log-sum-exp) of the output layer, chunk by chunk.
+
+    The one computation behind both :func:`linear_token_nll` paths, so that a score taken without
+    gradient (a reference pass) is bit-identical to the same score taken with one (the policy).
+    """
+    nll = upcast(hidden.new_empty(hidden.shape[0]))
+    lse = torch.empty_like(nll)
+    for start in range(0, hidden.shape[0], CHUNK_ROWS):
+        logits = _capped_logits(hidden[start : start + CHUNK_ROWS], weight, softcap)
+        lse[start : start + CHUNK_ROWS] = logits.logsumexp(dim=-1)
+        target_logits = logits.gather(1, targets[start : start + CHUNK_ROWS, None]).squeeze(1)
+        nll[start : start + CHUNK_ROWS] = lse[start : start + CHUNK_ROWS] - target_logits
+    return nll, lse
+
+
 def linear_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None
 ) -> torch.Tensor:
@@ -120,8 +184,26 @@ def head_cross_entropy(model, rows: torch.Tensor, targets: torch.Tensor) -> torc
     return linear_cross_entropy(rows, head.weight, targets, getattr(lm.config, "final_logit_softcapping", None))
 
 
+def linear_token_nll(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None
+) -> torch.Tensor:
+    """Per-row cross-entropy ``[rows]`` of the output layer applied to ``hidden`` (rows x d), in row
+    chunks, differentiable (each row may receive its own upstream gradient)."""
+    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+        return _LinearTokenNLL.apply(hidden, weight, targets, softcap)
+    return _chunked_token_nll(hidden, weight, targets, softcap)[0]
+
+
 def head_token_nll(model, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-row cross-entropy (float32, no gradient) of medtune's output layer, in row chunks."""
+    """Per-row cross-entropy ``[rows]`` (float32 or wider) of medtune's output layer, with gradient
+    when enabled: the chunked fused kernel for a plain bias-free linear head (the same numbers with
+    and without gradient), the model's head module for anything else (e.g. a head with LoRA)."""
+    lm = unwrap_model(model)
+    head = lm.get_output_embeddings()
+    if getattr(head, "bias", None) is None and type(head) is torch.nn.Linear:
+        return linear_token_nll(rows, head.weight, targets, getattr(lm.config, "final_logit_softcapping", None))
+    if torch.is_grad_enabled():
+        return F.cross_entropy(head_logits(model, rows), targets, reduction="none")
     nll = torch.empty(len(targets), dtype=torch.float32, device=rows.device)
     for start in range(0, len(targets), CHUNK_ROWS):
         logits = head_logits(model, rows[start : start + CHUNK_ROWS])

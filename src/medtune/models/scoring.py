@@ -170,12 +170,31 @@ def token_nll(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torc
     Returns ``(nll [n_labelled], keep [batch, length-1])``; ``nll`` follows ``keep``'s row-major order.
     """
     with torch.no_grad():
-        if check_output_layer(model, batch).fused:
-            hidden = decoder_hidden_states(model, batch)
-            targets, keep = _labelled(batch, hidden.device)
-            return head_token_nll(model, hidden[:, :-1][keep], targets), keep
-        logits, targets, keep = _own_labelled_logits(model, batch)
-        return F.cross_entropy(logits, targets, reduction="none"), keep
+        return labelled_token_nll(model, batch)
+
+
+def labelled_token_nll(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`token_nll` with gradient when enabled: each labelled token's cross-entropy ``[n_labelled]``
+    (fused head where the probe allows, else the model's own logits at those positions) and ``keep``."""
+    if check_output_layer(model, batch).fused:
+        hidden = decoder_hidden_states(model, batch)
+        targets, keep = _labelled(batch, hidden.device)
+        return head_token_nll(model, hidden[:, :-1][keep], targets), keep
+    logits, targets, keep = _own_labelled_logits(model, batch)
+    return F.cross_entropy(logits, targets, reduction="none"), keep
+
+
+def row_sums(token_values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Sum per row ``[batch]`` of values given at the ``True`` positions of ``keep`` (row-major order)."""
+    rows = keep.nonzero()[:, 0].to(token_values.device)
+    return token_values.new_zeros(keep.shape[0]).index_add(0, rows, token_values)
+
+
+def causal_sequence_logps(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Summed log-probability ``[batch]`` of each row's labelled tokens of a causal-LM batch, through
+    the same output-layer decision as training; differentiable when gradients are enabled."""
+    nll, keep = labelled_token_nll(model, batch)
+    return -row_sums(nll, keep)
 
 
 def causal_target_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:

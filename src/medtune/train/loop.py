@@ -1,14 +1,15 @@
-"""One resumable training loop for every method: seeded, token-normalised, checkpointed.
+"""One resumable training loop for every method and objective: seeded, unit-normalised, checkpointed.
 
-Gradient accumulation divides each micro-batch's summed loss by the target tokens of the whole
-optimizer step, so accumulating k micro-batches gives the same loss and gradient as one batch k
-times larger. Ctrl-C saves a checkpoint of the last completed step; ``resume=True`` restores the
+The objective (:mod:`medtune.train.objectives`: SFT, DPO, KTO) collates the items and gives the
+loss. Gradient accumulation divides each micro-batch's summed loss by the units of the whole
+optimizer step (target tokens for SFT, pairs for DPO, examples for KTO), so accumulating k
+micro-batches gives the same loss and gradient as one batch k times larger (KTO's reference point
+is estimated per micro-batch, so there only nearly). Ctrl-C saves a checkpoint of the last completed step; ``resume=True`` restores the
 weights, optimizer, schedule, data position and random state and carries on.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import shutil
@@ -21,8 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 from medtune.errors import MedtuneError
-from medtune.train.batching import Example, collate, plan_batches
-from medtune.train.loss import target_loss
+from medtune.train.batching import plan_batches
+from medtune.train.objectives import Metrics, Objective, SFTObjective, on_model_device, precision_context
 
 CHECKPOINT = "last"
 
@@ -51,10 +52,13 @@ class LoopConfig:
 @dataclass
 class TrainResult:
     steps: int
-    train_loss: float  # mean token loss over the last logged window
+    train_loss: float  # mean loss per unit (SFT: target token) over the last logged window
     dev_loss: float | None
     dev_history: list[tuple[int, float]] = field(default_factory=list)
     loss_history: list[tuple[int, float]] = field(default_factory=list)
+    # the objective's figures per optimizer step (DPO: reward_margin, reward_accuracy, chosen_reward,
+    # rejected_reward), with the same figures on the dev items under "dev_" names at evaluation steps
+    metric_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     target_tokens: int = 0
     seconds: float = 0.0
     input_tokens: int = 0  # real (non-padding) positions processed
@@ -83,6 +87,7 @@ class TrainResult:
             "input_tokens": self.input_tokens,
             "padding_tokens": self.padding_tokens,
             "padding_waste": round(self.padding_waste, 4),
+            **({"metric_history": self.metric_history} if self.metric_history else {}),
         }
 
 
@@ -105,70 +110,118 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def _on_device(batch: dict[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
-    device = next(model.parameters()).device
-    return {k: v.to(device) for k, v in batch.items()} if device.type != "cpu" else batch
+def micro_batches(items: list, batch_size: int, min_size: int = 1) -> list[list]:
+    """``items`` in slices of ``batch_size``; a last slice under ``min_size`` joins the one before it."""
+    slices = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    if len(slices) > 1 and len(slices[-1]) < min_size:
+        slices[-2:] = [slices[-2] + slices[-1]]
+    return slices
 
 
-def _precision(model, autocast_dtype: torch.dtype | None):
-    """The autocast context of a float32-master-weights run, else a no-op."""
-    if autocast_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(next(model.parameters()).device.type, dtype=autocast_dtype)
+def _add_metrics(total: dict[str, list[float]], metrics: Metrics) -> None:
+    for name, (value, count) in metrics.items():
+        acc = total.setdefault(name, [0.0, 0.0])
+        acc[0] += value
+        acc[1] += count
 
 
-@torch.no_grad()
-def dev_loss(
-    model, examples: list[Example], pad_id: int, seq2seq: bool, batch_size: int, autocast_dtype=None
-) -> float | None:
-    """Mean per-token loss on held-out examples (``None`` when there are none)."""
-    if not examples:
-        return None
+def _means(total: dict[str, list[float]], prefix: str = "") -> dict[str, float]:
+    return {prefix + name: value / count for name, (value, count) in total.items() if count}
+
+
+def dev_metrics(
+    model,
+    items: list,
+    pad_id: int,
+    seq2seq: bool,
+    batch_size: int,
+    autocast_dtype=None,
+    objective: Objective = SFTObjective(),
+) -> tuple[float | None, dict[str, float]]:
+    """(the objective's mean loss per unit on held-out items, its figures averaged over them);
+    ``(None, {})`` when there are none."""
+    if not items:
+        return None, {}
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
-    order = sorted(range(len(examples)), key=lambda i: examples[i].length)
-    for start in range(0, len(order), batch_size):
-        batch = collate([examples[i] for i in order[start : start + batch_size]], pad_id, seq2seq)
-        with _precision(model, autocast_dtype):
-            loss, n = target_loss(model, _on_device(batch, model), seq2seq)
-        total, count = total + float(loss), count + n
+    total, count, figures = 0.0, 0, {}
+    order = sorted(range(len(items)), key=lambda i: items[i].length)
+    with torch.no_grad():
+        for chunk in micro_batches(order, batch_size, objective.min_batch_size):
+            micro = [items[i] for i in chunk]
+            batch = objective.collate(micro, pad_id, seq2seq)
+            with precision_context(model, autocast_dtype):
+                loss, metrics = objective.loss(model, on_model_device(batch, model), seq2seq)
+            total, count = total + float(loss), count + objective.units(micro)
+            _add_metrics(figures, metrics)
     model.train(was_training)
-    return total / max(count, 1)
+    return total / max(count, 1), _means(figures)
+
+
+def dev_loss(
+    model,
+    items: list,
+    pad_id: int,
+    seq2seq: bool,
+    batch_size: int,
+    autocast_dtype=None,
+    objective: Objective = SFTObjective(),
+) -> float | None:
+    """Mean loss per unit (SFT: per target token) on held-out items (``None`` when there are none)."""
+    return dev_metrics(model, items, pad_id, seq2seq, batch_size, autocast_dtype, objective)[0]
+
+
+def _real_tokens(batch: dict[str, torch.Tensor], micro: list) -> int:
+    """Non-padding input positions of a batch (packed blocks carry no attention mask: their lengths)."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return sum(len(e.input_ids) for e in micro)
 
 
 def train_loop(
     model,
-    train: list[Example],
-    dev: list[Example],
+    train: list,
+    dev: list,
     cfg: LoopConfig,
     pad_id: int,
     seq2seq: bool,
     checkpoint_dir: Path,
     resume: bool = False,
     log=print,
+    objective: Objective = SFTObjective(),
 ) -> TrainResult:
     """Train the parameters of ``model`` that require gradients.
 
     Args:
         model: a (PEFT-wrapped) transformers model.
-        train, dev: encoded examples.
+        train, dev: encoded items of the objective: ``Example``s for SFT, ``PairExample``s for DPO,
+            ``KTOExample``s for KTO.
         cfg: schedule and batching.
         pad_id: padding token id.
         seq2seq: encoder-decoder model (labels are a separate sequence).
         checkpoint_dir: where resumable checkpoints go (``<dir>/last``).
         resume: continue from ``<dir>/last`` if it exists.
+        objective: what is optimised (default: SFT's target-token cross-entropy).
     Returns:
-        Loss and throughput figures.
+        Loss, throughput and the objective's figures.
     Raises:
+        MedtuneError: no training items, or micro-batches too small for the objective.
         TrainingInterrupted: after Ctrl-C, once a checkpoint is saved.
     """
     if not train:
         raise MedtuneError("No training examples left; check data.train and validation output.")
+    effective = cfg.batch_size * cfg.grad_accum
+    if objective.min_batch_size > 1 and (cfg.batch_size < objective.min_batch_size or len(train) % effective == 1):
+        raise MedtuneError(
+            f"The {objective.name} objective needs at least {objective.min_batch_size} examples in every micro-batch: "
+            f"train.batch_size is {cfg.batch_size} and {len(train)} examples in steps of {effective} leave "
+            f"{len(train) % effective or effective} for the last step. Set train.batch_size to "
+            f"{objective.min_batch_size} or more, and a train.batch_size x train.grad_accum that does not leave "
+            "a single example over."
+        )
     torch.manual_seed(cfg.seed)  # also seeds every CUDA device
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    effective = cfg.batch_size * cfg.grad_accum
     steps_per_epoch = math.ceil(len(train) / effective)
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -182,10 +235,10 @@ def train_loop(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     result = TrainResult(steps=0, train_loss=float("nan"), dev_loss=None)
-    start_step, window_loss, window_tokens = 0, 0.0, 0
+    start_step, window_loss, window_units = 0, 0.0, 0
     ckpt = checkpoint_dir / CHECKPOINT
     if resume and (ckpt / "state.pt").is_file():
-        start_step, window_loss, window_tokens = _load_checkpoint(ckpt, model, optimizer, scheduler, result)
+        start_step, window_loss, window_units = _load_checkpoint(ckpt, model, optimizer, scheduler, result)
         log(f"Resuming from step {start_step} of {total_steps} ({ckpt})")
     elif resume:
         log(f"No checkpoint in {checkpoint_dir}; starting from step 0")
@@ -193,7 +246,7 @@ def train_loop(
     model.train()
     epoch_plans: dict[int, list[list[int]]] = {}
 
-    def batch_for(step: int) -> list[Example]:
+    def batch_for(step: int) -> list:
         epoch, index = divmod(step, steps_per_epoch)
         if epoch not in epoch_plans:
             epoch_plans.clear()
@@ -208,57 +261,62 @@ def train_loop(
     try:
         for step in range(start_step, total_steps):
             examples = batch_for(step)
+            n_units = objective.units(examples)
             n_tokens = sum(e.n_target for e in examples)
             optimizer.zero_grad(set_to_none=True)
-            step_loss = 0.0
-            for m in range(cfg.grad_accum):
-                micro = examples[m * cfg.batch_size : (m + 1) * cfg.batch_size]
-                if not micro:
-                    continue
-                batch = collate(micro, pad_id, seq2seq)
-                real = sum(len(e.input_ids) for e in micro)
+            step_loss, step_metrics = 0.0, {}
+            for micro in micro_batches(examples, cfg.batch_size, objective.min_batch_size):
+                batch = objective.collate(micro, pad_id, seq2seq)
+                real = _real_tokens(batch, micro)
                 result.input_tokens += real
                 result.padding_tokens += batch["input_ids"].numel() - real
-                with _precision(model, cfg.autocast_dtype):
-                    loss_sum, _ = target_loss(model, _on_device(batch, model), seq2seq)
-                (loss_sum / n_tokens).backward()
+                with precision_context(model, cfg.autocast_dtype):
+                    loss_sum, metrics = objective.loss(model, on_model_device(batch, model), seq2seq)
+                (loss_sum / n_units).backward()
                 step_loss += float(loss_sum.detach())
+                _add_metrics(step_metrics, metrics)
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             result.steps = step + 1
             result.target_tokens += n_tokens
             run_tokens += n_tokens
-            window_loss, window_tokens = window_loss + step_loss, window_tokens + n_tokens
-            result.loss_history.append((step + 1, step_loss / n_tokens))
+            window_loss, window_units = window_loss + step_loss, window_units + n_units
+            result.loss_history.append((step + 1, step_loss / n_units))
+            figures = _means(step_metrics)
             elapsed = time.perf_counter() - started
             result.seconds = earlier_seconds + elapsed
-            bar.set_postfix(loss=f"{step_loss / n_tokens:.3f}", tok_s=f"{run_tokens / elapsed:.0f}")
+            bar.set_postfix(loss=f"{step_loss / n_units:.3f}", tok_s=f"{run_tokens / elapsed:.0f}")
             bar.update(1)
             done = step + 1
             if done % cfg.eval_every == 0 or done == total_steps:
-                result.dev_loss = dev_loss(model, dev, pad_id, seq2seq, cfg.batch_size, cfg.autocast_dtype)
+                result.dev_loss, dev_figures = dev_metrics(
+                    model, dev, pad_id, seq2seq, cfg.batch_size, cfg.autocast_dtype, objective
+                )
+                figures.update({f"dev_{name}": value for name, value in dev_figures.items()})
                 if result.dev_loss is not None:
                     result.dev_history.append((done, result.dev_loss))
                     bar.write(
-                        f"step {done}: train loss {window_loss / window_tokens:.4f}, dev loss {result.dev_loss:.4f}"
+                        f"step {done}: train loss {window_loss / window_units:.4f}, dev loss {result.dev_loss:.4f}"
                     )
-                result.train_loss = window_loss / window_tokens
-                window_loss, window_tokens = 0.0, 0
+                result.train_loss = window_loss / window_units
+                window_loss, window_units = 0.0, 0
+            if figures:
+                result.metric_history.append((done, figures))
             if done % cfg.save_every == 0 and done < total_steps:
-                _save_checkpoint(ckpt, model, optimizer, scheduler, result, done, (window_loss, window_tokens))
+                _save_checkpoint(ckpt, model, optimizer, scheduler, result, done, (window_loss, window_units))
             if cfg.stop_after is not None and done == cfg.stop_after and done < total_steps:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
-        _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps, (window_loss, window_tokens))
+        _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps, (window_loss, window_units))
         raise TrainingInterrupted(
             f"Training interrupted after step {result.steps} of {total_steps}. A checkpoint is saved in "
             f"{ckpt}; run the same command with --resume to continue."
         ) from None
     bar.close()
-    if window_tokens:
-        result.train_loss = window_loss / window_tokens
+    if window_units:
+        result.train_loss = window_loss / window_units
     return result
 
 
@@ -271,7 +329,7 @@ def _save_checkpoint(
 ) -> None:
     """Write the checkpoint to a temporary folder, then swap it in (never a half-written 'last').
 
-    ``window`` is the (summed loss, target tokens) of the unfinished logging window, so a resumed
+    ``window`` is the (summed loss, units) of the unfinished logging window, so a resumed
     run reports the same train_loss as an uninterrupted one.
     """
     tmp = path.with_name(path.name + ".tmp")
@@ -297,7 +355,7 @@ def _save_checkpoint(
 
 
 def _load_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResult) -> tuple[int, float, int]:
-    """Restore a checkpoint into model, optimizer, scheduler and result; returns (step, window loss, window tokens)."""
+    """Restore a checkpoint into model, optimizer, scheduler and result; returns (step, window loss, window units)."""
     state = torch.load(path / "state.pt", weights_only=False)
     named = dict(model.named_parameters())
     with torch.no_grad():
@@ -314,9 +372,10 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResul
     result.seconds = saved["train_seconds"]
     result.dev_history = [tuple(x) for x in saved["dev_history"]]
     result.loss_history = [tuple(x) for x in saved["loss_history"]]
+    result.metric_history = [(step, dict(figures)) for step, figures in saved.get("metric_history", [])]
     result.dev_loss = saved["dev_loss"]
     result.input_tokens = saved.get("input_tokens", 0)
     result.padding_tokens = saved.get("padding_tokens", 0)
     result.train_loss = saved["train_loss"]
-    window_loss, window_tokens = state.get("window", (0.0, 0))
-    return state["step"], window_loss, window_tokens
+    window_loss, window_units = state.get("window", (0.0, 0))
+    return state["step"], window_loss, window_units
