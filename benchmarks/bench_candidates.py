@@ -1,13 +1,17 @@
-"""Benchmark candidate generation from a local policy: batched prompts against one prompt at a time.
+"""Benchmark candidate generation: batched or concurrent against one prompt at a time.
 
 Both modes sample the same ``n`` candidates per question of the bundled multiple-choice demo set
-(seeded per prompt and sample, so the texts must come out identical; the benchmark checks it):
+(seeded per prompt and sample, so the texts must come out identical; the benchmark checks it).
+From the local policy (``--model``):
   batched     - ``--batch-size`` sequences per forward pass (several prompts together)
   one_prompt  - one prompt's ``n`` samples per forward pass
+From an OpenAI-compatible endpoint (``--endpoint URL``, e.g. a running ``medtune serve``):
+  concurrent  - ``--concurrency`` requests in flight (one request per prompt, ``n`` samples each)
+  one_prompt  - one request at a time
 A one-prompt warm-up runs first, untimed.
 
 Usage: python benchmarks/bench_candidates.py [--model gemma-3-270m] [--prompts 16] [--n 4]
-       [--max-new-tokens 32] [--batch-size 16]
+       [--max-new-tokens 32] [--batch-size 16] [--endpoint URL [--concurrency 8]]
 Prints candidates/s of each mode and the speed-up. Needs the embedded model (cached on first use),
 or any model folder given with ``--model``.
 """
@@ -29,17 +33,20 @@ def _prompts(count: int):
     return prompt_items_from_mcq(items[:count])
 
 
-def _generate(loaded, prompts, out: Path, args, batch_size: int):
+def _generate(policy, prompts, out: Path, args, batch_size: int):
+    """``policy``: a loaded model, or an endpoint."""
+    from medtune.endpoint import Endpoint
     from medtune.rlaif.candidates import generate_candidates, read_candidates
 
+    source = {"endpoint": policy} if isinstance(policy, Endpoint) else {"loaded": policy}
     stats = generate_candidates(
         prompts,
         out,
         n=args.n,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
-        loaded=loaded,
         batch_size=batch_size,
+        **source,
         progress=None,
         log=lambda *_: None,
     )
@@ -54,36 +61,55 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32, help="length limit of each candidate")
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass in batched mode")
     parser.add_argument("--seed", type=int, default=42, help="base seed of the candidates")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (local policy)")
+    parser.add_argument("--endpoint", help="an OpenAI-compatible API root (http://127.0.0.1:8000/v1) to time instead")
+    parser.add_argument("--endpoint-model", help="the model name the endpoint serves (default: --model)")
+    parser.add_argument("--api-key", help="the endpoint's API key, if it needs one")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight in the endpoint's fast mode")
     args = parser.parse_args()
 
-    from medtune.models.loading import load_model
+    if args.endpoint:
+        from medtune.endpoint import Endpoint, EndpointSettings
 
-    loaded = load_model(args.model, device=args.device, log=lambda *_: None)
+        def endpoint(concurrency: int) -> Endpoint:
+            name = args.endpoint_model or args.model
+            return Endpoint(EndpointSettings(args.endpoint, name, args.api_key, concurrency=concurrency, timeout=600))
+
+        # Endpoint: batch_size is the prompts in flight between two writes of the candidates file.
+        modes = {"concurrent": (endpoint(args.concurrency), args.concurrency), "one_prompt": (endpoint(1), 1)}
+        where = {"endpoint": args.endpoint, "concurrency": args.concurrency}
+    else:
+        from medtune.models.loading import load_model
+
+        loaded = load_model(args.model, device=args.device, log=lambda *_: None)
+        modes = {"batched": (loaded, args.batch_size), "one_prompt": (loaded, args.n)}
+        where = {"device": str(loaded.device), "dtype": str(loaded.dtype)}
     prompts = _prompts(args.prompts)
     results, texts = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        _generate(loaded, prompts[:1], Path(tmp) / "warmup.jsonl", args, args.n)
-        for mode, batch_size in (("batched", args.batch_size), ("one_prompt", args.n)):
+        first_policy, _ = next(iter(modes.values()))
+        _generate(first_policy, prompts[:1], Path(tmp) / "warmup.jsonl", args, args.n)
+        for mode, (policy, batch_size) in modes.items():
             started = time.perf_counter()
-            stats, texts[mode] = _generate(loaded, prompts, Path(tmp) / f"{mode}.jsonl", args, batch_size)
+            stats, texts[mode] = _generate(policy, prompts, Path(tmp) / f"{mode}.jsonl", args, batch_size)
             results[mode] = stats.to_dict() | {"wall_seconds": time.perf_counter() - started, "batch_size": batch_size}
-    speedup = results["batched"]["candidates_per_s"] / results["one_prompt"]["candidates_per_s"]
+    fast, slow = list(results)
+    speedup = results[fast]["candidates_per_s"] / results[slow]["candidates_per_s"]
     for mode, r in results.items():
         print(
             f"{mode:<10}: {r['candidates_per_s']:.2f} candidates/s ({r['candidates']} candidates for {r['prompts']} "
-            f"prompts in {r['seconds']:.1f} s, batch {r['batch_size']} sequences; {r['exact_duplicates']} exact and "
+            f"prompts in {r['seconds']:.1f} s, batch {r['batch_size']}; {r['exact_duplicates']} exact and "
             f"{r['near_duplicates']} near duplicates)"
         )
-    print(f"batched / one prompt at a time: {speedup:.2f}x; identical texts: {texts['batched'] == texts['one_prompt']}")
+    identical = texts[fast] == texts[slow]
+    print(f"{fast} / one prompt at a time: {speedup:.2f}x; identical texts: {identical}")
     summary = {
-        "model": args.model,
-        "device": str(loaded.device),
-        "dtype": str(loaded.dtype),
+        "model": args.endpoint_model or args.model,
+        **where,
         "n": args.n,
         "max_new_tokens": args.max_new_tokens,
         "speedup": speedup,
-        "identical_texts": texts["batched"] == texts["one_prompt"],
+        "identical_texts": identical,
         "modes": results,
     }
     print(json.dumps(summary, indent=2))
