@@ -27,15 +27,20 @@ def quiet(_message: str) -> None:
     pass
 
 
+# Hand-made answers to two questions: what duplicate detection must find in them is worked out below.
+CANNED = {"Canned A": ["Fever.", "fever.", "Fever", "Rash."], "Canned B": ["Yes", "YES", "yes ", "Yes"]}
+
+
 @pytest.fixture(scope="module")
 def echo_server():
-    """``(requests, url)``: every request body is recorded; answers are ``<last text>|<k>|<seed>``."""
+    """``(requests, url)``: every request body is recorded; answers are ``<last text>|<k>|<seed>``
+    (or the :data:`CANNED` answers to those questions)."""
     app, requests, lock = FastAPI(), [], threading.Lock()
 
     def choices(body: dict, text: str, chat: bool) -> dict:
         with lock:
             requests.append(body)
-        texts = [f" {text}|{k}|{body.get('seed')} " for k in range(body.get("n", 1))]
+        texts = CANNED.get(text) or [f" {text}|{k}|{body.get('seed')} " for k in range(body.get("n", 1))]
         if chat:
             items = [{"index": k, "message": {"role": "assistant", "content": t}} for k, t in enumerate(texts)]
         else:
@@ -82,6 +87,20 @@ def test_endpoint_candidates_ask_once_per_prompt_with_n_and_its_seed(echo_server
     requests.clear()
     again = generate_candidates(prompts, out, n=3, temperature=0.9, seed=5, endpoint=endpoint, log=quiet)
     assert (again.resumed_prompts, again.generated, requests) == (2, 0, [])
+
+
+def test_exact_and_near_duplicates_are_marked_and_counted_on_hand_made_answers(echo_server, tmp_path):
+    _requests, url = echo_server
+    prompts = [PromptItem("a", "Canned A"), PromptItem("b", "Canned B")]
+    out = tmp_path / "candidates.jsonl"
+    stats = generate_candidates(prompts, out, n=4, endpoint=Endpoint(EndpointSettings(url, "policy")), log=quiet)
+    ids = {p.id: [candidate_id(p.id, k, 42) for k in range(4)] for p in prompts}
+    # A: "fever." repeats "Fever." exactly (case); "Fever" nearly (difflib ratio 2*5/11 = 0.91); "Rash." is new.
+    # B: every answer repeats "Yes" exactly, so B has one distinct answer.
+    assert [r["duplicate_of"] for r in read_candidates(out)] == [
+        None, ids["a"][0], ids["a"][0], None, None, ids["b"][0], ids["b"][0], ids["b"][0]
+    ]  # fmt: skip
+    assert (stats.exact_duplicates, stats.near_duplicates, stats.prompts_with_fewer_than_two_distinct) == (4, 1, 1)
 
 
 def test_endpoint_translation_candidates_complete_the_translation_prompt_to_the_line_end(echo_server, tmp_path):
