@@ -61,7 +61,8 @@ class EndpointChatBackend:
     def __init__(self, url: str, model: str, api_key: str | None = None, concurrency: int = 8, max_tokens: int = 256):
         from medtune.endpoint import Endpoint, EndpointSettings
 
-        self.identity = f"endpoint:{url}:{model}"
+        # The model name, not the URL: a restarted server on another port still resumes the same judgments.
+        self.identity = f"endpoint:{model}"
         self.max_tokens = max_tokens
         self.endpoint = Endpoint(EndpointSettings(url=url, model=model, api_key=api_key, concurrency=concurrency))
 
