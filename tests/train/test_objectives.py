@@ -267,9 +267,17 @@ def test_dpo_on_tiny_marian_equals_the_hand_computed_value(marian, demo_pairs):
     assert model.training  # the reference pass restored the train mode
 
 
-@pytest.mark.parametrize("kind", ["causal", "marian"])
+@pytest.fixture
+def gemma_bf16(tiny_gemma_dir):
+    """The tiny Gemma in bfloat16 with a fresh float32 LoRA adapter (LoRA training in bf16)."""
+    loaded = load_model(str(tiny_gemma_dir), dtype="bfloat16")
+    torch.manual_seed(0)
+    return attach_lora(loaded.model, 4, 8, 0.0, GEMMA_TARGETS), loaded.tokenizer
+
+
+@pytest.mark.parametrize("kind", ["gemma", "gemma_bf16", "marian"])
 def test_dpo_first_step_is_ln2_when_the_policy_is_the_reference(kind, request, demo_pairs, tmp_path):
-    model, tokenizer = request.getfixturevalue("gemma" if kind == "causal" else "marian")
+    model, tokenizer = request.getfixturevalue(kind)
     seq2seq = kind == "marian"
     pairs = (_marian_pairs if seq2seq else _causal_pairs)(tokenizer, demo_pairs, 4)
     objective = DPOObjective(beta=0.1)
@@ -292,17 +300,20 @@ def test_dpo_first_step_is_ln2_when_the_policy_is_the_reference(kind, request, d
     assert result.loss_history[1][1] < LN2  # one step later the policy has moved towards the chosen answers
 
 
-def test_kto_first_step_is_one_half_with_unit_weights(gemma, demo_pairs, tmp_path):
-    model, tokenizer = gemma
-    pairs = _causal_pairs(tokenizer, demo_pairs, 3)
+@pytest.mark.parametrize("kind", ["gemma", "marian"])
+def test_kto_first_step_is_one_half_with_unit_weights(kind, request, demo_pairs, tmp_path):
+    model, tokenizer = request.getfixturevalue(kind)
+    seq2seq = kind == "marian"
+    pairs = (_marian_pairs if seq2seq else _causal_pairs)(tokenizer, demo_pairs, 3)
     items = [KTOExample(p.chosen, True) for p in pairs] + [KTOExample(p.rejected, False) for p in pairs]
     objective = KTOObjective(beta=0.1)
     model.train()
-    loss_sum, metrics = objective.loss(model, objective.collate(items, tokenizer.pad_token_id, False), False)
+    loss_sum, metrics = objective.loss(model, objective.collate(items, tokenizer.pad_token_id, seq2seq), seq2seq)
     assert float(loss_sum) == pytest.approx(0.5 * len(items), abs=1e-6)
     assert metrics["kl"] == (0.0, 1) and metrics["chosen_reward"] == (0.0, 3)
     cfg = LoopConfig(batch_size=3, grad_accum=2, lr=1e-2, seed=0, max_steps=1, warmup_ratio=0.0, eval_every=50)
-    result = train_loop(model, items, [], cfg, tokenizer.pad_token_id, False, tmp_path, log=_quiet, objective=objective)
+    pad = tokenizer.pad_token_id
+    result = train_loop(model, items, [], cfg, pad, seq2seq, tmp_path, log=_quiet, objective=objective)
     assert result.loss_history == [(1, pytest.approx(0.5, abs=1e-6))]
     assert result.metric_history[0][1]["kl"] == 0.0
 
@@ -312,10 +323,12 @@ def test_kto_refuses_micro_batches_of_one(gemma, demo_pairs, tmp_path):
     items = [KTOExample(p.chosen, True) for p in _causal_pairs(tokenizer, demo_pairs, 3)]
     with pytest.raises(MedtuneError, match="train.batch_size"):
         KTOObjective().collate(items[:1], tokenizer.pad_token_id, False)
-    for batch_size, n in ((1, 3), (2, 3)):  # micro-batches of 1; 3 examples in steps of 2 leave 1 over
+    # micro-batches of 1; 3 examples in steps of 2 leave 1 over; a single dev example
+    for batch_size, n_train, n_dev in ((1, 2, 0), (2, 3, 0), (2, 2, 1)):
         cfg = LoopConfig(batch_size=batch_size, grad_accum=1, lr=1e-2, seed=0, max_steps=1)
+        train, dev = items[:n_train], items[n_train : n_train + n_dev]
         with pytest.raises(MedtuneError, match="at least 2 examples"):
-            train_loop(model, items[:n], [], cfg, 0, False, tmp_path, log=_quiet, objective=KTOObjective())
+            train_loop(model, train, dev, cfg, 0, False, tmp_path, log=_quiet, objective=KTOObjective())
 
 
 # --- the reference model -------------------------------------------------------------------------

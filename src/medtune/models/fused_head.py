@@ -96,7 +96,7 @@ class _LinearTokenNLL(torch.autograd.Function):
             logits = _capped_logits(h, weight, softcap)  # recomputed: the extra head matmul per chunk
             cap_slope = 1 - (logits / softcap) ** 2 if softcap else None
             d = logits.sub_(lse[start : start + CHUNK_ROWS, None]).exp_()  # softmax, in place
-            d[torch.arange(len(t)), t] -= 1  # d(nll)/d(logits) = softmax - onehot
+            d[torch.arange(len(t), device=t.device), t] -= 1  # d(nll)/d(logits) = softmax - onehot
             d *= grad_nll[start : start + CHUNK_ROWS, None].to(d.dtype)
             if softcap:
                 d *= cap_slope

@@ -125,8 +125,8 @@ def _add_metrics(total: dict[str, list[float]], metrics: Metrics) -> None:
         acc[1] += count
 
 
-def _means(total: dict[str, list[float]], prefix: str = "") -> dict[str, float]:
-    return {prefix + name: value / count for name, (value, count) in total.items() if count}
+def _means(total: dict[str, list[float]]) -> dict[str, float]:
+    return {name: value / count for name, (value, count) in total.items() if count}
 
 
 def dev_metrics(
@@ -158,17 +158,19 @@ def dev_metrics(
     return total / max(count, 1), _means(figures)
 
 
-def dev_loss(
-    model,
-    items: list,
-    pad_id: int,
-    seq2seq: bool,
-    batch_size: int,
-    autocast_dtype=None,
-    objective: Objective = SFTObjective(),
-) -> float | None:
-    """Mean loss per unit (SFT: per target token) on held-out items (``None`` when there are none)."""
-    return dev_metrics(model, items, pad_id, seq2seq, batch_size, autocast_dtype, objective)[0]
+def _check_micro_batches(objective: Objective, cfg: LoopConfig, n_train: int, n_dev: int) -> None:
+    """Refuse, before any work, a batching that would leave a micro-batch smaller than the objective needs."""
+    least = objective.min_batch_size
+    effective = cfg.batch_size * cfg.grad_accum
+    leftover = n_train % effective
+    if least > 1 and (cfg.batch_size < least or 0 < leftover < least or 0 < n_dev < least):
+        raise MedtuneError(
+            f"The {objective.name} objective needs at least {least} examples in every micro-batch, but "
+            f"train.batch_size is {cfg.batch_size}, {n_train} training examples in steps of {effective} "
+            f"(train.batch_size x train.grad_accum) leave {leftover or effective} for the last step, and there are "
+            f"{n_dev} dev examples. Set train.batch_size to {least} or more, choose a train.grad_accum that does "
+            f"not leave fewer than {least} examples over, and keep at least {least} dev examples (or none)."
+        )
 
 
 def _real_tokens(batch: dict[str, torch.Tensor], micro: list) -> int:
@@ -211,14 +213,7 @@ def train_loop(
     if not train:
         raise MedtuneError("No training examples left; check data.train and validation output.")
     effective = cfg.batch_size * cfg.grad_accum
-    if objective.min_batch_size > 1 and (cfg.batch_size < objective.min_batch_size or len(train) % effective == 1):
-        raise MedtuneError(
-            f"The {objective.name} objective needs at least {objective.min_batch_size} examples in every micro-batch: "
-            f"train.batch_size is {cfg.batch_size} and {len(train)} examples in steps of {effective} leave "
-            f"{len(train) % effective or effective} for the last step. Set train.batch_size to "
-            f"{objective.min_batch_size} or more, and a train.batch_size x train.grad_accum that does not leave "
-            "a single example over."
-        )
+    _check_micro_batches(objective, cfg, len(train), len(dev))
     torch.manual_seed(cfg.seed)  # also seeds every CUDA device
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)

@@ -153,7 +153,8 @@ def collate_pairs(pairs: Sequence[PairExample], pad_id: int, seq2seq: bool) -> d
                 "for every pair with medtune.train.objectives.reference_logps."
             )
         refs = [p.ref_logps[0] for p in pairs] + [p.ref_logps[1] for p in pairs]
-        batch["ref_logps"] = torch.tensor(refs, dtype=torch.float64)
+        # float32 holds the float32 log-probs they were computed as exactly, and every device has it
+        batch["ref_logps"] = torch.tensor(refs, dtype=torch.float32)
     return batch
 
 
