@@ -164,12 +164,13 @@ def train(
     _log(f"Model saved to {path}")
 
 
-EVAL_TASKS = ("translation", "mcq", "perplexity")
+EVAL_TASKS = ("translation", "mcq", "perplexity", "preference")
 # What each task's table shows, in order (metrics.json holds everything).
 EVAL_TABLE_KEYS = {
     "translation": ("n", "bleu", "chrf", "ter", "term_accuracy", "sentences_per_s"),
     "mcq": ("n", "accuracy", "ci_low", "ci_high", "correct", "unparsed", "truncated", "items_per_s"),
     "perplexity": ("n", "n_tokens", "perplexity", "mean_nll", "tokens_per_s"),
+    "preference": ("n", "accuracy", "ci_low", "ci_high", "mean_margin", "reward_accuracy", "mean_reward_margin"),
 }
 
 
@@ -198,8 +199,8 @@ def eval_(
     data: Annotated[
         str,
         typer.Option(
-            help="Data to score: translation pairs, multiple-choice questions, or documents/conversations "
-            "(perplexity); .jsonl/.csv/.tsv, demo:<file> or hf:<dataset>[:split] (perplexity also .txt or a folder)."
+            help="Data to score: translation pairs, multiple-choice questions, documents/conversations "
+            "(perplexity) or preference pairs (prompt/chosen/rejected, or messages-style chosen/rejected); .jsonl/.csv/.tsv, demo:<file> or hf:<dataset>[:split] (perplexity also .txt or a folder)."
         ),
     ],
     out: Annotated[
@@ -233,8 +234,10 @@ def eval_(
     task: Annotated[
         str,
         typer.Option(
-            help="What to evaluate: translation (BLEU, chrF++, TER), mcq (accuracy with a 95% bootstrap interval) "
-            "or perplexity."
+            help="What to evaluate: translation (BLEU, chrF++, TER), mcq (accuracy with a 95% bootstrap interval), "
+            "perplexity, or preference (share of prompt/chosen/rejected pairs whose chosen answer the model prefers, "
+            "with a 95% bootstrap interval; a DPO/KTO output folder also gets its implicit-reward accuracy "
+            "against its recorded reference model)."
         ),
     ] = "translation",
     src_col: Annotated[str, typer.Option(help="Source-text column (translation).")] = "en",
@@ -260,7 +263,11 @@ def eval_(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(min=1, help="Sequences per batch (default: 16 for translation, 8 for mcq and perplexity)."),
+        typer.Option(
+            min=1,
+            help="Sequences per batch (default: 16 for translation, 8 for mcq and perplexity; preference: 8 pairs, "
+            "chosen and rejected in one batch).",
+        ),
     ] = None,
     num_beams: Annotated[int, typer.Option(min=1, help="1 = greedy decoding; more = beam search (translation).")] = 1,
     max_new_tokens: Annotated[
@@ -283,7 +290,8 @@ def eval_(
         typer.Option(
             min=2,
             help="Context window in tokens (default: 1024 for mcq, where long contexts are cut from the left; "
-            "512 for perplexity windows).",
+            "512 for perplexity windows; 1024 for preference, where longer prompt + answer sequences are cut at "
+            "the end).",
         ),
     ] = None,
     text_col: Annotated[str, typer.Option(help="Text column of documents (perplexity on text).")] = "text",
@@ -293,6 +301,15 @@ def eval_(
             "--format",
             help="perplexity: text (every token), conversations (assistant tokens only) or auto (conversations "
             "when rows have messages/conversations/instruction/question+answer columns).",
+        ),
+    ] = "auto",
+    prompt_format: Annotated[
+        str,
+        typer.Option(
+            help="preference: how a pair is encoded: translation (the prompt is the source sentence: medtune's "
+            "translation prompt, or the source for a seq2seq model), chat (the chat template, the answer as the "
+            "assistant turn) or auto (what a medtune model was trained for; translation for seq2seq models; "
+            "else chat)."
         ),
     ] = "auto",
     overwrite: Annotated[
@@ -336,6 +353,24 @@ def eval_(
                 max_length or 1024,
                 max_new_tokens or 32,
                 seed,
+                log=_log,
+                device=device,
+                dtype=dtype,
+            )
+        elif task == "preference":
+            from medtune.eval.preference import evaluate_preference_file
+
+            metrics = evaluate_preference_file(
+                model,
+                data,
+                out,
+                prompt_format,
+                limit,
+                batch_size or 8,
+                max_length or 1024,
+                seed,
+                src_lang,
+                tgt_lang,
                 log=_log,
                 device=device,
                 dtype=dtype,

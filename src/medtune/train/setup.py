@@ -70,14 +70,19 @@ class TrainedModel:
     total_params: int
 
 
-def prepare_trainable_model(recipe: Recipe, log=print) -> TrainableModel:
-    """Load ``recipe.model`` and make it trainable: LoRA adapters or all weights, plus checkpointing."""
+def prepare_trainable_model(recipe: Recipe, log=print, model_name: str | None = None) -> TrainableModel:
+    """Load ``recipe.model`` (or ``model_name``: e.g. a merged SFT model that preference training starts
+    from) and make it trainable: fresh LoRA adapters or all weights, plus checkpointing."""
     cfg = recipe.train
     device, compute, autocast = training_precision(recipe, log)
     torch.manual_seed(recipe.seed)
     weights = torch.float32 if autocast is not None else compute
     loaded = load_model(
-        recipe.model, dtype=dtype_name(weights), device=str(device), quantization=cfg.quantization, log=log
+        model_name or recipe.model,
+        dtype=dtype_name(weights),
+        device=str(device),
+        quantization=cfg.quantization,
+        log=log,
     )
     model = loaded.model
     if cfg.quantization == "4bit":
@@ -124,8 +129,13 @@ def loop_config(recipe: Recipe, autocast_dtype: torch.dtype | None = None) -> Lo
     )
 
 
-def fit(recipe: Recipe, trainable: TrainableModel, train: list, dev: list, resume: bool, log=print) -> TrainResult:
-    """Run the training loop on encoded examples; checkpoints go to ``<output_dir>/checkpoints``."""
+def fit(
+    recipe: Recipe, trainable: TrainableModel, train: list, dev: list, resume: bool, log=print, objective=None
+) -> TrainResult:
+    """Run the training loop on encoded examples; checkpoints go to ``<output_dir>/checkpoints``.
+
+    ``objective`` (:mod:`medtune.train.objectives`) is the loop's default (SFT) when None.
+    """
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     loaded = trainable.loaded
@@ -139,6 +149,7 @@ def fit(recipe: Recipe, trainable: TrainableModel, train: list, dev: list, resum
         out / "checkpoints",
         resume,
         log,
+        **({} if objective is None else {"objective": objective}),
     )
 
 
@@ -154,7 +165,7 @@ def save_trained_model(
     trainable.model.save_pretrained(out, safe_serialization=True)
     loaded.tokenizer.save_pretrained(out)
     model_info = {
-        "base_model": _portable_base_name(loaded.ref.base_name),
+        "base_model": _portable_base_name(_adapter_base(loaded) if cfg.method == "lora" else loaded.ref.base_name),
         "task": recipe.task,
         "method": cfg.method,
         "adapter": cfg.method == "lora",
@@ -173,6 +184,13 @@ def save_trained_model(
     }
     (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2), encoding="utf-8")
     return TrainedModel(out, result, trainable.trainable_params, trainable.total_params)
+
+
+def _adapter_base(loaded: LoadedModel) -> str:
+    """What a new adapter sits on: a medtune full-model folder (a full fine-tune, a merged SFT model) is
+    itself the base, not the base it was made from (which its own info names)."""
+    ref = loaded.ref
+    return ref.base_path if ref.info is not None and ref.adapter_path is None else ref.base_name
 
 
 def _portable_base_name(name: str) -> str:

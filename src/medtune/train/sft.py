@@ -24,9 +24,10 @@ class EncodingReport:
     encoded: int = 0
     truncated: int = 0  # longer than train.max_length: cut at the end
     skipped: list[str] = field(default_factory=list)  # "origin: reason" for conversations not used
+    unit: str = "conversations"  # what is counted: conversations, or preference pairs
 
     def summary(self, name: str) -> str:
-        parts = [f"{name}: {self.encoded} conversations encoded"]
+        parts = [f"{name}: {self.encoded} {self.unit} encoded"]
         if self.truncated:
             parts.append(f"{self.truncated} cut to train.max_length")
         if self.skipped:
