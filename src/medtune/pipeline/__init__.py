@@ -13,7 +13,11 @@ from medtune.pipeline.common import open_run
 from medtune.recipes.schema import Recipe
 
 
-def _task_functions(task: str):
+def _task_functions(task: str, objective: str = "sft"):
+    if objective != "sft":
+        from medtune.pipeline.preference import refuse_run, train_preference_recipe
+
+        return train_preference_recipe, refuse_run
     if task == "translation":
         from medtune.pipeline.translation import run_translation_recipe, train_translation_recipe
 
@@ -39,11 +43,11 @@ def _run_stages(stages, recipe: Recipe, resume: bool, overwrite: bool, force: bo
 
 def train_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, force: bool = False, log=print) -> Path:
     """``medtune train``: prepare the data and fine-tune; returns the trained model folder."""
-    train, _ = _task_functions(recipe.task)
+    train, _ = _task_functions(recipe.task, recipe.train.objective)
     return _run_stages(train, recipe, resume, overwrite, force, log)
 
 
 def run_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, force: bool = False, log=print) -> dict:
     """``medtune run``: score the base, fine-tune, score again, write the report; returns its summary."""
-    _, run = _task_functions(recipe.task)
+    _, run = _task_functions(recipe.task, recipe.train.objective)
     return _run_stages(run, recipe, resume, overwrite, force, log)
