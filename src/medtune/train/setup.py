@@ -19,6 +19,7 @@ from medtune.models.loading import MODEL_INFO_FILE, LoadedModel, load_model
 from medtune.recipes.loader import recipe_to_yaml
 from medtune.recipes.schema import Recipe
 from medtune.train.loop import LoopConfig, TrainResult, train_loop
+from medtune.train.objectives import Objective, SFTObjective
 
 
 @dataclass
@@ -130,12 +131,15 @@ def loop_config(recipe: Recipe, autocast_dtype: torch.dtype | None = None) -> Lo
 
 
 def fit(
-    recipe: Recipe, trainable: TrainableModel, train: list, dev: list, resume: bool, log=print, objective=None
+    recipe: Recipe,
+    trainable: TrainableModel,
+    train: list,
+    dev: list,
+    resume: bool,
+    log=print,
+    objective: Objective = SFTObjective(),
 ) -> TrainResult:
-    """Run the training loop on encoded examples; checkpoints go to ``<output_dir>/checkpoints``.
-
-    ``objective`` (:mod:`medtune.train.objectives`) is the loop's default (SFT) when None.
-    """
+    """Run the training loop on encoded items with ``objective``; checkpoints go to ``<output_dir>/checkpoints``."""
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     loaded = trainable.loaded
@@ -149,7 +153,7 @@ def fit(
         out / "checkpoints",
         resume,
         log,
-        **({} if objective is None else {"objective": objective}),
+        objective,
     )
 
 
