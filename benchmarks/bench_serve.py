@@ -9,6 +9,8 @@ prompt and seed, not on its batch neighbours); the script says whether they did.
 
 Usage: python benchmarks/bench_serve.py [--model gemma-3-270m] [--requests 32] [--concurrency 8]
        [--max-tokens 64] [--device auto] [--dtype auto]
+On a CPU shared with other work, set OMP_NUM_THREADS=1 (the server inherits it): torch's thread pool
+otherwise spins against the other processes and both runs measure the contention.
 """
 
 from __future__ import annotations

@@ -96,17 +96,20 @@ class Endpoint:
         max_tokens: int = 256,
         seed: int | None = None,
         stop: list[str] | None = None,
+        prompt_id: str | None = None,
     ) -> list[str]:
         """The ``n`` replies to a conversation (``[{"role": "user", "content": ...}, ...]``), in order.
 
         A server that returns fewer than ``n`` choices (Ollama and llama.cpp ignore ``n``) is asked again
         for each missing sample, one at a time, with a seed derived from ``(seed, "sample", k)``.
+        ``prompt_id`` (``medtune serve`` only; other servers may refuse the field) makes sample ``k`` use
+        the seed ``medtune generate`` gives row ``prompt_id`` with ``--seed seed``.
 
         Raises:
             MedtuneError: the endpoint is unreachable after the retries, or refuses the request
                 (naming the URL, the HTTP status and the server's message).
         """
-        return self._create("chat", messages, n, temperature, top_p, max_tokens, seed, stop)
+        return self._create("chat", messages, n, temperature, top_p, max_tokens, seed, stop, prompt_id)
 
     def complete(
         self,
@@ -117,13 +120,14 @@ class Endpoint:
         max_tokens: int = 256,
         seed: int | None = None,
         stop: list[str] | None = None,
+        prompt_id: str | None = None,
     ) -> list[str]:
         """The ``n`` continuations of a raw text prompt (for a translation model: the translations), in order.
 
         Raises:
             MedtuneError: as :meth:`chat`.
         """
-        return self._create("completion", prompt, n, temperature, top_p, max_tokens, seed, stop)
+        return self._create("completion", prompt, n, temperature, top_p, max_tokens, seed, stop, prompt_id)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], progress: str | None = None) -> list[R]:
         """``[fn(item) for item in items]`` computed by ``concurrency`` threads, results in the items' order.
@@ -147,18 +151,20 @@ class Endpoint:
             pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
 
-    def _create(self, kind: str, prompt: Any, n: int, temperature, top_p, max_tokens, seed, stop) -> list[str]:
+    def _create(
+        self, kind: str, prompt: Any, n: int, temperature, top_p, max_tokens, seed, stop, prompt_id
+    ) -> list[str]:
         if n < 1:
             raise MedtuneError(f"n must be at least 1, got {n}.")
         from medtune.generate.engine import derive_seed  # imported here: the client itself needs no torch
 
-        texts = self._request(kind, prompt, n, temperature, top_p, max_tokens, seed, stop)
+        texts = self._request(kind, prompt, n, temperature, top_p, max_tokens, seed, stop, prompt_id)
         for k in range(len(texts), n):  # the server ignored n: ask for each missing sample on its own
             sample_seed = None if seed is None else derive_seed(seed, "sample", k)
-            texts += self._request(kind, prompt, 1, temperature, top_p, max_tokens, sample_seed, stop)[:1]
+            texts += self._request(kind, prompt, 1, temperature, top_p, max_tokens, sample_seed, stop, prompt_id)[:1]
         return texts[:n]
 
-    def _request(self, kind: str, prompt: Any, n, temperature, top_p, max_tokens, seed, stop) -> list[str]:
+    def _request(self, kind: str, prompt: Any, n, temperature, top_p, max_tokens, seed, stop, prompt_id) -> list[str]:
         import openai
 
         options: dict[str, Any] = dict(
@@ -168,6 +174,8 @@ class Endpoint:
             options["seed"] = seed
         if stop:
             options["stop"] = list(stop)
+        if prompt_id is not None:
+            options["extra_body"] = {"prompt_id": str(prompt_id)}
         try:
             if kind == "chat":
                 response = self._client.chat.completions.create(messages=prompt, **options)

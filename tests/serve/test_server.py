@@ -66,31 +66,18 @@ def test_n_seeded_samples_equal_the_engine_with_derived_seeds(client, medtune_se
     )
 
 
-def test_a_chat_request_equals_medtune_generate_with_the_same_seed(client, medtune_server, tmp_path):
+def test_a_chat_request_equals_medtune_generate_with_the_same_seed_and_prompt_id(medtune_server, tmp_path):
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text(json.dumps({"messages": HELLO}) + "\n")
+    prompts.write_text(json.dumps({"id": "q7", "messages": HELLO}) + "\n")
     out = tmp_path / "answers.jsonl"
-    args = ["--temperature", "0.8", "--seed", "5", "--num-return-sequences", "2", "--max-new-tokens", "10"]
-    result = run_cli(
-        [
-            "generate",
-            "--model",
-            medtune_server.model_dir,
-            "--data",
-            prompts,
-            "--out",
-            out,
-            *args,
-            "--device",
-            "cpu",
-            "--dtype",
-            "float32",
-        ]
-    )
+    options = ["--temperature", "0.8", "--seed", "5", "--num-return-sequences", "2", "--max-new-tokens", "10"]
+    model = ["--model", medtune_server.model_dir, "--device", "cpu", "--dtype", "float32"]
+    result = run_cli(["generate", *model, "--data", prompts, "--out", out, *options])
     assert result.exit_code == 0, result.output
     [row] = [json.loads(line) for line in out.read_text().splitlines()]
-    response = chat(client, medtune_server, n=2, temperature=0.8, seed=5, max_tokens=10)
-    assert [c.message.content for c in response.choices] == row["outputs"]
+    settings = EndpointSettings(medtune_server.base_url, medtune_server.model, medtune_server.api_key)
+    texts = Endpoint(settings).chat(HELLO, n=2, temperature=0.8, seed=5, max_tokens=10, prompt_id="q7")
+    assert texts == row["outputs"] and len(set(texts)) == 2
 
 
 def test_same_seed_same_text_other_seed_other_text(client, medtune_server):
