@@ -127,6 +127,19 @@ def test_lora_dpo_from_an_sft_adapter(tmp_path, sft_adapter_dir, tiny_gemma_dir)
     assert any("merged earlier" in m for m in messages)
 
 
+def test_chained_preference_training_never_replaces_its_own_base(tmp_path, sft_adapter_dir):
+    """DPO again from a DPO output (an adapter on <run>/sft_merged) into the same run: refused, base kept."""
+    from medtune.errors import MedtuneError
+    from medtune.train.preference import MERGED_FOLDER, train_preference
+
+    first = tmp_path / "dpo"
+    train_preference(_recipe(sft_adapter_dir), _pairs(), [], str(sft_adapter_dir), str(first), log=_quiet)
+    stamp = (tmp_path / MERGED_FOLDER / "model.safetensors").stat().st_mtime_ns
+    with pytest.raises(MedtuneError, match="cannot hold a new merge"):
+        train_preference(_recipe(first), _pairs(), [], str(first), str(tmp_path / "dpo2"), log=_quiet)
+    assert (tmp_path / MERGED_FOLDER / "model.safetensors").stat().st_mtime_ns == stamp
+
+
 def test_merge_folder_not_written_by_medtune_is_refused(tmp_path, sft_adapter_dir):
     from medtune.errors import MedtuneError
     from medtune.train.preference import MERGED_FOLDER, train_preference

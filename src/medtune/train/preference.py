@@ -177,6 +177,11 @@ def merged_sft_model(adapter_dir: Path, merged: Path, log=print) -> Path:
 
     source = {"adapter": str(adapter_dir.resolve()), "adapter_sha256": _adapter_hash(adapter_dir)}
     marker = merged / MERGED_SOURCE_FILE
+    if Path(resolve_model(str(adapter_dir)).base_path).resolve() == merged.resolve():
+        raise MedtuneError(
+            f"{adapter_dir} is an adapter on {merged} itself (an earlier preference training's output), so that "
+            "folder cannot hold a new merge. Set output_dir to a folder outside this run (--set output_dir=...)."
+        )
     if merged.exists():
         recorded = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
         if recorded is None:
