@@ -1,5 +1,7 @@
 """Token scores of a causal LM (training loss, per-token NLL, log-probs at chosen positions), all
-through one decision: medtune's fused output layer, or the model's own.
+through one decision: medtune's fused output layer, or the model's own; and per-sequence log-probs
+(:func:`sequence_logps`) of causal and encoder-decoder models, shared by preference training and
+evaluation.
 
 medtune's fused output layer (:mod:`medtune.models.fused_head`) re-implements the model's head, and
 a model may do more in its own forward: Granite divides the logits by ``logits_scaling``, Cohere
@@ -195,6 +197,40 @@ def causal_sequence_logps(model, batch: dict[str, torch.Tensor]) -> torch.Tensor
     the same output-layer decision as training; differentiable when gradients are enabled."""
     nll, keep = labelled_token_nll(model, batch)
     return -row_sums(nll, keep)
+
+
+def seq2seq_labelled_logits(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An encoder-decoder's own forward with the decoder fed the shifted labels: (float32 logits at the
+    labelled target positions ``[n, vocab]``, those labels ``[n]``, the ``[batch, target]`` mask of them)."""
+    labels = batch["labels"]
+    decoder_inputs = unwrap_model(model).prepare_decoder_input_ids_from_labels(labels=labels)
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=decoder_inputs)
+    keep = labels != IGNORE
+    return out.logits[keep].float(), labels[keep], keep
+
+
+def seq2seq_sequence_logps(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Summed log-probability ``[batch]`` of each row's target tokens of an encoder-decoder batch."""
+    logits, targets, keep = seq2seq_labelled_logits(model, batch)
+    return -row_sums(F.cross_entropy(logits, targets, reduction="none"), keep)
+
+
+def sequence_logps(model, batch: dict[str, torch.Tensor], seq2seq: bool) -> torch.Tensor:
+    """Summed log-probability ``[rows]`` of each row's labelled tokens (``labels != IGNORE``), float32
+    or wider, differentiable when gradients are enabled; rows without a labelled token score 0.
+
+    Causal LMs go through the same output-layer decision as training (medtune's fused head with
+    logits only at answer tokens, chunked, where the parity probe allows); encoder-decoder models
+    (Marian) through their own forward. Training (DPO, KTO) and evaluation share this one function.
+    """
+    return seq2seq_sequence_logps(model, batch) if seq2seq else causal_sequence_logps(model, batch)
+
+
+def labelled_token_counts(batch: dict[str, torch.Tensor], seq2seq: bool) -> torch.Tensor:
+    """Number of scored target tokens per row ``[rows]``, as :func:`sequence_logps` counts them (causal
+    rows: labels from the second position on, since the first position predicts nothing)."""
+    labels = batch["labels"] if seq2seq else batch["labels"][:, 1:]
+    return (labels != IGNORE).sum(dim=1)
 
 
 def causal_target_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
