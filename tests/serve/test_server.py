@@ -209,3 +209,11 @@ def test_concurrent_requests_share_batches_and_give_the_sequential_texts(medtune
     assert after["engine_calls"] - before["engine_calls"] < 6  # some requests were decoded together
     assert after["largest_batch"] > 1
     assert together == [ask(seed) for seed in seeds]
+
+
+def test_unknown_routes_and_models_get_openai_style_404s(medtune_server):
+    headers = {"Authorization": f"Bearer {medtune_server.api_key}"}
+    route = httpx.get(f"{medtune_server.base_url}/nothing", headers=headers)
+    model = httpx.get(f"{medtune_server.base_url}/models/other", headers=headers)
+    assert route.status_code == 404 and route.json()["error"]["type"] == "not_found_error"
+    assert model.status_code == 404 and model.json()["error"]["code"] == "model_not_found"
