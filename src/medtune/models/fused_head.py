@@ -82,6 +82,9 @@ class _LinearTokenNLL(torch.autograd.Function):
         nll, lse = _chunked_token_nll(hidden, weight, targets, softcap)
         ctx.save_for_backward(hidden, weight, targets, lse)
         ctx.softcap = softcap
+        # the backward pass runs outside autocast: recompute the logits under the forward's autocast
+        device = hidden.device.type
+        ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
         return nll
 
     @staticmethod
@@ -90,22 +93,39 @@ class _LinearTokenNLL(torch.autograd.Function):
         softcap = ctx.softcap
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         grad_weight = upcast(torch.zeros_like(weight)) if ctx.needs_input_grad[1] else None
-        for start in range(0, hidden.shape[0], CHUNK_ROWS):
-            h = hidden[start : start + CHUNK_ROWS]
-            t = targets[start : start + CHUNK_ROWS]
-            logits = _capped_logits(h, weight, softcap)  # recomputed: the extra head matmul per chunk
-            cap_slope = 1 - (logits / softcap) ** 2 if softcap else None
-            d = logits.sub_(lse[start : start + CHUNK_ROWS, None]).exp_()  # softmax, in place
-            d[torch.arange(len(t), device=t.device), t] -= 1  # d(nll)/d(logits) = softmax - onehot
-            d *= grad_nll[start : start + CHUNK_ROWS, None].to(d.dtype)
-            if softcap:
-                d *= cap_slope
-            d = d.to(weight.dtype)
-            if grad_hidden is not None:
-                grad_hidden[start : start + CHUNK_ROWS] = d @ weight
-            if grad_weight is not None:
-                grad_weight += upcast(d.T @ h)
+        device, autocast, autocast_dtype = ctx.autocast
+        with torch.autocast(device, dtype=autocast_dtype, enabled=autocast):
+            _chunked_backward(hidden, weight, targets, lse, softcap, grad_nll, grad_hidden, grad_weight)
         return grad_hidden, grad_weight.to(weight.dtype) if grad_weight is not None else None, None, None
+
+
+def _chunked_backward(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    lse: torch.Tensor,
+    softcap: float | None,
+    grad_nll: torch.Tensor,
+    grad_hidden: torch.Tensor | None,
+    grad_weight: torch.Tensor | None,
+) -> None:
+    """:class:`_LinearTokenNLL`'s backward, chunk by chunk: fills ``grad_hidden`` and adds into
+    ``grad_weight`` (each only when not None)."""
+    for start in range(0, hidden.shape[0], CHUNK_ROWS):
+        h = hidden[start : start + CHUNK_ROWS]
+        t = targets[start : start + CHUNK_ROWS]
+        logits = _capped_logits(h, weight, softcap)  # recomputed: the extra head matmul per chunk
+        cap_slope = 1 - (logits / softcap) ** 2 if softcap else None
+        d = logits.sub_(lse[start : start + CHUNK_ROWS, None]).exp_()  # softmax, in place
+        d[torch.arange(len(t), device=t.device), t] -= 1  # d(nll)/d(logits) = softmax - onehot
+        d *= grad_nll[start : start + CHUNK_ROWS, None].to(d.dtype)
+        if softcap:
+            d *= cap_slope
+        d = d.to(weight.dtype)
+        if grad_hidden is not None:
+            grad_hidden[start : start + CHUNK_ROWS] = d @ weight
+        if grad_weight is not None:
+            grad_weight += upcast(d.T @ h)
 
 
 def _capped_logits(rows: torch.Tensor, weight: torch.Tensor, softcap: float | None) -> torch.Tensor:
