@@ -11,6 +11,7 @@ decode once and repeat the reply ``n`` times.
 
 from __future__ import annotations
 
+import copy
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -87,7 +88,11 @@ class ServeStats:
 
 
 class ServedModel:
-    """A loaded model under a served name; only the batching worker thread calls :meth:`run_batch`."""
+    """A loaded model under a served name.
+
+    The ``*_job`` methods run on the event loop (with ``request_tokenizer``); ``run_batch`` and
+    ``run_streamed`` only on the batching worker thread (with the model and its tokenizer).
+    """
 
     def __init__(self, loaded: LoadedModel, name: str, max_batch_size: int = 32):
         self.loaded = loaded
@@ -95,6 +100,9 @@ class ServedModel:
         self.max_batch_size = max_batch_size
         self.stats = ServeStats()
         self.context_limit = getattr(loaded.model.config, "max_position_embeddings", None)
+        # Requests are tokenised on the event loop while the worker encodes batches: a fast tokenizer
+        # used from two threads at once fails ("Already borrowed"), so each thread has its own.
+        self.request_tokenizer = copy.deepcopy(loaded.tokenizer)
 
     # ---- requests -> jobs (on the event loop; no model calls) ----
 
@@ -104,7 +112,7 @@ class ServedModel:
         Raises:
             ServeError: 400 for a model that cannot chat (seq2seq, or no chat template) or a bad conversation.
         """
-        tokenizer = self.loaded.tokenizer
+        tokenizer = self.request_tokenizer
         if self.loaded.is_seq2seq:
             raise ServeError(400, f"{self.name} is a translation (encoder-decoder) model: use /v1/completions.")
         try:
@@ -129,7 +137,7 @@ class ServedModel:
         )
 
     def _job(self, request: SamplingRequest, prompt: str, settings, add_special_tokens: bool, top_logprobs):
-        prompt_tokens = len(self.loaded.tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"])
+        prompt_tokens = len(self.request_tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"])
         limit = self.context_limit
         total = prompt_tokens if self.loaded.is_seq2seq else prompt_tokens + settings.max_new_tokens
         if limit is not None and total > limit:
