@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_checks import assert_user_error, run_cli
+from conftest import demo_records
 
 from medtune.data.prompts import translation_prompt, translation_target
 from medtune.eval.significance import bootstrap_interval
-from tests.cli_checks import assert_user_error, run_cli
-from tests.conftest import demo_records
 
 BETA = 0.5
 FLOAT32 = ["--dtype", "float32", "--device", "cpu"]

@@ -7,9 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-
-from tests.cli_checks import assert_user_error, run_cli
-from tests.conftest import demo_records
+from cli_checks import assert_user_error, run_cli
+from conftest import demo_records
 
 
 def _pairs_file(path: Path, n: int = 10) -> Path:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import demo_records
 
 from medtune.data.preference import PreferencePair
 from medtune.data.prompts import translation_prompt, translation_target
 from medtune.recipes.schema import Recipe
-from tests.conftest import demo_records
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 MARIAN_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
