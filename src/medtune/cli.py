@@ -242,8 +242,18 @@ def eval_(
     ] = "translation",
     src_col: Annotated[str, typer.Option(help="Source-text column (translation).")] = "en",
     tgt_col: Annotated[str, typer.Option(help="Reference-translation column (translation).")] = "es",
-    src_lang: Annotated[str, typer.Option(help="Source language code used in the prompt (translation).")] = "en",
-    tgt_lang: Annotated[str, typer.Option(help="Target language code used in the prompt (translation).")] = "es",
+    src_lang: Annotated[
+        str,
+        typer.Option(
+            help="Source language code used in the prompt (translation; preference pairs encoded as translation)."
+        ),
+    ] = "en",
+    tgt_lang: Annotated[
+        str,
+        typer.Option(
+            help="Target language code used in the prompt (translation; preference pairs encoded as translation)."
+        ),
+    ] = "es",
     glossary: Annotated[
         str | None, typer.Option(help="Term glossary (columns en/es) for terminology accuracy (translation).")
     ] = None,
