@@ -12,6 +12,7 @@ from medtune.generate.engine import (
     SamplingSettings,
     SeededSampler,
     StopAtNewline,
+    StopAtStrings,
     cut_at_stop_string,
     derive_seed,
     generate_texts,
@@ -33,6 +34,24 @@ def test_stop_at_newline_looks_only_at_new_tokens():
     ids = torch.tensor([[7, 1, 1, 2, 3], [1, 1, 1, 2, 7], [1, 1, 1, 7, 2]])  # a 7 in the prompt does not count
     assert stop(ids, None).tolist() == [False, True, True]
     assert stop(ids[:, :3], None).tolist() == [False, False, False]
+
+
+def test_stop_at_strings_looks_only_at_new_text(tiny_tokenizer):
+    def encode(text: str) -> list[int]:
+        return tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def padded(ids: list[int], width: int, left: bool) -> list[int]:
+        pads = [tiny_tokenizer.pad_token_id] * (width - len(ids))
+        return pads + ids if left else ids + pads
+
+    prompts = [encode("Take it. Then rest."), encode("Hi")]  # the first prompt holds ". "
+    new = [encode("Now"), encode("Tomalo. Ya")]
+    prompt_width, new_width = max(map(len, prompts)), max(map(len, new))
+    ids = torch.tensor(
+        [padded(p, prompt_width, True) + padded(n, new_width, False) for p, n in zip(prompts, new, strict=True)]
+    )
+    stop = StopAtStrings(tiny_tokenizer, [". "], prompt_width)
+    assert stop(ids, None).tolist() == [False, True]  # the prompt's ". " does not count
 
 
 def test_causal_batched_generation_matches_one_by_one(tiny_gemma_dir, demo_pairs):

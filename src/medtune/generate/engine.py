@@ -132,6 +132,29 @@ class StopAtNewline(StoppingCriteria):
         return torch.isin(new, self.newline_ids).any(dim=1)
 
 
+class StopAtStrings(StoppingCriteria):
+    """Marks a sequence finished once its new text contains one of the stop strings.
+
+    Why not transformers' ``stop_strings``: it rebuilds a vocabulary-wide table on every ``generate``
+    call (1.4 s for Gemma's 262k tokens, per batch) and also matches a string that begins in the prompt.
+    Only the last tokens are decoded each step: enough for a stop string that the newest token completes.
+    """
+
+    def __init__(self, tokenizer, stop_strings: Sequence[str], prompt_width: int):
+        self.tokenizer = tokenizer
+        self.stop_strings = tuple(stop_strings)
+        self.prompt_width = prompt_width
+        self.window = (
+            max(len(stop) for stop in self.stop_strings) + 8
+        )  # tokens; every token but a special one adds text
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        tails = input_ids[:, self.prompt_width :][:, -self.window :].tolist()
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        done = [any(stop in text for stop in self.stop_strings) for text in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
 _NEWLINE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -309,13 +332,15 @@ def sample_sequences(
     if streamer is not None and len(prompts) != 1:
         raise ValueError("A streamer follows one sequence; pass exactly one prompt with it.")
     stop_ids = sorted(set(model_eos_ids(model)) | set(settings.stop_token_ids))
+    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
 
     def batch_kwargs(idx: list[int], width: int) -> dict:
         kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1, streamer=streamer)
         if stop_ids:
             kwargs["eos_token_id"] = stop_ids
-        if settings.stop_strings:  # transformers' own stop-string matcher ends a row early; the cut is ours
-            kwargs.update(stop_strings=list(settings.stop_strings), tokenizer=tokenizer)
+        if settings.stop_strings:  # ends a row early; the text is cut below
+            stop = StopAtStrings(tokenizer, settings.stop_strings, 0 if seq2seq else width)
+            kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
         if not settings.greedy:
             sampler = SeededSampler([seeds[i] for i in idx], settings.temperature, settings.top_p, model.device)
             kwargs["logits_processor"] = LogitsProcessorList([sampler])

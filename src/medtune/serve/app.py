@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError, StarletteHTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
-from openai.types import CompletionUsage, Model
+from openai.types import Completion, CompletionUsage, Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage, ChatCompletionTokenLogprob
 from openai.types.chat.chat_completion import Choice as ChatChoice
 from openai.types.chat.chat_completion import ChoiceLogprobs
@@ -220,9 +220,11 @@ def _chat_completion(name: str, job: GenerationJob, choices: list[Choice]) -> Ch
 
 
 def _completion_logprobs(choice: Choice) -> dict:
-    """The legacy completions ``logprobs`` object; ``text_offset`` counts from the start of the returned text."""
+    """The legacy completions ``logprobs`` object; ``text_offset`` counts from the start of the returned
+    (stripped) text, so tokens of stripped leading whitespace sit at 0."""
+    joined = "".join(t.token for t in choice.logprobs)
+    lead = len(joined) - len(joined.lstrip())
     offsets, position = [], 0
-    lead = len(choice.logprobs[0].token) - len(choice.logprobs[0].token.lstrip()) if choice.logprobs else 0
     for t in choice.logprobs:
         offsets.append(max(0, position - lead))
         position += len(t.token)
@@ -234,9 +236,7 @@ def _completion_logprobs(choice: Choice) -> dict:
     }
 
 
-def _completion(name: str, job: GenerationJob, choices: list[Choice]):
-    from openai.types import Completion
-
+def _completion(name: str, job: GenerationJob, choices: list[Choice]) -> Completion:
     return Completion.model_validate(
         {
             "id": f"cmpl-{uuid.uuid4().hex}",
