@@ -92,3 +92,20 @@ def test_llm_judge_needs_a_model_and_warns_on_self_judging(tmp_path):
     messages.clear()
     build_judge("llm", model=str(tmp_path), policy_model="another-model", log=messages.append)
     assert messages == []
+
+
+def test_a_glossary_file_gives_the_reference_judge_its_terms(tmp_path):
+    glossary = tmp_path / "glossary.tsv"
+    glossary.write_text(
+        "en\tes\nblood pressure\tpresión arterial\nheart attack|heart attacks\tinfarto\n", encoding="utf-8"
+    )
+    judge = build_judge("reference", glossary=str(glossary))
+    assert judge.glossary_terms == ("blood pressure", "presión arterial", "heart attack", "heart attacks", "infarto")
+    item = JudgeItem("g", "q", "Her blood pressure is high.", reference="High blood pressure.")
+    [judgment] = judge.score([item])
+    # key points: high, blood, pressure, "high blood", "blood pressure" (the glossary term is the same one, counted once)
+    assert judgment.criteria["coverage"] == 0.8  # "high blood" is not in the answer
+    with pytest.raises(MedtuneError, match="columns 'en' and 'es'"):
+        bad = tmp_path / "bad.tsv"
+        bad.write_text("source\ttarget\nx\ty\n", encoding="utf-8")
+        build_judge("reference", glossary=str(bad))
