@@ -48,6 +48,8 @@ def expected_chat_samples(loaded, seed: int, n: int, temperature: float, max_tok
 def test_models_lists_the_model_under_its_model_string(client, medtune_server):
     assert [m.id for m in client.models.list().data] == [str(medtune_server.model_dir)]
     assert client.models.retrieve(medtune_server.model).owned_by == "medtune"
+    started = " ".join(medtune_server.log_path.read_text().split())
+    assert f"at {medtune_server.base_url}" in started and "API key required" in started and "Warning" not in started
 
 
 def test_n_seeded_samples_equal_the_engine_with_derived_seeds(client, medtune_server, loaded):

@@ -86,8 +86,23 @@ def serve(
     except MedtuneError as exc:
         _fail(exc)
     shown = f"[{host}]" if ":" in host else host
+    info = app.state.served.loaded.runtime_info()
     _log(
-        f"Serving {settings.name} at http://{shown}:{port}/v1 (batches of up to {max_batch_size} sequences"
-        f"{', API key required' if api_key else ''}). Ctrl-C stops."
+        f"Serving {settings.name} on {info['device']} ({info['device_name']}, {info['dtype']}) at "
+        f"http://{shown}:{port}/v1, batches of up to {max_batch_size} sequences"
+        f"{', API key required' if api_key else ''}. Ctrl-C stops."
     )
+    if api_key is None and not _is_loopback(host):
+        _log(
+            f"Warning: {host} accepts connections from other machines and no --api-key is set: anyone who can reach port {port} can use the model."
+        )
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
