@@ -71,84 +71,104 @@ class _LinearCrossEntropy(torch.autograd.Function):
 class _LinearTokenNLL(torch.autograd.Function):
     """Per-row cross-entropy of ``hidden @ weight.T`` (optionally soft-capped), chunked over rows.
 
-    Sequence log-probs (DPO, KTO) weight each row's loss by a different upstream gradient, so,
-    unlike :class:`_LinearCrossEntropy`, the gradient cannot be formed in the forward pass. The
-    forward keeps only each row's log-sum-exp; the backward recomputes each chunk's logits (one
-    extra head matmul per chunk) and scales softmax - onehot by that row's upstream gradient.
+    Sequence log-probs (DPO, KTO) give each row its own upstream gradient g, so, unlike
+    :class:`_LinearCrossEntropy`, the whole gradient cannot be formed in the forward pass. The hidden
+    rows' part still can, per row: d(nll)/d(hidden) = (softmax - onehot) @ W, which the backward only
+    scales by g, at SFT's cost. A trainable output layer (full fine-tuning) needs
+    Σ g (softmax - onehot)ᵀ hidden, which depends on g: the forward then keeps each row's
+    log-sum-exp and the backward recomputes each chunk's logits, one extra head matmul per chunk.
     """
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, softcap):
-        nll, lse = _chunked_token_nll(hidden, weight, targets, softcap)
-        ctx.save_for_backward(hidden, weight, targets, lse)
-        ctx.softcap = softcap
-        # the backward pass runs outside autocast: recompute the logits under the forward's autocast
-        device = hidden.device.type
-        ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        ctx.recompute = weight.requires_grad
+        if ctx.recompute:
+            nll, lse = _chunked_token_nll(hidden, weight, targets, softcap)
+            ctx.save_for_backward(hidden, weight, targets, lse)
+            ctx.softcap = softcap
+            # the backward pass runs outside autocast: recompute the logits under the forward's autocast
+            device = hidden.device.type
+            ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        else:
+            row_grads = torch.empty_like(hidden)
+            nll, _ = _chunked_token_nll(hidden, weight, targets, softcap, row_grads)
+            ctx.save_for_backward(row_grads)
         return nll
 
     @staticmethod
     def backward(ctx, grad_nll):
+        if not ctx.recompute:
+            (row_grads,) = ctx.saved_tensors
+            return row_grads * grad_nll[:, None].to(row_grads.dtype), None, None, None
         hidden, weight, targets, lse = ctx.saved_tensors
-        softcap = ctx.softcap
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        grad_weight = upcast(torch.zeros_like(weight)) if ctx.needs_input_grad[1] else None
+        grad_weight = upcast(torch.zeros_like(weight))
         device, autocast, autocast_dtype = ctx.autocast
         with torch.autocast(device, dtype=autocast_dtype, enabled=autocast):
-            _chunked_backward(hidden, weight, targets, lse, softcap, grad_nll, grad_hidden, grad_weight)
-        return grad_hidden, grad_weight.to(weight.dtype) if grad_weight is not None else None, None, None
+            for start in range(0, hidden.shape[0], CHUNK_ROWS):
+                rows = slice(start, start + CHUNK_ROWS)
+                logits, slope = _capped_logits(hidden[rows], weight, ctx.softcap)  # the extra head matmul
+                d = _softmax_minus_onehot(logits, slope, lse[rows], targets[rows])
+                d = (d * grad_nll[rows, None].to(d.dtype)).to(weight.dtype)
+                if grad_hidden is not None:
+                    grad_hidden[rows] = d @ weight
+                grad_weight += upcast(d.T @ hidden[rows])
+        return grad_hidden, grad_weight.to(weight.dtype), None, None
 
 
-def _chunked_backward(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    targets: torch.Tensor,
-    lse: torch.Tensor,
-    softcap: float | None,
-    grad_nll: torch.Tensor,
-    grad_hidden: torch.Tensor | None,
-    grad_weight: torch.Tensor | None,
-) -> None:
-    """:class:`_LinearTokenNLL`'s backward, chunk by chunk: fills ``grad_hidden`` and adds into
-    ``grad_weight`` (each only when not None)."""
-    for start in range(0, hidden.shape[0], CHUNK_ROWS):
-        h = hidden[start : start + CHUNK_ROWS]
-        t = targets[start : start + CHUNK_ROWS]
-        logits = _capped_logits(h, weight, softcap)  # recomputed: the extra head matmul per chunk
-        cap_slope = 1 - (logits / softcap) ** 2 if softcap else None
-        d = logits.sub_(lse[start : start + CHUNK_ROWS, None]).exp_()  # softmax, in place
-        d[torch.arange(len(t), device=t.device), t] -= 1  # d(nll)/d(logits) = softmax - onehot
-        d *= grad_nll[start : start + CHUNK_ROWS, None].to(d.dtype)
-        if softcap:
-            d *= cap_slope
-        d = d.to(weight.dtype)
-        if grad_hidden is not None:
-            grad_hidden[start : start + CHUNK_ROWS] = d @ weight
-        if grad_weight is not None:
-            grad_weight += upcast(d.T @ h)
-
-
-def _capped_logits(rows: torch.Tensor, weight: torch.Tensor, softcap: float | None) -> torch.Tensor:
-    """``rows @ weight.T`` upcast from half precision, soft-capped when ``softcap`` is set."""
+def _capped_logits(
+    rows: torch.Tensor, weight: torch.Tensor, softcap: float | None, with_slope: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(``rows @ weight.T`` upcast from half precision and soft-capped when ``softcap`` is set, the
+    soft-cap's slope d(capped)/d(z) when capped and ``with_slope``, else None)."""
     z = upcast(rows @ weight.T)
-    return torch.tanh(z / softcap) * softcap if softcap else z
+    if not softcap:
+        return z, None
+    logits = torch.tanh(z / softcap) * softcap
+    return logits, 1 - (logits / softcap) ** 2 if with_slope else None
+
+
+def _softmax_minus_onehot(
+    logits: torch.Tensor, slope: torch.Tensor | None, lse: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """d(nll)/d(z) of each row: (softmax - onehot), times the soft-cap's slope; in place on ``logits``."""
+    d = logits.sub_(lse[:, None]).exp_()
+    d[torch.arange(len(targets), device=targets.device), targets] -= 1
+    return d * slope if slope is not None else d
 
 
 def _chunked_token_nll(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    softcap: float | None,
+    row_grads: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(per-row cross-entropy, per-row log-sum-exp) of the output layer, chunk by chunk.
+    """(per-row cross-entropy, per-row log-sum-exp) of the output layer, chunk by chunk; with
+    ``row_grads`` ([rows, d]), also each row's d(nll)/d(hidden) written into it.
 
-    The one computation behind both :func:`linear_token_nll` paths, so that a score taken without
+    The one computation behind every :func:`linear_token_nll` path, so that a score taken without
     gradient (a reference pass) is bit-identical to the same score taken with one (the policy).
     """
     nll = upcast(hidden.new_empty(hidden.shape[0]))
     lse = torch.empty_like(nll)
     for start in range(0, hidden.shape[0], CHUNK_ROWS):
-        logits = _capped_logits(hidden[start : start + CHUNK_ROWS], weight, softcap)
-        lse[start : start + CHUNK_ROWS] = logits.logsumexp(dim=-1)
-        target_logits = logits.gather(1, targets[start : start + CHUNK_ROWS, None]).squeeze(1)
-        nll[start : start + CHUNK_ROWS] = lse[start : start + CHUNK_ROWS] - target_logits
+        rows = slice(start, start + CHUNK_ROWS)
+        logits, slope = _capped_logits(hidden[rows], weight, softcap, with_slope=row_grads is not None)
+        target_logits = logits.gather(1, targets[rows, None]).squeeze(1)
+        # log-sum-exp in place on the chunk's own buffer, as _LinearCrossEntropy does: no second
+        # (rows x vocab) buffer, and the exponentials serve the softmax below
+        top = logits.amax(dim=-1, keepdim=True)
+        exps = logits.sub_(top).exp_()
+        norm = exps.sum(dim=-1, keepdim=True)
+        lse[rows] = (top + norm.log()).squeeze(1)
+        nll[rows] = lse[rows] - target_logits
+        if row_grads is not None:
+            d = exps.div_(norm)  # softmax
+            d[torch.arange(d.shape[0], device=d.device), targets[rows]] -= 1
+            if slope is not None:
+                d *= slope
+            row_grads[rows] = d.to(weight.dtype) @ weight
     return nll, lse
 
 
