@@ -186,8 +186,8 @@ def _rows(batch: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor
 
 
 @contextlib.contextmanager
-def dropout_off(model) -> Iterator[None]:
-    """Every module in eval mode for the block; each module's own train/eval mode is restored after."""
+def eval_mode(model) -> Iterator[None]:
+    """Every module in eval mode (dropout off) for the block; each module's own mode is restored after."""
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
@@ -229,7 +229,7 @@ def batch_reference_logps(model, batch: dict[str, torch.Tensor], seq2seq: bool) 
             "disable and the batch carries no precomputed reference log-probs. Train with train.method=lora, or "
             "precompute them with medtune.train.objectives.reference_logps before full fine-tuning."
         )
-    with torch.no_grad(), dropout_off(model), model.disable_adapter():
+    with torch.no_grad(), eval_mode(model), model.disable_adapter():
         return sequence_logps(model, batch, seq2seq)
 
 
@@ -263,12 +263,12 @@ def reference_logps(
     examples = [p.chosen for p in items] + [p.rejected for p in items] if pairs else list(items)
     order = sorted(range(len(examples)), key=lambda i: examples[i].length)  # similar lengths: little padding
     out = torch.empty(len(examples), dtype=torch.float64)
-    with torch.no_grad(), dropout_off(model):
+    with torch.no_grad(), eval_mode(model):
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = on_model_device(collate([examples[i] for i in chunk], pad_id, seq2seq), model)
             with precision_context(model, autocast_dtype):
-                out[chunk] = sequence_logps(model, batch, seq2seq).double().cpu()
+                out[chunk] = sequence_logps(model, batch, seq2seq).cpu().double()  # MPS has no float64
     return torch.stack(out.chunk(2), dim=1) if pairs else out
 
 
