@@ -206,8 +206,9 @@ def test_dpo_loss_and_gradient_equal_trls_on_the_same_tiny_model_and_batch(tiny_
     _perturb_lora(model)
     model.train()
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
-    trl_loss = trainer.compute_loss(model, batch)
-    trl_loss.backward()
+    trl_loss_tensor = trainer.compute_loss(model, batch)
+    trl_loss_tensor.backward()
+    trl_loss = float(trl_loss_tensor.detach())
     trl_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     model.zero_grad()
 
@@ -224,8 +225,8 @@ def test_dpo_loss_and_gradient_equal_trls_on_the_same_tiny_model_and_batch(tiny_
     loss_sum, metrics = objective.loss(model, collate_pairs(pairs, tokenizer.pad_token_id, False), False)
     (loss_sum / 4).backward()
 
-    assert float(trl_loss) > 0.1 and abs(float(trl_loss) - LN2) > 1e-3  # policy != reference
-    assert float(loss_sum) / 4 == pytest.approx(float(trl_loss), rel=1e-5)
+    assert trl_loss > 0.1 and abs(trl_loss - LN2) > 1e-3  # policy != reference
+    assert float(loss_sum) / 4 == pytest.approx(trl_loss, rel=1e-5)
     trl_metrics = trainer._metrics["train"]
     assert metrics["reward_margin"][0] / 4 == pytest.approx(trl_metrics["rewards/margins"][0], rel=1e-5)
     assert metrics["chosen_reward"][0] / 4 == pytest.approx(trl_metrics["rewards/chosen"][0], rel=1e-5)
