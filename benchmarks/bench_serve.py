@@ -7,7 +7,7 @@ The server batches concurrent requests, so the concurrent run should be several 
 (target: at least 3x). Both runs must return the same texts (a request's output depends only on its
 prompt and seed, not on its batch neighbours); the script says whether they did.
 
-Usage: python benchmarks/bench_serve.py [--model gemma-3-270m] [--requests 32] [--concurrency 8]
+Usage: python benchmarks/bench_serve.py [--model gemma-3-270m] [--requests 64] [--concurrency 8]
        [--max-tokens 64] [--device auto] [--dtype auto]
 On a CPU shared with other work, set OMP_NUM_THREADS=1 (the server inherits it): torch's thread pool
 otherwise spins against the other processes and both runs measure the contention.
@@ -44,6 +44,7 @@ def start_server(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen,
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "medtune.cli", "serve", "--model", args.model, "--port", str(port)]
     command += ["--device", args.device, "--dtype", args.dtype, "--max-batch-size", str(args.max_batch_size)]
+    command += ["--batch-wait-ms", str(args.batch_wait_ms)] if args.batch_wait_ms is not None else []
     process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 600
@@ -55,6 +56,10 @@ def start_server(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen,
             time.sleep(0.5)
     process.kill()
     raise SystemExit(f"medtune serve did not start:\n{log.read_text()}")
+
+
+def server_stats(url: str) -> dict:
+    return httpx.get(url.removesuffix("/v1") + "/medtune/stats").json()
 
 
 def timed_run(url: str, model: str, prompts: list[str], concurrency: int, max_tokens: int) -> tuple[dict, list]:
@@ -83,10 +88,11 @@ def timed_run(url: str, model: str, prompts: list[str], concurrency: int, max_to
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=EMBEDDED_NAME, help="Any model medtune can load.")
-    parser.add_argument("--requests", type=int, default=32, help="Chat requests per run.")
+    parser.add_argument("--requests", type=int, default=64, help="Chat requests per run.")
     parser.add_argument("--concurrency", type=int, default=8, help="Client threads in the concurrent run.")
     parser.add_argument("--max-tokens", type=int, default=64, help="max_tokens of each request.")
     parser.add_argument("--max-batch-size", type=int, default=32, help="The server's --max-batch-size.")
+    parser.add_argument("--batch-wait-ms", type=float, default=None, help="The server's --batch-wait-ms (its default).")
     parser.add_argument("--device", default="auto", help="The server's --device.")
     parser.add_argument("--dtype", default="auto", help="The server's --dtype.")
     args = parser.parse_args()
@@ -99,8 +105,9 @@ def main() -> None:
             model = httpx.get(f"{url}/models").json()["data"][0]["id"]
             timed_run(url, model, prompts[:2], 1, 4)  # warm-up: first-call allocations are not timed
             sequential, sequential_texts = timed_run(url, model, prompts, 1, args.max_tokens)
+            before = server_stats(url)
             concurrent, concurrent_texts = timed_run(url, model, prompts, args.concurrency, args.max_tokens)
-            stats = httpx.get(url.removesuffix("/v1") + "/medtune/stats").json()
+            after = server_stats(url)
         finally:
             process.terminate()
             process.wait(timeout=60)
@@ -113,7 +120,9 @@ def main() -> None:
         "concurrent": concurrent,
         "speedup_requests_per_s": round(concurrent["requests_per_s"] / sequential["requests_per_s"], 2),
         "same_texts": sequential_texts == concurrent_texts,
-        "server_largest_batch": stats["largest_batch"],
+        "concurrent_mean_batch": round(
+            (after["sequences"] - before["sequences"]) / (after["engine_calls"] - before["engine_calls"]), 2
+        ),
     }
     print(json.dumps(result, indent=2))
     print(

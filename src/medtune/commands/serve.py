@@ -68,8 +68,12 @@ def serve(
     ] = 32,
     batch_wait_ms: Annotated[
         float,
-        typer.Option(min=0, help="How long the first waiting request waits for others to join its batch (ms)."),
-    ] = 5.0,
+        typer.Option(
+            min=0,
+            help="The longest a batch waits for more requests (ms), and only when more are expected: the "
+            "clients of the last batch plus those that queued while it ran. A lone client never waits.",
+        ),
+    ] = 50.0,
 ) -> None:
     """Serve a model over an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models),
     batching concurrent requests. Stop with Ctrl-C."""

@@ -49,7 +49,7 @@ class ServeSettings:
     device: str = "auto"
     dtype: str = "auto"
     max_batch_size: int = 32  # sequences per batch
-    batch_wait_ms: float = 5.0  # how long the first request of a batch waits for others
+    batch_wait_ms: float = 50.0  # the longest a batch waits for the requests it expects
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
