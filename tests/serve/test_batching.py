@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medtune.models.loading import load_model
-from medtune.serve.batching import Batcher
+from medtune.serve.batching import Batcher, expected_requests
 from medtune.serve.model import ServedModel
 from medtune.serve.schemas import CompletionRequest
 
@@ -57,3 +57,10 @@ def test_a_failing_batch_fails_its_requests_and_the_worker_goes_on(served):
         futures[0].result(timeout=120)
     assert batcher.submit(job(served, PROMPTS[1], temperature=0)).result(timeout=120)[0].finish_reason == "length"
     batcher.stop()
+
+
+def test_a_batch_expects_the_last_batchs_clients_and_those_that_queued_during_it():
+    assert expected_requests(1, [10.5], last_batch_end=10.0) == 1  # a lone client's next request: no wait
+    assert expected_requests(8, [10.5], last_batch_end=10.0) == 8  # 8 clients: wait for the other 7
+    # two cohorts of 4: one queued while the other decoded; together they are 8, so wait for the others
+    assert expected_requests(4, [9.1, 9.2, 9.3, 9.4], last_batch_end=10.0) == 8

@@ -37,6 +37,12 @@ class _Pending:
     arrived: float = field(default_factory=time.monotonic)
 
 
+def expected_requests(last_batch_requests: int, arrivals: list[float], last_batch_end: float) -> int:
+    """How many requests a forming batch expects: the last batch's clients (their next requests come
+    after it ended) plus the requests gathered so far that arrived before it ended (other clients)."""
+    return last_batch_requests + sum(arrived < last_batch_end for arrived in arrivals)
+
+
 class Batcher:
     """Runs :class:`GenerationJob` s on a :class:`ServedModel` from one worker thread, batching concurrent ones."""
 
@@ -85,7 +91,7 @@ class Batcher:
             batch, size = [item], item.job.sequences
             deadline = time.monotonic() + self.batch_wait_s
             while size < self.max_batch_size:
-                expected = last_size + sum(p.arrived < self._last_batch_end for p in batch)
+                expected = expected_requests(last_size, [p.arrived for p in batch], self._last_batch_end)
                 wait_s = max(0.0, deadline - time.monotonic()) if len(batch) < expected else 0.0
                 try:
                     nxt = carried.popleft() if carried else self._queue.get(timeout=wait_s)
