@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from demo_rows import DEMO_MEDICAL, demo_records  # noqa: F401 (re-exported for older tests)
 
 from medtune.data.demo import DEMO_DIR
 from medtune.data.parallel import Pair
 
-DEMO_MEDICAL = DEMO_DIR / "medical_en_es.jsonl"
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 
 
@@ -30,11 +30,6 @@ def pytest_configure(config):
     torch.set_num_threads(1)
     # MarianTokenizer asks for sacremoses, which only matters for real Marian preprocessing.
     config.addinivalue_line("filterwarnings", "ignore:Recommended. pip install sacremoses:UserWarning")
-
-
-def demo_records(n: int | None = None) -> list[dict]:
-    lines = DEMO_MEDICAL.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines[:n] if line.strip()]
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_checks import assert_user_error, run_cli
-from conftest import demo_records
+from demo_rows import demo_records
 
 from medtune.data.prompts import translation_prompt, translation_target
 from medtune.eval.significance import bootstrap_interval

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cli_checks import assert_user_error, run_cli
-from conftest import demo_records
+from demo_rows import demo_records
 
 
 def _pairs_file(path: Path, n: int = 10) -> Path:

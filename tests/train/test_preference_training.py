@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import demo_records
+from demo_rows import demo_records
 
 from medtune.data.preference import PreferencePair
 from medtune.data.prompts import translation_prompt, translation_target
