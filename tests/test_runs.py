@@ -12,10 +12,10 @@ import pytest
 from cli_checks import file_checksums
 
 from medtune.errors import MedtuneError
+from medtune.pipeline import recipe_stages
 from medtune.recipes.loader import load_recipe, recipe_to_yaml
 from medtune.runs import (
     CHECKPOINTS,
-    STAGES,
     RunFolder,
     changed_settings,
     recipe_hash,
@@ -31,9 +31,18 @@ def settings(run_dir: Path, *overrides: str) -> dict:
     return load_recipe("translate-en-es", [f"run_dir={run_dir}", *overrides]).model_dump(mode="json")
 
 
+def translation_stages(run_dir: Path) -> list:
+    """The bundled translation recipe's stages (what each reads; nothing runs)."""
+    recipe = load_recipe("translate-en-es", [f"run_dir={run_dir}"])
+    return recipe_stages(recipe, RunFolder(run_dir, recipe.name))
+
+
+STAGES = [s.name for s in translation_stages(Path("runs/x"))]
+
+
 def opened(run_dir: Path, *overrides: str, **options) -> RunFolder:
     run = RunFolder(run_dir, "translate-en-es")
-    run.open(settings(run_dir, *overrides), log=lambda _: None, **options)
+    run.open(settings(run_dir, *overrides), log=lambda _: None, stages=translation_stages(run_dir), **options)
     return run
 
 
@@ -114,11 +123,14 @@ def test_changed_settings_are_named_as_dotted_keys():
     ],
 )
 def test_stages_to_rerun_follow_what_each_stage_reads(changed, rerun):
-    assert stages_to_rerun(changed) == rerun
+    assert list(FINISHED) == STAGES
+    assert stages_to_rerun(changed, translation_stages(Path("runs/x"))) == rerun
 
 
-def test_a_stage_the_table_does_not_know_is_rerun_on_any_change():
-    assert stages_to_rerun(["description"], ["data", "eval_extra"]) == ["report", "eval_extra"]
+def test_a_finished_stage_the_recipe_does_not_list_is_rerun_on_any_change():
+    stages = translation_stages(Path("runs/x"))
+    assert stages_to_rerun(["description"], stages, ["data", "eval_extra"]) == ["report", "eval_extra"]
+    assert stages_to_rerun([], stages, ["data", "eval_extra"]) == []
 
 
 # Refusing, resuming and forcing
@@ -169,7 +181,10 @@ def test_resume_force_forgets_the_stages_the_change_reaches_and_records_it(tmp_p
     old = manifest(tmp_path / "a")
     messages = []
     run = RunFolder(tmp_path / "a", "translate-en-es")
-    run.open(settings(tmp_path / "a", "train.max_steps=300"), resume=True, force=True, log=messages.append)
+    stages = translation_stages(tmp_path / "a")
+    run.open(
+        settings(tmp_path / "a", "train.max_steps=300"), resume=True, force=True, stages=stages, log=messages.append
+    )
 
     now = manifest(tmp_path / "a")
     assert set(now["stages"]) == {"data", "eval_base", "eval_base_zero_shot"}

@@ -51,6 +51,16 @@ ForceOpt = Annotated[
         "recorded in run.json.",
     ),
 ]
+FromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        metavar="STAGE",
+        help="Re-run this stage and every stage after it, keeping the earlier ones (implies --resume). "
+        "Stages: data, eval_base, eval_base_zero_shot, train, eval_tuned, report (medtune train: data, train). "
+        "A stage's earlier outputs are deleted only once it succeeded.",
+    ),
+]
 OverwriteOpt = Annotated[
     bool,
     typer.Option(
@@ -119,13 +129,16 @@ def run(
     resume: ResumeOpt = False,
     force: ForceOpt = False,
     overwrite: OverwriteOpt = False,
+    from_stage: FromOpt = None,
 ) -> None:
     """Run a whole recipe: score the base model, fine-tune, score again, write the report."""
     from medtune.pipeline import run_recipe
     from medtune.recipes.loader import load_recipe
 
     try:
-        summary = run_recipe(load_recipe(recipe, set_), resume=resume, overwrite=overwrite, force=force, log=_log)
+        summary = run_recipe(
+            load_recipe(recipe, set_), resume=resume, overwrite=overwrite, force=force, log=_log, from_stage=from_stage
+        )
     except MedtuneError as exc:
         _fail(exc)
     # Piped output (logs, CI) gets the whole table on one line per metric instead of 80 wrapped columns.
@@ -144,13 +157,16 @@ def train(
     resume: ResumeOpt = False,
     force: ForceOpt = False,
     overwrite: OverwriteOpt = False,
+    from_stage: FromOpt = None,
 ) -> None:
     """Fine-tune only: validate and split the data, train, save the model to the recipe's output_dir."""
     from medtune.pipeline import train_recipe
     from medtune.recipes.loader import load_recipe
 
     try:
-        path = train_recipe(load_recipe(recipe, set_), resume=resume, overwrite=overwrite, force=force, log=_log)
+        path = train_recipe(
+            load_recipe(recipe, set_), resume=resume, overwrite=overwrite, force=force, log=_log, from_stage=from_stage
+        )
     except MedtuneError as exc:
         _fail(exc)
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))

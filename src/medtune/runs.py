@@ -1,27 +1,32 @@
 """The run folder: where a recipe's stages write, what they finished, and when to refuse, skip or re-run.
 
 ``runs/<name>/run.json`` records the recipe name, the resolved recipe and its hash, and the stages
-done (with their outputs). This module alone decides what a command may do with the folder:
+done (each stage's record, with its fingerprint: ``pipeline/stages.py`` decides skip and re-run
+from those). This module alone decides what a command may do with the folder:
 
 * a new run goes only into an empty folder, or one whose earlier attempt finished no stage;
 * ``--resume`` skips finished stages but refuses a changed recipe, naming the changed keys;
-  ``--resume --force`` accepts it and forgets the finished stages whose inputs changed (and every
-  stage that reads their outputs), recording that in ``run.json``;
+  ``--resume --force`` accepts it and forgets the finished stages that read a changed key (and
+  every stage that reads their outputs), recording that in ``run.json``;
 * ``--overwrite`` replaces only a run medtune made, and deletes the old run only once the new
   run's data stage has succeeded (until then it waits beside the folder, put back on failure);
 * the model folder (``output_dir``) is written only when it is empty or was made by medtune.
+
+``run.json`` is always replaced whole (written to a temporary file, then renamed), so a crash
+never leaves it half-written and never loses a finished stage's record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -32,32 +37,30 @@ MANIFEST = "run.json"
 CHECKPOINTS = "checkpoints"  # train.setup.fit keeps resumable checkpoints in <output_dir>/checkpoints
 CHECKPOINT_ENTRIES = {"last", "last.tmp", "last.old"}  # all that train.loop writes in that folder
 
-# Stages of every task, in the order they run (perplexity-only tasks have no eval_base_zero_shot).
-STAGES = ("data", "eval_base", "eval_base_zero_shot", "train", "eval_tuned", "report")
+
+class StageInputs(Protocol):
+    """What the run folder needs to know of a stage (``pipeline.stages.Stage`` is one)."""
+
+    name: str
+    reads: tuple[str, ...]  # recipe keys: "section.*" = a whole section, "*" = every key
+    needs: tuple[str, ...]  # earlier stages whose outputs it reads
 
 
-@dataclass(frozen=True)
-class StageInputs:
-    """What a stage reads: recipe keys (``section.*`` = a whole section, ``*`` = every key) and the
-    outputs of earlier stages."""
+def is_main_process() -> bool:
+    """False on the processes other than the first of a multi-process run (torchrun, accelerate).
 
-    keys: tuple[str, ...]
-    stages: tuple[str, ...] = ()
-
-
-_EVAL_KEYS = ("model", "device", "seed", "eval.*")  # seed: few-shot examples and bootstrap resamples
-STAGE_INPUTS = {
-    "data": StageInputs(("task", "seed", "data.*")),
-    "eval_base": StageInputs(_EVAL_KEYS, ("data",)),
-    "eval_base_zero_shot": StageInputs(_EVAL_KEYS, ("data",)),
-    "train": StageInputs(("model", "device", "seed", "output_dir", "train.*"), ("data",)),
-    "eval_tuned": StageInputs(_EVAL_KEYS, ("data", "train")),
-    "report": StageInputs(("*",)),
-}
-EVERYTHING = StageInputs(("*",))  # a stage this table does not know is assumed to read every key
+    Reads ``RANK``, then ``LOCAL_RANK``; absent means a single process, which is the main one. Only
+    the main process writes stage outputs, caches and ``run.json``.
+    """
+    for variable in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return value == "0"
+    return True
 
 
-def _reads(pattern: str, key: str) -> bool:
+def reads_key(pattern: str, key: str) -> bool:
+    """Whether a stage reading ``pattern`` (``train.*``, ``*``, ``model``) reads the dotted ``key``."""
     if pattern == "*":
         return True
     if pattern.endswith(".*"):
@@ -65,18 +68,21 @@ def _reads(pattern: str, key: str) -> bool:
     return key == pattern or key.startswith(pattern + ".")
 
 
-def stages_to_rerun(changed_keys: Iterable[str], stages: Iterable[str] = ()) -> list[str]:
-    """The stages whose inputs include a changed key, and every stage reading their outputs, in run order.
+def stages_to_rerun(
+    changed_keys: Iterable[str], stages: Sequence[StageInputs], recorded: Iterable[str] = ()
+) -> list[str]:
+    """The stages that read a changed key, and every stage reading their outputs, in run order.
 
-    ``stages`` adds recorded stage names this module does not list (they are assumed to read everything).
+    ``recorded`` adds finished stage names that ``stages`` does not list (from another command or
+    an older medtune): they are assumed to read every key.
     """
     changed = list(changed_keys)
+    known = {s.name for s in stages}
     stale: list[str] = []
-    for stage in [*STAGES, *(s for s in stages if s not in STAGES)]:
-        inputs = STAGE_INPUTS.get(stage, EVERYTHING)
-        if any(_reads(p, k) for p in inputs.keys for k in changed) or any(s in stale for s in inputs.stages):
-            stale.append(stage)
-    return stale
+    for stage in stages:
+        if any(reads_key(p, k) for p in stage.reads for k in changed) or any(n in stale for n in stage.needs):
+            stale.append(stage.name)
+    return stale + [name for name in recorded if name not in known and changed]
 
 
 def flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -147,11 +153,24 @@ def _is_empty(folder: Path) -> bool:
 
 
 class RunFolder:
-    def __init__(self, path: Path, recipe_name: str):
+    """The run folder and its ``run.json``.
+
+    Args:
+        path: the folder (``recipe.run_dir``).
+        recipe_name: the recipe that runs in it.
+        writes: whether this process writes ``run.json`` (default: only the main process does;
+            the others run every check and keep ``run.json`` in memory).
+    """
+
+    def __init__(self, path: Path, recipe_name: str, writes: bool | None = None):
         self.path = path
         self.recipe_name = recipe_name
+        self.writes = is_main_process() if writes is None else writes
         self.output_dir: Path | None = None  # the recipe's model folder, set by open()
         self.resume_training = False  # set by open(): may training continue from its checkpoint?
+        self.resume = False  # set by open(): the command continues the run in the folder
+        self.force = False  # set by open(): changed inputs are accepted (their stages re-run)
+        self._unwritten: dict[str, Any] | None = None  # run.json of a process that does not write
 
     @property
     def manifest_path(self) -> Path:
@@ -163,6 +182,7 @@ class RunFolder:
         resume: bool = False,
         overwrite: bool = False,
         force: bool = False,
+        stages: Sequence[StageInputs] = (),
         log=print,
     ) -> None:
         """Create the run folder, or reopen it as asked; refuse whatever could lose work or mix recipes.
@@ -175,6 +195,8 @@ class RunFolder:
             resume: continue the run: keep finished stages, resume training from its checkpoint.
             overwrite: replace an earlier medtune run in the folder (deleted once the new data stage succeeds).
             force: with ``resume``, accept a changed recipe and forget the finished stages it affects.
+            stages: the recipe's stages in run order (what each reads), to tell which finished stages a
+                changed key affects; a finished stage they do not list is taken to read every key.
         Raises:
             MedtuneError: a folder or ``output_dir`` medtune did not make; a run already there without
                 ``--resume``/``--overwrite``; a different recipe under ``--resume`` (without ``--force``).
@@ -186,8 +208,9 @@ class RunFolder:
                 "--resume continues the run in its folder and --overwrite replaces it; pass one of them "
                 "(to continue an interrupted --overwrite run, pass --resume alone)."
             )
-        self._put_back_failed_replacement(log)
-        settings = _absolute_folders(settings)
+        if self.writes:
+            self._put_back_failed_replacement(log)
+        settings = absolute_folders(settings)
         manifest = self._read()
         finished = manifest.get("stages", {})
         if finished:
@@ -199,27 +222,30 @@ class RunFolder:
                 "it, whatever the options. Choose another folder: --set run_dir=<new folder>."
             )
         keep = bool(finished) and not overwrite  # the finished stages this command continues
-        recorded = _absolute_folders(self._recorded_settings(manifest)) if keep else {}
+        recorded = absolute_folders(self._recorded_settings(manifest)) if keep else {}
         self._check_output_dir(Path(settings["output_dir"]), recorded.get("output_dir"), resume, overwrite)
         changes = changed_settings(recorded, settings) if keep else []
-        stale = stages_to_rerun([c.key for c in changes], finished) if changes else []
+        stale = stages_to_rerun([c.key for c in changes], stages, finished) if changes else []
         rerun = [s for s in stale if s in finished or s == "train"]
         if changes and not force:
             raise _changed_recipe_error(self.path, changes, rerun)
 
         # Every check passed: only now is anything moved or rewritten.
         if finished and overwrite:
-            manifest = {"replacing": str(self._set_aside())}
+            manifest = {"replacing": str(self._set_aside())} if self.writes else {}
         elif not keep:
             manifest = {}  # a new run, or an attempt that finished no stage: nothing to protect
         if changes:
-            _forget_stale_stages(manifest, recipe_hash(settings), changes, stale, rerun)
+            forced = _forget_stale_stages(manifest, [str(c) for c in changes], stale, rerun)
+            forced.update(old_hash=manifest.get("recipe_hash"), new_hash=recipe_hash(settings))
             log(f"--force: the recipe changed ({_list_changes(changes)}); re-running {', '.join(rerun)}.")
         manifest.update(recipe=self.recipe_name, recipe_hash=recipe_hash(settings), resolved_recipe=settings)
         manifest.setdefault("stages", {})
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.writes:
+            self.path.mkdir(parents=True, exist_ok=True)
         self._write(manifest)
         self.output_dir = Path(settings["output_dir"])
+        self.resume, self.force = resume, force
         self.resume_training = resume and keep and not manifest.get("train_restart", False)
 
     def _check_reuse(self, manifest: dict[str, Any], resume: bool, overwrite: bool) -> None:
@@ -298,46 +324,97 @@ class RunFolder:
             self._write(manifest)
 
     def _read(self) -> dict[str, Any]:
+        if self._unwritten is not None:
+            return json.loads(json.dumps(self._unwritten))  # a copy, as a read from disk would be
         if self.manifest_path.is_file():
             return json.loads(self.manifest_path.read_text(encoding="utf-8"))
         return {}
 
     def _write(self, data: dict[str, Any]) -> None:
+        if not self.writes:
+            self._unwritten = json.loads(json.dumps(data))
+            return
+        # Atomic: a crash leaves the old run.json or the new one, never a half-written file.
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
         tmp.replace(self.manifest_path)
+
+    def manifest(self) -> dict[str, Any]:
+        """A copy of ``run.json`` as it is now (empty before the folder is opened)."""
+        return self._read()
+
+    def update_manifest(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Apply ``change`` to ``run.json`` and write it back at once (atomically)."""
+        data = self._read()
+        change(data)
+        self._write(data)
 
     def done(self, stage: str) -> dict[str, Any] | None:
         """The recorded result of a finished stage, or None."""
         return self._read().get("stages", {}).get(stage)
 
     def mark_done(self, stage: str, result: dict[str, Any]) -> None:
-        """Record a finished stage; the first one finished after ``--overwrite`` deletes the replaced run."""
+        """Record a finished stage (its attempt is over); the first one finished after ``--overwrite``
+        deletes the replaced run."""
         data = self._read()
         data.setdefault("stages", {})[stage] = {**result, "finished": _now()}
+        _pop_entry(data, "attempts", stage)
         replaced = data.pop("replacing", None)
         self._write(data)
-        if replaced:
+        if replaced and self.writes:
             shutil.rmtree(replaced, ignore_errors=True)
+
+    def attempt(self, stage: str) -> str | None:
+        """The fingerprint of the unfinished attempt at ``stage`` whose partial work may be in its
+        outputs (None: no attempt recorded, so whatever is there is not known to be its own)."""
+        return self._read().get("attempts", {}).get(stage)
+
+    def start_attempt(self, stage: str, fingerprint: str) -> None:
+        """Record that ``stage`` starts with this fingerprint: partial work it writes belongs to it."""
+        self.update_manifest(lambda data: data.setdefault("attempts", {}).__setitem__(stage, fingerprint))
+
+    def end_attempt(self, stage: str) -> None:
+        """Forget the attempt at ``stage`` (its partial work was removed)."""
+        self.update_manifest(lambda data: _pop_entry(data, "attempts", stage))
+
+    def forget_stages(self, stale: list[str], changed: list[str], log=print) -> None:
+        """``--force`` accepted changed inputs: drop the records of the ``stale`` stages, so that they
+        run again, and record the change in ``run.json`` (``forced_changes``)."""
+        data = self._read()
+        rerun = [s for s in stale if s in data.get("stages", {})]
+        _forget_stale_stages(data, changed, stale, rerun)
+        self._write(data)
+        if "train" in stale:
+            self.resume_training = False
+        log(f"--force: the inputs changed ({'; '.join(changed)}); re-running {', '.join(rerun)}.")
 
     def sub(self, *parts: str) -> Path:
         return self.path.joinpath(*parts)
 
 
 def _forget_stale_stages(
-    manifest: dict[str, Any], new_hash: str, changes: list[SettingChange], stale: list[str], rerun: list[str]
-) -> None:
+    manifest: dict[str, Any], changed: list[str], stale: list[str], rerun: list[str]
+) -> dict[str, Any]:
     """Drop the records of stages a forced change reaches, and record the change in the manifest."""
     for stage in stale:
         manifest["stages"].pop(stage, None)
+        _pop_entry(manifest, "attempts", stage)  # partial work of the old inputs is not resumed
     if "train" in stale:
         manifest["train_restart"] = True  # the old recipe's checkpoints must not be resumed
-    forced = {"time": _now(), "old_hash": manifest.get("recipe_hash"), "new_hash": new_hash}
-    forced.update(changed=[str(c) for c in changes], invalidated=rerun)
+    forced = {"time": _now(), "changed": changed, "invalidated": rerun}
     manifest.setdefault("forced_changes", []).append(forced)
+    return forced
 
 
-def _absolute_folders(settings: dict[str, Any]) -> dict[str, Any]:
+def _pop_entry(manifest: dict[str, Any], section: str, key: str) -> None:
+    """Remove ``manifest[section][key]``, and the section once it is empty."""
+    entries = manifest.get(section, {})
+    entries.pop(key, None)
+    if section in manifest and not entries:
+        del manifest[section]
+
+
+def absolute_folders(settings: dict[str, Any]) -> dict[str, Any]:
     """``run_dir`` and ``output_dir`` as absolute paths: ``./runs/a`` and ``runs/a`` are the same run."""
     folders = {k: str(Path(settings[k]).resolve()) for k in ("run_dir", "output_dir") if settings.get(k)}
     return {**settings, **folders}

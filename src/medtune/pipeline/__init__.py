@@ -1,53 +1,106 @@
 """Runs a recipe's stages in order, whatever its task. Knows nothing of tensors.
 
-Each task module has a ``train_*`` (data -> train) and a ``run_*`` (data -> eval_base
-[-> eval_base_zero_shot] -> train -> eval_tuned -> report) function; this module opens the run folder (``runs.py`` decides what may be
-skipped, re-run or refused) and picks the task's functions.
+Each task module lists its stages (``*_stages(recipe, run, log)``: data -> eval_base
+[-> eval_base_zero_shot] -> train -> eval_tuned -> report); this module opens the run folder
+(``runs.py`` decides what may be resumed, re-run or refused) and hands the stages to the runner
+(``pipeline/stages.py`` skips those whose inputs are unchanged). ``medtune train`` runs only the
+``data`` and ``train`` stages of the same list.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from medtune.pipeline.common import open_run
+from medtune.errors import MedtuneError
+from medtune.pipeline.common import open_run, trained_model_dir
+from medtune.pipeline.stages import Stage, check_from_stage, run_stages
 from medtune.recipes.schema import Recipe
+from medtune.runs import RunFolder
 
 
-def _task_functions(task: str, objective: str = "sft"):
-    if objective != "sft":
-        from medtune.pipeline.preference import refuse_run, train_preference_recipe
+def recipe_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
+    """The stages of the recipe's task (or of its preference objective), in run order."""
+    if recipe.train.objective != "sft":
+        from medtune.pipeline.preference import preference_stages
 
-        return train_preference_recipe, refuse_run
-    if task == "translation":
-        from medtune.pipeline.translation import run_translation_recipe, train_translation_recipe
+        return preference_stages(recipe, run, log)
+    if recipe.task == "translation":
+        from medtune.pipeline.translation import translation_stages
 
-        return train_translation_recipe, run_translation_recipe
-    if task in ("chat", "qa"):
-        from medtune.pipeline.dialogue import run_dialogue_recipe, train_dialogue_recipe
+        return translation_stages(recipe, run, log)
+    if recipe.task in ("chat", "qa"):
+        from medtune.pipeline.dialogue import dialogue_stages
 
-        return train_dialogue_recipe, run_dialogue_recipe
-    from medtune.pipeline.pretrain import run_pretrain_recipe, train_pretrain_recipe
+        return dialogue_stages(recipe, run, log)
+    from medtune.pipeline.pretrain import pretrain_stages
 
-    return train_pretrain_recipe, run_pretrain_recipe
+    return pretrain_stages(recipe, run, log)
 
 
-def _run_stages(stages, recipe: Recipe, resume: bool, overwrite: bool, force: bool, log):
-    run = open_run(recipe, resume, overwrite, force, log)
+TRAIN_STAGES = ("data", "train")  # what medtune train runs of a recipe's stages
+
+
+def _run(
+    recipe: Recipe,
+    command: str,
+    only: tuple[str, ...] | None,
+    resume: bool,
+    overwrite: bool,
+    force: bool,
+    from_stage,
+    log,
+) -> RunFolder:
+    run = RunFolder(Path(recipe.run_dir), recipe.name)
+    stages = recipe_stages(recipe, run, log)
+    runs = [s for s in stages if only is None or s.name in only]
+    check_from_stage(from_stage, runs, f"medtune {command}")  # before the folder is touched
+    if from_stage and overwrite:
+        raise MedtuneError(
+            "--from re-runs stages of the run in its folder and --overwrite replaces the whole run; pass one of them."
+        )
+    open_run(recipe, resume or from_stage is not None, overwrite, force, stages, log, run=run)
     try:
-        return stages(recipe, run, run.resume_training, log)
+        run_stages(run, recipe, stages, from_stage, log, only=only)
     except BaseException:
         if run.put_back_replaced_run():  # --overwrite failed before a stage finished: nothing is replaced
             log(f"The earlier run in {run.path} is kept as it was.")
         raise
+    return run
 
 
-def train_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, force: bool = False, log=print) -> Path:
-    """``medtune train``: prepare the data and fine-tune; returns the trained model folder."""
-    train, _ = _task_functions(recipe.task, recipe.train.objective)
-    return _run_stages(train, recipe, resume, overwrite, force, log)
+def train_recipe(
+    recipe: Recipe,
+    resume: bool = False,
+    overwrite: bool = False,
+    force: bool = False,
+    log=print,
+    from_stage: str | None = None,
+) -> Path:
+    """``medtune train``: prepare the data and fine-tune; returns the trained model folder.
+
+    ``from_stage`` (``--from``, which implies ``--resume``): re-run that stage and the ones after it.
+    """
+    run = _run(recipe, "train", TRAIN_STAGES, resume, overwrite, force, from_stage, log)
+    return trained_model_dir(run)
 
 
-def run_recipe(recipe: Recipe, resume: bool = False, overwrite: bool = False, force: bool = False, log=print) -> dict:
-    """``medtune run``: score the base, fine-tune, score again, write the report; returns its summary."""
-    _, run = _task_functions(recipe.task, recipe.train.objective)
-    return _run_stages(run, recipe, resume, overwrite, force, log)
+def run_recipe(
+    recipe: Recipe,
+    resume: bool = False,
+    overwrite: bool = False,
+    force: bool = False,
+    log=print,
+    from_stage: str | None = None,
+) -> dict:
+    """``medtune run``: score the base, fine-tune, score again, write the report; returns its summary
+    (``summary.json``).
+
+    ``from_stage`` (``--from``, which implies ``--resume``): re-run that stage and the ones after it.
+    """
+    if recipe.train.objective != "sft":
+        from medtune.pipeline.preference import refuse_run
+
+        refuse_run(recipe)
+    run = _run(recipe, "run", None, resume, overwrite, force, from_stage, log)
+    return json.loads(run.sub("summary.json").read_text(encoding="utf-8"))

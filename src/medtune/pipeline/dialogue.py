@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from medtune.data.chat import Conversation, conversations_from_records, load_conversations
 from medtune.data.io import columns_of, read_jsonl, read_rows, write_jsonl
@@ -21,7 +20,8 @@ from medtune.data.mcq import MCQItem, load_mcq, mcq_from_records
 from medtune.data.prompts import mcq_to_messages
 from medtune.data.sampling import sample_items
 from medtune.errors import MedtuneError
-from medtune.pipeline.common import before_after, holdout_split, train_stage
+from medtune.pipeline.common import Memo, before_after_stages, data_stage, holdout_split
+from medtune.pipeline.stages import Stage
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
 
@@ -115,21 +115,24 @@ def _prepare_qa(recipe: Recipe, log) -> tuple[DialogueData, list]:
     return DialogueData(train, dev, mcq_pool=mcq_pool, mcq_test=test), reports
 
 
+def read_dialogue_data(run: RunFolder) -> DialogueData:
+    """The splits the data stage wrote to ``<run>/data``."""
+    names = ("train", "dev", "test")
+    data = DialogueData(*(conversations_from_records(read_jsonl(run.sub("data", f"{n}.jsonl"))) for n in names))
+    data.mcq_pool = mcq_from_records(read_jsonl(run.sub("data", "mcq_pool.jsonl")))
+    data.mcq_test = mcq_from_records(read_jsonl(run.sub("data", "mcq_test.jsonl")))
+    return data
+
+
 def prepare_dialogue_data(recipe: Recipe, run: RunFolder, log=print) -> DialogueData:
     """Load, validate, sample and split the recipe's data; write the splits to ``<run>/data``."""
-    names = ("train", "dev", "test")
-    if run.done("data"):
-        data = DialogueData(*(conversations_from_records(read_jsonl(run.sub("data", f"{n}.jsonl"))) for n in names))
-        data.mcq_pool = mcq_from_records(read_jsonl(run.sub("data", "mcq_pool.jsonl")))
-        data.mcq_test = mcq_from_records(read_jsonl(run.sub("data", "mcq_test.jsonl")))
-        return data
     data, reports = (_prepare_qa if recipe.task == "qa" else _prepare_chat)(recipe, log)
-    for name in names:
-        write_jsonl(run.sub("data", f"{name}.jsonl"), [c.to_record() for c in getattr(data, name)])
-    write_jsonl(run.sub("data", "mcq_pool.jsonl"), [i.to_record() for i in data.mcq_pool])
-    write_jsonl(run.sub("data", "mcq_test.jsonl"), [i.to_record() for i in data.mcq_test])
-    write_jsonl(run.sub("data", "validation.jsonl"), [r.to_dict() for r in reports])
-    run.mark_done("data", data.counts())
+    if run.writes:
+        for name in ("train", "dev", "test"):
+            write_jsonl(run.sub("data", f"{name}.jsonl"), [c.to_record() for c in getattr(data, name)])
+        write_jsonl(run.sub("data", "mcq_pool.jsonl"), [i.to_record() for i in data.mcq_pool])
+        write_jsonl(run.sub("data", "mcq_test.jsonl"), [i.to_record() for i in data.mcq_test])
+        write_jsonl(run.sub("data", "validation.jsonl"), [r.to_dict() for r in reports])
     return data
 
 
@@ -196,18 +199,17 @@ def _score(stage: str, loaded, data: DialogueData, recipe: Recipe, run: RunFolde
     return result
 
 
-def _train(recipe: Recipe, data: DialogueData, resume: bool, log):
+def _train(recipe: Recipe, run: RunFolder, data: Memo[DialogueData], log):
     from medtune.train.sft import train_chat
 
-    return lambda: train_chat(recipe, [c.messages for c in data.train], [c.messages for c in data.dev], resume, log)
+    def train():
+        d = data.get()
+        return train_chat(recipe, [c.messages for c in d.train], [c.messages for c in d.dev], run.resume_training, log)
+
+    return train
 
 
-def train_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> Path:
-    """``medtune train`` for chat and qa: prepare the data and fine-tune; returns the model folder."""
-    return train_stage(run, _train(recipe, prepare_dialogue_data(recipe, run, log), resume, log))
-
-
-def _same_base_reason(recipe: Recipe, data: DialogueData):
+def _same_base_reason(recipe: Recipe, data: Memo[DialogueData]):
     """qa: why the base's few-shot evaluation would be zero-shot anyway (chat has no few-shot base: None)."""
     if recipe.task != "qa":
         return None
@@ -215,25 +217,29 @@ def _same_base_reason(recipe: Recipe, data: DialogueData):
     def reason(_loaded) -> str | None:
         if recipe.eval.few_shot == 0:
             return "eval.few_shot is 0"
-        if not data.mcq_pool:
+        if not data.get().mcq_pool:
             return "the training data has no multiple-choice questions to show as solved examples"
         return None
 
     return reason
 
 
-def run_dialogue_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
-    """``medtune run`` for chat and qa: score the base (qa: few-shot and zero-shot), fine-tune, score again, report."""
+def dialogue_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
+    """The chat and qa recipes' stages: score the base (qa: few-shot and zero-shot), fine-tune, score
+    again, report."""
     from medtune.report.dialogue import write_dialogue_report
 
-    data = prepare_dialogue_data(recipe, run, log)
-    return before_after(
+    data = Memo(lambda: read_dialogue_data(run))
+
+    def prepare() -> dict:
+        return data.set(prepare_dialogue_data(recipe, run, log)).counts()
+
+    return before_after_stages(
         run,
-        recipe.model,
-        lambda stage, loaded: _score(stage, loaded, data, recipe, run, log),
-        _train(recipe, data, resume, log),
-        lambda evaluations, model_dir: write_dialogue_report(recipe, run, data.counts(), evaluations, model_dir),
+        recipe,
+        data_stage(prepare),
+        lambda stage, loaded: _score(stage, loaded, data.get(), recipe, run, log),
+        _train(recipe, run, data, log),
+        lambda evaluations, model_dir: write_dialogue_report(recipe, run, data.get().counts(), evaluations, model_dir),
         _same_base_reason(recipe, data),
-        device=recipe.device,
-        dtype=recipe.eval.dtype,
     )

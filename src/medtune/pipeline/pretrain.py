@@ -8,12 +8,12 @@ of held-out openings show the change in style.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from medtune.data.io import read_jsonl, write_jsonl
 from medtune.data.sampling import sample_items
 from medtune.data.text import Document, documents_from_records, load_documents
-from medtune.pipeline.common import before_after, holdout_split, train_stage
+from medtune.pipeline.common import Memo, before_after_stages, data_stage, holdout_split
+from medtune.pipeline.stages import Stage
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
 
@@ -32,10 +32,13 @@ class TextData:
         return {name: len(getattr(self, name)) for name in SPLITS}
 
 
+def read_text_data(run: RunFolder) -> TextData:
+    """The splits the data stage wrote to ``<run>/data``."""
+    return TextData(*(documents_from_records(read_jsonl(run.sub("data", f"{n}.jsonl"))) for n in SPLITS))
+
+
 def prepare_text_data(recipe: Recipe, run: RunFolder, log=print) -> TextData:
     """Load, validate, sample and split documents; write the splits to ``<run>/data``."""
-    if run.done("data"):
-        return TextData(*(documents_from_records(read_jsonl(run.sub("data", f"{n}.jsonl"))) for n in SPLITS))
     d = recipe.data
     pool, report = load_documents(d.train, d.text_col, d.on_bad_rows, name="train", log=log)
     reports = [report]
@@ -53,9 +56,9 @@ def prepare_text_data(recipe: Recipe, run: RunFolder, log=print) -> TextData:
         general, report = load_documents(d.general, d.general_text_col or d.text_col, d.on_bad_rows, "general", log)
         reports.append(report)
     data = TextData(train, dev, test, general)
-    for name in SPLITS:
-        write_jsonl(run.sub("data", f"{name}.jsonl"), [doc.to_record() for doc in getattr(data, name)])
-    run.mark_done("data", data.counts())
+    if run.writes:
+        for name in SPLITS:
+            write_jsonl(run.sub("data", f"{name}.jsonl"), [doc.to_record() for doc in getattr(data, name)])
     return data
 
 
@@ -98,28 +101,32 @@ def _score(stage: str, loaded, data: TextData, recipe: Recipe, run: RunFolder, l
     return result
 
 
-def _train(recipe: Recipe, data: TextData, resume: bool, log):
+def _train(recipe: Recipe, run: RunFolder, data: Memo[TextData], log):
     from medtune.train.pretrain import train_pretrain
 
-    return lambda: train_pretrain(recipe, [d.text for d in data.train], [d.text for d in data.dev], resume, log)
+    def train():
+        d = data.get()
+        return train_pretrain(
+            recipe, [doc.text for doc in d.train], [doc.text for doc in d.dev], run.resume_training, log
+        )
+
+    return train
 
 
-def train_pretrain_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> Path:
-    """``medtune train`` for pretrain: prepare the documents and continue pre-training."""
-    return train_stage(run, _train(recipe, prepare_text_data(recipe, run, log), resume, log))
-
-
-def run_pretrain_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
-    """``medtune run`` for pretrain: perplexity before, continued pre-training, perplexity after, report."""
+def pretrain_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
+    """The pretrain recipe's stages: perplexity before, continued pre-training, perplexity after, report."""
     from medtune.report.pretrain import write_pretrain_report
 
-    data = prepare_text_data(recipe, run, log)
-    return before_after(
+    data = Memo(lambda: read_text_data(run))
+
+    def prepare() -> dict:
+        return data.set(prepare_text_data(recipe, run, log)).counts()
+
+    return before_after_stages(
         run,
-        recipe.model,
-        lambda stage, loaded: _score(stage, loaded, data, recipe, run, log),
-        _train(recipe, data, resume, log),
-        lambda evaluations, model_dir: write_pretrain_report(recipe, run, data.counts(), evaluations, model_dir),
-        device=recipe.device,
-        dtype=recipe.eval.dtype,
+        recipe,
+        data_stage(prepare),
+        lambda stage, loaded: _score(stage, loaded, data.get(), recipe, run, log),
+        _train(recipe, run, data, log),
+        lambda evaluations, model_dir: write_pretrain_report(recipe, run, data.get().counts(), evaluations, model_dir),
     )

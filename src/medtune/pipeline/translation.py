@@ -1,7 +1,7 @@
 """The translation task's stages: data -> eval_base -> eval_base_zero_shot -> train -> eval_tuned -> report.
 
-Every stage writes into the run folder and is recorded in ``run.json``; with ``--resume``
-finished stages are skipped. Knows nothing of tensors: each stage calls a function elsewhere.
+Every stage writes into the run folder and is recorded in ``run.json`` (``pipeline/stages.py``
+skips those whose inputs are unchanged). Knows nothing of tensors: each stage calls a function elsewhere.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 from medtune.data.glossary import Term, load_glossary
 from medtune.data.io import DEMO_PREFIX, read_jsonl, write_jsonl
 from medtune.data.parallel import Pair, load_pairs, pair_columns, pairs_from_records
 from medtune.data.split import split_pairs
 from medtune.data.validate import validate_pairs
-from medtune.pipeline.common import before_after, train_stage
+from medtune.pipeline.common import Memo, before_after_stages, data_stage
+from medtune.pipeline.stages import Stage
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
 
@@ -33,13 +33,17 @@ class PreparedData:
     glossary: list[Term]
 
 
+def read_translation_data(recipe: Recipe, run: RunFolder) -> PreparedData:
+    """The splits the data stage wrote to ``<run>/data``, and the recipe's glossary."""
+    glossary = load_glossary(recipe.data.glossary) if recipe.data.glossary else []
+    splits = {s: pairs_from_records(read_jsonl(run.sub("data", f"{s}.jsonl"))) for s in SPLITS}
+    return PreparedData(**splits, glossary=glossary)
+
+
 def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> PreparedData:
     """Load, validate and split the recipe's data; write splits and the validation report."""
     d = recipe.data
     glossary = load_glossary(d.glossary) if d.glossary else []
-    if run.done("data"):
-        splits = {s: pairs_from_records(read_jsonl(run.sub("data", f"{s}.jsonl"))) for s in SPLITS}
-        return PreparedData(**splits, glossary=glossary)
     reports = []
 
     def load(spec: str, name: str, exclude_sources: set[str] | None = None) -> list[Pair]:
@@ -71,13 +75,13 @@ def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> Prepa
     for rep in reports:
         log(rep.summary())
     splits = {"train": train, "dev": dev, "test": test, "general": general}
-    for name, pairs in splits.items():
-        write_jsonl(run.sub("data", f"{name}.jsonl"), [p.to_record() for p in pairs])
-    validation = {"reports": [r.to_dict() for r in reports], "leaked_from_train": len(leaked)}
-    run.sub("data", "validation.json").write_text(
-        json.dumps(validation, indent=2, ensure_ascii=False), encoding="utf-8"
-    )
-    run.mark_done("data", {name: len(p) for name, p in splits.items()})
+    if run.writes:
+        for name, pairs in splits.items():
+            write_jsonl(run.sub("data", f"{name}.jsonl"), [p.to_record() for p in pairs])
+        validation = {"reports": [r.to_dict() for r in reports], "leaked_from_train": len(leaked)}
+        run.sub("data", "validation.json").write_text(
+            json.dumps(validation, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
     return PreparedData(**splits, glossary=glossary)
 
 
@@ -118,49 +122,56 @@ def _score(stage: str, loaded, data: PreparedData, recipe: Recipe, run: RunFolde
     return result
 
 
-def _train(recipe: Recipe, data: PreparedData, resume: bool, log):
+def _data(recipe: Recipe, run: RunFolder, log) -> tuple[Stage, Memo[PreparedData]]:
+    """The data stage, and the prepared data (kept from the stage, or read back when it was skipped)."""
+    data = Memo(lambda: read_translation_data(recipe, run))
+
+    def prepare() -> dict:
+        prepared = data.set(prepare_translation_data(recipe, run, log))
+        return {name: len(getattr(prepared, name)) for name in SPLITS}
+
+    return data_stage(prepare), data
+
+
+def _train(recipe: Recipe, run: RunFolder, data: Memo[PreparedData], log):
     from medtune.train.translation import train_translation
 
-    return lambda: train_translation(recipe, data.train, data.dev, resume=resume, log=log)
+    return lambda: train_translation(recipe, data.get().train, data.get().dev, resume=run.resume_training, log=log)
 
 
-def train_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> Path:
-    """``medtune train``: prepare data and fine-tune; returns the trained model folder."""
-    return train_stage(run, _train(recipe, prepare_translation_data(recipe, run, log), resume, log))
-
-
-def _same_base_reason(recipe: Recipe, data: PreparedData):
+def _same_base_reason(recipe: Recipe, data: Memo[PreparedData]):
     def reason(loaded) -> str | None:
         if loaded.is_seq2seq:
             return "a sequence-to-sequence translation model takes the bare source sentence, no few-shot prompt"
-        if recipe.eval.few_shot == 0 or not data.train:
+        if recipe.eval.few_shot == 0 or not data.get().train:
             return "eval.few_shot is 0" if recipe.eval.few_shot == 0 else "there are no training pairs to show"
         return None
 
     return reason
 
 
-def run_translation_recipe(recipe: Recipe, run: RunFolder, resume: bool = False, log=print) -> dict:
-    """``medtune run``: score the base few-shot and zero-shot, fine-tune, score again (zero-shot), report.
+def translation_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
+    """The translation recipe's stages: score the base few-shot and zero-shot, fine-tune, score again
+    (zero-shot), report.
 
-    Few-shot examples come from the training split, never from the scored sets. Returns the report
-    summary (the three columns, deltas with paired-bootstrap intervals, forgetting verdict, paths).
+    Few-shot examples come from the training split, never from the scored sets. The report stage
+    writes summary.json (the three columns, deltas with paired-bootstrap intervals, forgetting
+    verdict, paths).
     """
     from medtune.report.translation import write_translation_report
 
-    data = prepare_translation_data(recipe, run, log)
+    data_step, data = _data(recipe, run, log)
 
     def score(stage: str, loaded) -> dict:
         few_shot = recipe.eval.few_shot if stage == "eval_base" else 0
-        return _score(stage, loaded, data, recipe, run, few_shot, log)
+        return _score(stage, loaded, data.get(), recipe, run, few_shot, log)
 
-    return before_after(
+    return before_after_stages(
         run,
-        recipe.model,
+        recipe,
+        data_step,
         score,
-        _train(recipe, data, resume, log),
-        lambda evaluations, model_dir: write_translation_report(recipe, run, data, evaluations, model_dir),
+        _train(recipe, run, data, log),
+        lambda evaluations, model_dir: write_translation_report(recipe, run, data.get(), evaluations, model_dir),
         _same_base_reason(recipe, data),
-        device=recipe.device,
-        dtype=recipe.eval.dtype,
     )
