@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cli_checks import assert_user_error, file_checksums, run_cli
+from demo_rows import demo_records
 
 from medtune.recipes.loader import load_recipe
 from medtune.runs import CHECKPOINTS, recipe_hash
@@ -190,3 +191,40 @@ def test_run_resume_force_of_a_training_change_keeps_the_base_evaluation(tiny_ge
     assert "eval_base test:" not in result.output and "eval_tuned test:" in result.output
     assert "Training lora" in result.output
     assert "before vs after" in result.output
+
+
+def test_run_from_a_stage_reruns_it_and_the_later_ones_only(tiny_gemma_dir, home, tmp_path):
+    run_dir = tmp_path / "run"
+    first = invoke(home, "run", "translate-en-es", *sets(tiny_gemma_dir, run_dir))
+    assert first.exit_code == 0, first.output
+    before = manifest(run_dir)["stages"]
+    model = file_checksums(run_dir / "model")
+    result = invoke(home, "run", "translate-en-es", *sets(tiny_gemma_dir, run_dir), "--from", "eval_tuned")
+    assert result.exit_code == 0, result.output
+    after = manifest(run_dir)["stages"]
+    for stage in ("data", "eval_base", "eval_base_zero_shot", "train"):
+        assert after[stage] == before[stage], stage
+    assert after["eval_tuned"]["fingerprint"] == before["eval_tuned"]["fingerprint"]
+    assert "eval_tuned test:" in result.output and "eval_base test:" not in result.output
+    assert "Training lora" not in result.output and "before vs after" in result.output
+    assert file_checksums(run_dir / "model") == model
+    assert not [p for p in run_dir.rglob(".*.previous*")]  # the earlier outputs were deleted once it succeeded
+
+
+def test_an_edited_data_file_is_refused_under_resume_and_retrained_with_force(tiny_gemma_dir, home, tmp_path):
+    run_dir, data = tmp_path / "run", tmp_path / "pairs.jsonl"
+    rows = demo_records(60)
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert train(home, tiny_gemma_dir, run_dir, f"data.train={data}").exit_code == 0
+    before = file_checksums(run_dir)
+    rows[0] = {**rows[0], "en": rows[0]["en"] + " Thank you."}
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = train(home, tiny_gemma_dir, run_dir, f"data.train={data}", options=("--resume",))
+    assert_user_error(result, f"data.train ({data}): its content changed", "--resume --force", "(data, train")
+    assert file_checksums(run_dir) == before
+    result = train(home, tiny_gemma_dir, run_dir, f"data.train={data}", options=("--resume", "--force"))
+    assert result.exit_code == 0, result.output
+    assert "Training lora" in result.output and "Resuming from step" not in result.output
+    splits = "".join((run_dir / "data" / f"{s}.jsonl").read_text(encoding="utf-8") for s in ("train", "dev", "test"))
+    assert json.dumps(rows[0]["en"], ensure_ascii=False) in splits  # the data stage read the edited file
+    assert manifest(run_dir)["forced_changes"][-1]["invalidated"] == ["data", "train"]

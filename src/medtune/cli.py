@@ -46,9 +46,9 @@ ForceOpt = Annotated[
     bool,
     typer.Option(
         "--force",
-        help="With --resume: accept a changed recipe. Re-runs the finished stages whose settings changed and "
-        "every stage that uses their results (training starts afresh if its settings or data changed); "
-        "recorded in run.json.",
+        help="With --resume: accept a changed recipe or changed input files. Re-runs the finished stages whose "
+        "settings or input files changed and every stage that uses their results (training starts afresh if its "
+        "settings or data changed); recorded in run.json.",
     ),
 ]
 FromOpt = Annotated[

@@ -317,7 +317,7 @@ class RunFolder:
     def start_training(self) -> None:
         """Called as the train stage begins (after the data stage): unless training resumes, its old
         checkpoints are stale and are deleted."""
-        if not self.resume_training and self.output_dir is not None:
+        if not self.resume_training and self.output_dir is not None and self.writes:
             remove_checkpoints(self.output_dir)
         manifest = self._read()
         if manifest.pop("train_restart", None):

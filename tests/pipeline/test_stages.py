@@ -373,3 +373,24 @@ def test_cli_from_an_unknown_stage_is_a_user_error(tmp_path, command, listed):
     result = run_cli(args, home=tmp_path / "home")
     assert_user_error(result, f"--from {args[-1]}: {listed}")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_stage_whose_output_is_the_run_folder_itself_never_moves_it(tmp_path):
+    # output_dir may be the run folder: re-training there must not set aside run.json and the rest
+    recipe = load_recipe("translate-en-es", [f"run_dir={tmp_path / 'run'}", f"output_dir={tmp_path / 'run'}"])
+    run = RunFolder(tmp_path / "run", recipe.name)
+    calls: list[str] = []
+
+    def train() -> dict:
+        calls.append("train")
+        (run.path / "weights.bin").write_text(f"run {len(calls)}")
+        return {}
+
+    stages = [Stage("train", train, ("train.*",), outputs=(str(tmp_path / "run"),))]
+    run.open(recipe.model_dump(mode="json"), stages=stages, log=lambda _: None)
+    run_stages(run, recipe, stages, log=lambda _: None)
+    run.open(recipe.model_dump(mode="json"), resume=True, stages=stages, log=lambda _: None)
+    run_stages(run, recipe, stages, from_stage="train", log=lambda _: None)
+    assert calls == ["train", "train"]
+    assert sorted(p.name for p in run.path.iterdir()) == ["run.json", "weights.bin"]
+    assert "set_aside" not in run.manifest() and run.done("train")["provenance"]["outputs"] == [str(run.path)]

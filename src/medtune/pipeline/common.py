@@ -95,7 +95,8 @@ def train_stage(
         before()
         run.start_training()
         trained = train()
-        remove_checkpoints(trained.path)  # the saved model replaces them; they would only take space
+        if run.writes:
+            remove_checkpoints(trained.path)  # the saved model replaces them; they would only take space
         release_host_memory()  # the fine-tuned model is scored next, in this process
         return train_record(trained)
 

@@ -44,7 +44,12 @@ def _entries(folder: Path) -> list[Path]:
 
 
 def set_aside(run: RunFolder, stage: str, outputs: list[Path], record: dict[str, Any] | None) -> bool:
-    """Move the existing ``outputs`` of ``stage`` aside; returns whether anything was moved."""
+    """Move the existing ``outputs`` of ``stage`` aside; returns whether anything was moved.
+
+    The run folder itself (``output_dir`` may be the run folder) and the folders holding it are never moved.
+    """
+    folder = run.path.resolve()
+    outputs = [p for p in outputs if p.resolve() != folder and p.resolve() not in folder.parents]
     moved = [[str(p), str(_aside_path(p))] for p in outputs if p.exists() and (p.is_file() or _entries(p))]
     if not moved:
         return False
