@@ -59,7 +59,7 @@ def _run(
         raise MedtuneError(
             "--from re-runs stages of the run in its folder and --overwrite replaces the whole run; pass one of them."
         )
-    open_run(recipe, resume or from_stage is not None, overwrite, force, stages, log, run=run)
+    open_run(recipe, resume or from_stage is not None, overwrite, force, log, stages=stages, run=run)
     try:
         run_stages(run, recipe, stages, from_stage, log, only=only)
     except BaseException:

@@ -7,7 +7,7 @@ eval_tuned -> report. ``pipeline/stages.py`` runs them, skipping those whose inp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -18,7 +18,7 @@ from medtune.pipeline.stages import Stage
 from medtune.recipes.loader import recipe_to_yaml
 from medtune.recipes.schema import Recipe
 from medtune.report.comparison import Evaluations
-from medtune.runs import RunFolder, remove_checkpoints
+from medtune.runs import RunFolder, StageInputs, remove_checkpoints
 
 T = TypeVar("T")
 
@@ -30,7 +30,14 @@ TRAIN_READS = ("model", "device", "seed", "output_dir", "train.*")
 
 
 def open_run(
-    recipe: Recipe, resume: bool, overwrite: bool, force: bool = False, stages=(), log=print, run=None
+    recipe: Recipe,
+    resume: bool,
+    overwrite: bool,
+    force: bool = False,
+    log=print,
+    *,
+    stages: Sequence[StageInputs] = (),
+    run: RunFolder | None = None,
 ) -> RunFolder:
     """Create (or reopen) the run folder as ``runs.RunFolder.open`` allows; record the resolved recipe.
 
@@ -95,9 +102,9 @@ def train_stage(
         before()
         run.start_training()
         trained = train()
-        if run.writes:
-            remove_checkpoints(trained.path)  # the saved model replaces them; they would only take space
         release_host_memory()  # the fine-tuned model is scored next, in this process
+        if run.writes:  # last, so that only the runner's record of this stage is left to write
+            remove_checkpoints(trained.path)  # the saved model replaces them; they would only take space
         return train_record(trained)
 
     output_dir = str(Path(recipe.output_dir).resolve())
