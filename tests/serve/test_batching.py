@@ -64,3 +64,13 @@ def test_a_batch_expects_the_last_batchs_clients_and_those_that_queued_during_it
     assert expected_requests(8, [10.5], last_batch_end=10.0) == 8  # 8 clients: wait for the other 7
     # two cohorts of 4: one queued while the other decoded; together they are 8, so wait for the others
     assert expected_requests(4, [9.1, 9.2, 9.3, 9.4], last_batch_end=10.0) == 8
+
+
+def test_a_forming_batch_waits_a_tenth_of_the_last_decode_or_the_floor():
+    batcher = Batcher(served=None, batch_wait_s=0.05)
+    assert batcher.wait_s() == 0.05  # nothing decoded yet: the floor
+    batcher._last_batch_seconds = 4.0
+    assert batcher.wait_s() == 0.4  # a slow model's clients get a tenth of its decode to come back
+    batcher._last_batch_seconds = 0.1
+    assert batcher.wait_s() == 0.05
+    assert Batcher(served=None, batch_wait_s=0.0).wait_s() == 0.0  # 0 turns waiting off

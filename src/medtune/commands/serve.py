@@ -70,8 +70,9 @@ def serve(
         float,
         typer.Option(
             min=0,
-            help="The longest a batch waits for more requests (ms), and only when more are expected: the "
-            "clients of the last batch plus those that queued while it ran. A lone client never waits.",
+            help="The longest a batch waits for more requests (ms), or a tenth of the last batch's decoding "
+            "time when that is longer; only when more are expected: the clients of the last batch plus those "
+            "that queued while it ran. A lone client never waits; 0 turns waiting off.",
         ),
     ] = 50.0,
 ) -> None:
