@@ -131,7 +131,11 @@ def run(
     overwrite: OverwriteOpt = False,
     from_stage: FromOpt = None,
 ) -> None:
-    """Run a whole recipe: score the base model, fine-tune, score again, write the report."""
+    """Run a whole recipe: score the base model, fine-tune, score again, write the report.
+
+    Recipes with pipeline rlaif (qa-rlaif, translate-rlaif): SFT, sample candidates, judge them, build
+    preference pairs, DPO, then compare base, SFT and DPO on held-out items.
+    """
     from medtune.pipeline import run_recipe
     from medtune.recipes.loader import load_recipe
 
@@ -142,9 +146,14 @@ def run(
     except MedtuneError as exc:
         _fail(exc)
     # Piped output (logs, CI) gets the whole table on one line per metric instead of 80 wrapped columns.
-    Console(width=None if sys.stdout.isatty() else 150).print(
-        _metrics_table(f"{summary['recipe']}: before vs after", summary["metrics"])
-    )
+    out = Console(width=None if sys.stdout.isatty() else 150)
+    if summary.get("pipeline") == "rlaif":
+        from medtune.report.rlaif import report_paths, rlaif_table
+
+        out.print(rlaif_table(summary))
+        _log(report_paths(summary))
+        return
+    out.print(_metrics_table(f"{summary['recipe']}: before vs after", summary["metrics"]))
     for check in summary.get("checks", []):
         _log(check["message"])
     _log(f"Report: {summary['report_html']}  Model: {summary['output_dir']}")
@@ -509,7 +518,8 @@ def recipes() -> None:
 
     for name in bundled_recipes():
         r = load_recipe(name)
-        typer.echo(f"{name:<22} [{r.task}] {r.description}")
+        kind = r.task if r.pipeline == "before_after" else f"{r.task}, {r.pipeline}"
+        typer.echo(f"{name:<22} [{kind}] {r.description}")
 
 
 ChatModelOpt = Annotated[

@@ -19,7 +19,7 @@ CORRECT = {  # per held-out question, in order: base, SFT, DPO
     "sft": [1, 1, 0, 0, 1, 0],
     "dpo": [1, 1, 1, 0, 1, 1],
 }
-SCORES = [0.0, 0.05, 0.15, 0.15, 0.5, 0.95, 1.0, 1.0]  # the candidates' judge scores
+HISTOGRAM = {"edges": [i / 10 for i in range(11)], "counts": [2, 2, 0, 0, 0, 1, 0, 0, 0, 3]}  # build_pairs' stats
 HISTORY = [[1, {"reward_margin": 0.0, "reward_accuracy": 0.0}], [2, {"reward_margin": 0.12, "reward_accuracy": 0.75}]]
 
 
@@ -40,7 +40,7 @@ def build_run(path: Path) -> RunFolder:
         "sft": {"sft_model": str(path / "sft_model"), "steps": 2},
         "generate": {"prompts": 4, "candidates": 12, "exact_duplicates": 3, "near_duplicates": 1},
         "judge": {"judge": "reference", "judge_kind": "reference", "judge_fingerprint": "abc123", "judged": 8, "scored": 8, "failed": 0},
-        "pairs": {"prompts": 4, "pairs": 3, "ties": 1, "all_bad": 0, "too_few": 0, "train": 2, "heldout": 1, "pair_yield": 0.75},
+        "pairs": {"prompts": 4, "pairs": 3, "ties": 1, "all_bad": 0, "too_few": 0, "train": 2, "heldout": 1, "pair_yield": 0.75, "histogram": HISTOGRAM},
         "dpo": {"dpo_model": str(path / "model"), "steps": 2, "train_loss": 0.69, "metric_history": HISTORY, "loss_history": [[1, 0.69], [2, 0.68]]},
         "eval": {
             "models": {"base": "tiny", "sft": str(path / "sft_model"), "dpo": str(path / "model")},
@@ -60,7 +60,6 @@ def build_run(path: Path) -> RunFolder:
         stages[name]["finished"] = "2026-11-29T18:00:00"
     path.mkdir(parents=True)
     (path / "run.json").write_text(json.dumps({"recipe": "qa-rlaif", "stages": stages}), encoding="utf-8")
-    write_jsonl(path / "judge" / "judgments.jsonl", [{"id": f"c{i}", "score": s} for i, s in enumerate(SCORES)])
     for name, hits in CORRECT.items():
         rows = [{"id": f"q{i}", "correct": bool(h)} for i, h in enumerate(hits)]
         write_jsonl(path / "eval" / name / "mcq_loglik" / "outputs.jsonl", rows)
@@ -105,12 +104,12 @@ def test_summary_names_models_stages_and_pair_figures(summary, tmp_path):
     assert list(summary["stages"]) == ["data", "sft", "generate", "judge", "pairs", "dpo", "eval"]
     assert summary["stages"]["judge"]["fingerprint"] == "f3" * 8
     assert (summary["pairs"]["pairs"], summary["pairs"]["pair_yield"]) == (3, 0.75)
-    # ten bins over [0, 1]; a score on a bin's edge counts in the upper bin, 1.0 in the last
-    assert summary["score_histogram"]["counts"] == [2, 2, 0, 0, 0, 1, 0, 0, 0, 3]
+    assert summary["pairs"]["histogram"] == HISTOGRAM
+    assert "fingerprint" not in summary["pairs"] and "finished" not in summary["pairs"]  # the runner's, not the stage's
     assert summary["dpo_training"]["final_reward_margin"] == 0.12
     assert summary["preference_accuracy"]["dpo"]["reward_accuracy"] == 1.0
     assert summary["win_rate"]["wins"] == 2
-    assert "reference judge" in summary["notes"][0]
+    assert "reference judge" in summary["notes"][0] and summary["judge"]["judge_fingerprint"] == "abc123"
     assert json.loads((run / "summary.json").read_text()) == summary
 
 

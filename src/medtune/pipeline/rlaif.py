@@ -18,7 +18,6 @@ judging also resume their own partial work (a killed run loses no finished candi
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -222,29 +221,35 @@ class RlaifStages:
         }
 
     def pairs(self) -> dict:
-        """Preference pairs from the judged candidates; ``pairs.heldout`` of them kept out of training."""
+        """Preference pairs from the judged candidates; ``pairs.heldout`` of them kept out of training.
+
+        Writes ``pairs/pairs.jsonl`` (every pair, with its stats beside it), ``train.jsonl`` and ``heldout.jsonl``.
+        """
         from medtune.rlaif.candidates import read_candidates
-        from medtune.rlaif.pairs import build_pairs
+        from medtune.rlaif.pairs import build_pairs, pair_records, write_pairs
 
         r = self.recipe
         candidates = read_candidates(self.run.sub(*CANDIDATES.parts))
         built, stats = build_pairs(candidates, read_scores(self.run.sub(*JUDGMENTS.parts)), r.pairs.margin)
-        stats = _record(stats)
+        figures = stats.to_dict()
         if not built:
+            counts = ", ".join(f"{k} {figures[k]}" for k in ("prompts", "ties", "all_bad", "too_few", "unscored"))
             raise MedtuneError(
-                f"No preference pair could be built from {len(candidates)} candidates ({json.dumps(stats)}): every "
-                "prompt's answers scored alike. Lower pairs.margin, raise generate.n or generate.temperature, "
-                "or use more prompts (generate.max_prompts, data.sample)."
+                f"No preference pair could be built from {len(candidates)} candidates ({counts}): no prompt's "
+                f"answers were separated by the judge by pairs.margin={r.pairs.margin}. Lower pairs.margin, raise "
+                "generate.n or generate.temperature, train the SFT model longer (sft.*), or use more prompts "
+                "(generate.max_prompts, data.sample)."
             )
         train, heldout = split_items(built, r.pairs.heldout, r.seed) if len(built) > 1 else (built, [])
         folder = self.run.sub(PAIRS_FOLDER)
-        for name, pairs in (("pairs", built), ("train", train), ("heldout", heldout)):
-            write_jsonl(folder / f"{name}.jsonl", [p.to_record() for p in pairs])
-        prompts = stats.get("prompts") or len({c["prompt_id"] for c in candidates})
-        record = {**stats, "train": len(train), "heldout": len(heldout), "pair_yield": round(len(built) / prompts, 4)}
-        (folder / "stats.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-        self.log(f"pairs: {len(built)} from {prompts} prompts ({len(train)} to train, {len(heldout)} held out).")
-        return record
+        write_pairs(folder / "pairs.jsonl", built, stats)
+        write_jsonl(folder / "train.jsonl", pair_records(train))
+        write_jsonl(folder / "heldout.jsonl", pair_records(heldout))
+        self.log(
+            f"pairs: {len(built)} from {figures['prompts']} prompts ({figures['ties']} ties, {figures['all_bad']} all "
+            f"bad, {figures['too_few']} with fewer than 2 distinct answers); {len(train)} to train, {len(heldout)} held out."
+        )
+        return {**figures, "train": len(train), "heldout": len(heldout)}
 
     def dpo(self) -> dict:
         """Preference training (``train.objective``) from the SFT model into ``output_dir``."""

@@ -40,7 +40,6 @@ from medtune.report.rlaif_figures import (
     dpo_training,
     mcq_rows,
     preference_figures,
-    score_histogram,
     stage_fingerprints,
     translation_rows,
     verdict,
@@ -117,14 +116,13 @@ def build_summary(recipe: Recipe, run: RunFolder) -> tuple[dict, list[ModelRow]]
         "sft_model": done["sft"].get("sft_model"),
         "dpo_model": done["dpo"].get("dpo_model"),
         "output_dir": done["dpo"].get("dpo_model"),
-        "data": {k: v for k, v in done["data"].items() if k != "finished"},
+        "data": _own(done["data"]),
         "judge": {
             k: judge.get(k)
-            for k in ("judge", "judge_kind", "fingerprint", "judged", "scored", "failed", "mean_score", "seconds")
+            for k in ("judge", "judge_kind", "judge_fingerprint", "judged", "scored", "failed", "mean_score", "seconds")
         },
-        "candidates": {k: v for k, v in candidates.items() if k != "finished"},
-        "pairs": {k: v for k, v in pairs.items() if k != "finished"},
-        "score_histogram": score_histogram(run),
+        "candidates": _own(candidates),
+        "pairs": _own(pairs),
         "dpo_training": dpo_training(done["dpo"]),
         "metrics": [row.to_summary() for row in rows],
         "win_rate": evaluation.get("win_rate"),
@@ -149,8 +147,9 @@ def write_rlaif_report(recipe: Recipe, run: RunFolder) -> dict:
 def _charts(summary: dict, rows: list[ModelRow]) -> list[tuple[str, str]]:
     """(alt text, data URI) of every chart the report shows, in order."""
     charts = []
-    hist = summary["score_histogram"]
-    if uri := histogram(hist["counts"], hist["edges"], f"judge scores of {hist['n']} candidates", "score"):
+    hist = summary["pairs"].get("histogram") or {"counts": [], "edges": []}
+    n = sum(hist["counts"])
+    if uri := histogram(hist["counts"], hist["edges"], f"judge scores of the {n} distinct scored candidates", "score"):
         charts.append(("histogram of the candidates' judge scores", uri))
     training = summary["dpo_training"]
     if uri := metric_curves(training["metric_history"], REWARD_KEYS, "preference training: reward margin and accuracy"):

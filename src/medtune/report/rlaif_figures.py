@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import numpy as np
-
 from medtune.data.io import read_jsonl
 from medtune.errors import MedtuneError
 from medtune.eval.significance import PairedDelta
@@ -29,7 +27,6 @@ TRANSLATION_METRICS = [
     ("ter", "held-out TER", False, False),
     ("term_accuracy", "held-out term accuracy (%)", True, True),
 ]
-HISTOGRAM_BINS = 10
 
 
 @dataclass
@@ -154,13 +151,6 @@ def preference_figures(evaluation: dict) -> dict:
         for name in MODEL_NAMES
     }
     return {"source": evaluation.get("preference_source"), **figures}
-
-
-def score_histogram(run: RunFolder) -> dict:
-    """Counts of the candidates' judge scores in ten equal bins over [0, 1] (from ``judge/judgments.jsonl``)."""
-    scores = [r["score"] for r in read_jsonl(run.sub("judge", "judgments.jsonl")) if r.get("score") is not None]
-    counts, edges = np.histogram(scores, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
-    return {"edges": [round(float(e), 2) for e in edges], "counts": [int(c) for c in counts], "n": len(scores)}
 
 
 def dpo_training(record: dict) -> dict:
