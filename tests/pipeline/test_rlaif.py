@@ -1,0 +1,244 @@
+"""The rlaif recipes end to end through the CLI on tiny models: every stage, its files and the numbers linking them.
+
+translate-rlaif runs on a tiny Marian model (the reference judge: sentence chrF++ against the
+reference); qa-rlaif on a tiny Gemma with a chat template, with free-text answers judged against a
+reference answer (similarity + key-point coverage), since a random tiny model names no correct
+option letter. Re-runs, ``--from`` and a kill during judging are checked on the translation run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_checks import assert_user_error, run_cli
+
+from medtune.data.io import read_jsonl
+from medtune.rlaif.pairs import build_pairs
+
+STAGES = ["data", "sft", "generate", "judge", "pairs", "dpo", "eval", "report"]
+TINY = [
+    "sft.max_steps=2",
+    "sft.lr=0.05",  # large steps, so that two of them change the tiny models' answers
+    "train.max_steps=2",
+    "train.lr=0.05",
+    "train.batch_size=2",
+    "train.eval_every=1",
+    "train.max_length=96",
+    "generate.n=3",
+    "generate.max_new_tokens=12",
+    "generate.temperature=1.0",
+    "generate.max_prompts=8",
+    "pairs.margin=0.01",
+    "pairs.heldout=0.25",
+    "eval.limit=4",
+    "eval.batch_size=8",
+    "eval.max_new_tokens=12",
+]
+
+
+def run_rlaif(recipe: str, model: Path, run_dir: Path, home: Path, *sets: str, extra: tuple[str, ...] = ()):
+    args = ["run", recipe, *[a for s in (f"model={model}", f"run_dir={run_dir}", *TINY, *sets) for a in ("--set", s)]]
+    return run_cli([*args, *extra], home=home)
+
+
+def manifest(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["stages"]
+
+
+def check_pairs_and_summary(run_dir: Path) -> dict:
+    """The pair counts equal build_pairs' own on the written files; summary.json names what the run made."""
+    stages = manifest(run_dir)
+    assert list(stages) == STAGES
+    candidates = read_jsonl(run_dir / "candidates" / "candidates.jsonl")
+    scores = {r["id"]: r["score"] for r in read_jsonl(run_dir / "judge" / "judgments.jsonl")}
+    pairs, stats = build_pairs(candidates, scores, 0.01)
+    record = stages["pairs"]
+    assert (record["pairs"], record["ties"], record["all_bad"], record["too_few"]) == (
+        stats.pairs,
+        stats.ties,
+        stats.all_bad,
+        stats.too_few,
+    )
+    assert record["pairs"] == len(pairs) > 0 and record["train"] + record["heldout"] == len(pairs)
+    assert len(read_jsonl(run_dir / "pairs" / "train.jsonl")) == record["train"]
+    # every distinct candidate was judged once; duplicates reuse nothing and are not judged
+    distinct = [c for c in candidates if c["duplicate_of"] is None]
+    assert sorted(scores) == sorted(c["id"] for c in distinct)
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["pipeline"] == "rlaif"
+    assert summary["sft_model"] == stages["sft"]["sft_model"] == str(run_dir / "sft_model")
+    assert summary["dpo_model"] == summary["output_dir"] == stages["dpo"]["dpo_model"]
+    assert {name: s["fingerprint"] for name, s in summary["stages"].items()} == {
+        name: stages[name]["fingerprint"] for name in STAGES[:-1]
+    }
+    assert summary["pairs"]["pairs"] == len(pairs) and sum(summary["pairs"]["histogram"]["counts"]) == len(distinct)
+    assert summary["dpo_training"]["steps"] == 2 and summary["dpo_training"]["metric_history"]
+    w = summary["win_rate"]
+    assert w["wins"] + w["ties"] + w["losses"] == w["n"] == 4 and w["ci_low"] <= w["win_rate"] <= w["ci_high"]
+    assert (Path(summary["dpo_model"]) / "medtune_model.json").is_file()
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "Win-rate: DPO vs SFT" in html and html.count("<img") >= 3
+    return summary
+
+
+@pytest.fixture(scope="module")
+def translation_run(tiny_marian_dir, tmp_path_factory) -> tuple[Path, Path, object]:
+    tmp = tmp_path_factory.mktemp("translate-rlaif")
+    run_dir, home = tmp / "run", tmp / "home"
+    result = run_rlaif("translate-rlaif", tiny_marian_dir, run_dir, home, "data.sample=80")
+    assert result.exit_code == 0, result.output
+    return run_dir, home, result
+
+
+def test_translate_rlaif_on_marian(translation_run):
+    run_dir, _, result = translation_run
+    summary = check_pairs_and_summary(run_dir)
+    assert [m["metric"] for m in summary["metrics"]] == ["chrf", "bleu", "ter", "term_accuracy"]
+    for metric in summary["metrics"]:
+        for key in ("sft_vs_base", "dpo_vs_sft"):
+            d = metric[key]
+            assert d["ci_low"] <= d["value"] <= d["ci_high"] and 0 < d["p_value"] <= 1
+    chrf = summary["metrics"][0]
+    evaluation = manifest(run_dir)["eval"]
+    assert chrf["dpo"] == evaluation["dpo"]["test"]["chrf"] and chrf["sft"] == evaluation["sft"]["test"]["chrf"]
+    assert chrf["dpo_vs_sft"]["value"] == pytest.approx(chrf["dpo"] - chrf["sft"], abs=1e-3)
+    # held-out preference accuracy on the pairs kept out of DPO training, DPO also by implicit reward
+    p = summary["preference_accuracy"]
+    assert p["dpo"]["n"] == manifest(run_dir)["pairs"]["heldout"] and "reward_accuracy" in p["dpo"]
+    assert "win-rate DPO vs SFT" in result.output and "Report:" in result.output
+
+
+def test_rerun_skips_every_stage(translation_run, tiny_marian_dir):
+    run_dir, home, _ = translation_run
+    before = manifest(run_dir)
+    result = run_rlaif("translate-rlaif", tiny_marian_dir, run_dir, home, "data.sample=80", extra=("--resume",))
+    assert result.exit_code == 0, result.output
+    assert result.output.count("skipped") == len(STAGES)
+    assert manifest(run_dir) == before
+
+
+def test_from_judge_reruns_judge_to_report_only(translation_run, tiny_marian_dir):
+    run_dir, home, _ = translation_run
+    before = manifest(run_dir)
+    result = run_rlaif("translate-rlaif", tiny_marian_dir, run_dir, home, "data.sample=80", extra=("--from", "judge"))
+    assert result.exit_code == 0, result.output
+    skipped = [s for s in STAGES if f"Stage {s}: inputs unchanged" in result.output]
+    assert skipped == ["data", "sft", "generate"]
+    after = manifest(run_dir)
+    assert {s: after[s]["fingerprint"] for s in STAGES} == {s: before[s]["fingerprint"] for s in STAGES}
+    assert after["pairs"]["pairs"] == before["pairs"]["pairs"]  # the same candidates, judged again alike
+
+
+def test_kill_while_judging_loses_no_finished_judgment(tiny_marian_dir, tmp_path, monkeypatch):
+    from medtune.judge.reference import ReferenceJudge
+
+    score, calls = ReferenceJudge.score, []
+
+    def interrupted_after_one_batch(self, items):
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second batch is judged
+        return score(self, items)
+
+    monkeypatch.setattr(ReferenceJudge, "batch_size", 5)
+    monkeypatch.setattr(ReferenceJudge, "score", interrupted_after_one_batch)
+    run_dir, home = tmp_path / "run", tmp_path / "home"
+    killed = run_rlaif("translate-rlaif", tiny_marian_dir, run_dir, home, "data.sample=80")
+    assert killed.exit_code == 130  # the shell's code for an interrupt
+    assert "judge" not in manifest(run_dir)
+    first = (run_dir / "judge" / "judgments.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(first) == 5  # the finished batch is on disk
+
+    judged_again: list[str] = []
+
+    def spy(self, items):
+        judged_again.extend(item.id for item in items)
+        return score(self, items)
+
+    monkeypatch.setattr(ReferenceJudge, "score", spy)
+    resumed = run_rlaif("translate-rlaif", tiny_marian_dir, run_dir, home, "data.sample=80", extra=("--resume",))
+    assert resumed.exit_code == 0, resumed.output
+    total = manifest(run_dir)["judge"]["judged"]
+    finished_ids = {json.loads(line)["id"] for line in first}
+    assert not finished_ids & set(judged_again)  # no finished judgment was asked for again
+    assert len([i for i in judged_again if ":" not in i]) == total - 5  # (win-rate answers are "<model>:<id>")
+    after = (run_dir / "judge" / "judgments.jsonl").read_text(encoding="utf-8").splitlines()
+    assert after[:5] == first and len(after) == total
+    check_pairs_and_summary(run_dir)
+
+
+QA_ROWS = [
+    ("What does metformin treat?", "Metformin treats type 2 diabetes by lowering blood glucose."),
+    ("What is the first-line drug for anaphylaxis?", "Intramuscular adrenaline is the first-line treatment."),
+    ("Which vitamin deficiency causes scurvy?", "Scurvy is caused by a lack of vitamin C."),
+    ("What does an ACE inhibitor commonly cause?", "A dry cough is a common side effect of ACE inhibitors."),
+    ("Where is insulin produced?", "Insulin is produced by the beta cells of the pancreas."),
+    ("What reverses an opioid overdose?", "Naloxone reverses the effects of an opioid overdose."),
+    ("What does warfarin prevent?", "Warfarin prevents blood clots such as stroke in atrial fibrillation."),
+    ("Which organ does hepatitis affect?", "Hepatitis is inflammation of the liver."),
+    ("What is a normal resting heart rate?", "A normal adult resting heart rate is 60 to 100 beats per minute."),
+    ("What does salbutamol relieve?", "Salbutamol relieves bronchospasm in asthma attacks."),
+    ("What causes tuberculosis?", "Tuberculosis is caused by the bacterium Mycobacterium tuberculosis."),
+    ("What does a statin lower?", "Statins lower LDL cholesterol and cardiovascular risk."),
+    ("What is the antidote to paracetamol poisoning?", "Acetylcysteine is the antidote to paracetamol overdose."),
+    ("Which hormone is low in hypothyroidism?", "Thyroxine is low in hypothyroidism."),
+    ("What does furosemide do?", "Furosemide is a loop diuretic that removes excess fluid."),
+    ("What vaccine prevents measles?", "The MMR vaccine prevents measles, mumps and rubella."),
+]
+
+
+def test_qa_rlaif_free_text_answers(tiny_chat_gemma_dir, tmp_path):
+    data = tmp_path / "qa.jsonl"
+    rows = [
+        {"id": f"q{i}", "question": q, "long_answer": a, "context": "Clinical pharmacology notes."}
+        for i, (q, a) in enumerate(QA_ROWS)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    result = run_rlaif(
+        "qa-rlaif", tiny_chat_gemma_dir, run_dir, tmp_path / "home",
+        f"data.train={data}", "data.reference_col=long_answer", "data.test_size=0.25", "data.dev_size=0.1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = check_pairs_and_summary(run_dir)
+    assert summary["metrics"] == []  # no multiple-choice test: win-rate and preference accuracy only, said so
+    assert any("No multiple-choice test" in note for note in summary["notes"])
+    candidates = read_jsonl(run_dir / "candidates" / "candidates.jsonl")
+    assert {c["reference"] for c in candidates} <= {a for _, a in QA_ROWS}
+    judgments = read_jsonl(run_dir / "judge" / "judgments.jsonl")
+    assert all(set(j["criteria"]) == {"similarity", "coverage"} for j in judgments)
+    trained = {c["id"] for c in read_jsonl(run_dir / "data" / "train.jsonl")}
+    held_out = {p["id"] for p in read_jsonl(run_dir / "data" / "heldout_prompts.jsonl")}
+    assert len(held_out) == 4 and not trained & held_out  # win-rate prompts are never trained on
+
+
+def test_qa_rlaif_letters_with_no_separable_answers_say_what_to_change(tiny_chat_gemma_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_rlaif(
+        "qa-rlaif", tiny_chat_gemma_dir, run_dir, tmp_path / "home", "data.sample=24", "train.max_length=512"
+    )
+    # a random tiny model names no correct option letter: every prompt is all-bad, and the run says so
+    assert_user_error(result, "No preference pair could be built", "all_bad 8", "pairs.margin")
+    judged = read_jsonl(run_dir / "judge" / "judgments.jsonl")
+    assert judged and all(j["score"] == 0 for j in judged)
+    assert list(manifest(run_dir)) == ["data", "sft", "generate", "judge"]  # finished work is kept for --resume
+
+
+def test_endpoint_settings_errors_name_the_key(monkeypatch):
+    from medtune.errors import MedtuneError
+    from medtune.pipeline.rlaif import build_recipe_judge, policy_endpoint
+    from medtune.recipes.loader import load_recipe
+
+    recipe = load_recipe("qa-rlaif", ["generate.endpoint=http://127.0.0.1:9/v1"])
+    with pytest.raises(MedtuneError, match="generate.endpoint_model"):
+        policy_endpoint(recipe)
+    monkeypatch.delenv("MEDTUNE_TEST_KEY", raising=False)
+    recipe = load_recipe("qa-rlaif", ["judge.kind=llm", "judge.model=m", "judge.api_key_env=MEDTUNE_TEST_KEY"])
+    with pytest.raises(MedtuneError, match="judge.api_key_env=MEDTUNE_TEST_KEY"):
+        build_recipe_judge(recipe)
+    monkeypatch.setenv("MEDTUNE_TEST_KEY", "sk-test")
+    recipe = load_recipe("qa-rlaif", ["generate.endpoint=http://127.0.0.1:9/v1", "generate.endpoint_model=policy"])
+    endpoint = policy_endpoint(recipe)
+    assert (endpoint.settings.url, endpoint.settings.model) == ("http://127.0.0.1:9/v1", "policy")
