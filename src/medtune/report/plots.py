@@ -221,6 +221,8 @@ def metric_curves(history: Sequence[Sequence], keys: Sequence[tuple[str, str]], 
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("optimizer step", fontsize=8)
         ax.set_ylabel(label, fontsize=8)
+        if key.endswith("accuracy"):
+            ax.set_ylim(-0.05, 1.05)  # a share: always on the same scale
         ax.tick_params(labelsize=7)
         ax.spines[["top", "right"]].set_visible(False)
     fig.suptitle(title, fontsize=9)
