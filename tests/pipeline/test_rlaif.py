@@ -108,6 +108,10 @@ def test_translate_rlaif_on_marian(translation_run):
     p = summary["preference_accuracy"]
     assert p["dpo"]["n"] == manifest(run_dir)["pairs"]["heldout"] and "reward_accuracy" in p["dpo"]
     assert "win-rate DPO vs SFT" in result.output and "Report:" in result.output
+    from medtune.models.export import model_folder_of
+
+    assert model_folder_of(run_dir) == Path(summary["dpo_model"])  # medtune export RUN exports the final model
+    assert "medtune" in (Path(summary["dpo_model"]) / "README.md").read_text(encoding="utf-8")  # its model card
 
 
 def test_rerun_skips_every_stage(translation_run, tiny_marian_dir):

@@ -58,7 +58,7 @@ def build_run(path: Path) -> RunFolder:
     for i, name in enumerate(stages):
         stages[name]["fingerprint"] = f"f{i}" * 8
         stages[name]["finished"] = "2026-11-29T18:00:00"
-    path.mkdir(parents=True)
+    (path / "model").mkdir(parents=True)
     (path / "run.json").write_text(json.dumps({"recipe": "qa-rlaif", "stages": stages}), encoding="utf-8")
     for name, hits in CORRECT.items():
         rows = [{"id": f"q{i}", "correct": bool(h)} for i, h in enumerate(hits)]
@@ -83,7 +83,7 @@ def summary(tmp_path) -> dict:
 def test_accuracy_rows_carry_both_paired_deltas(summary):
     (row,) = summary["metrics"]
     assert (row["base"], row["sft"], row["dpo"]) == (pytest.approx(33.33), pytest.approx(50.0), pytest.approx(83.33))
-    for key, a, b in (("sft_vs_base", "base", "sft"), ("dpo_vs_sft", "sft", "dpo")):
+    for key, a, b in (("sft_vs_base", "base", "sft"), ("dpo_vs_sft", "sft", "dpo"), ("dpo_vs_base", "base", "dpo")):
         oracle = paired_mean_delta(CORRECT[a], CORRECT[b])  # resampled over the same questions, in percent
         assert row[key]["value"] == pytest.approx(100 * oracle.value, abs=1e-4)
         assert (row[key]["ci_low"], row[key]["ci_high"]) == (
@@ -128,3 +128,11 @@ def test_terminal_table(summary):
     text = console.export_text()
     assert "win-rate DPO vs SFT (%)" in text and "33.33%" in text
     assert "preference accuracy (%)" in text and "3 preference pairs from 4 prompts" in text
+
+
+def test_model_card_compares_base_and_final_model(summary, tmp_path):
+    card = (tmp_path / "run" / "model" / "README.md").read_text(encoding="utf-8")
+    assert "tags:" in card and "medtune" in card
+    assert "won on 2 of 6 held-out prompts" in card
+    (row,) = summary["metrics"]
+    assert f"{row['dpo_vs_base']['value']:+.2f}" in card  # DPO minus base, as in summary.json

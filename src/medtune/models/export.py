@@ -24,9 +24,11 @@ def model_folder_of(run_or_model: Path) -> Path:
     from medtune.runs import RunFolder
 
     if (run_or_model / "run.json").is_file():
-        train_done = RunFolder(run_or_model, "").done("train")
-        if train_done:
+        run = RunFolder(run_or_model, "")
+        if train_done := run.done("train"):
             return Path(train_done["output_dir"])
+        if preference := run.done("dpo"):  # an rlaif run: its final model is the preference-tuned one
+            return Path(preference["dpo_model"])
     return run_or_model
 
 

@@ -23,7 +23,7 @@ from medtune.report.formatting import (
     format_value_with_interval,
     markdown_cell,
 )
-from medtune.report.model_card import TASK_CAUTION, task_title
+from medtune.report.model_card import TASK_CAUTION, model_card, task_title
 from medtune.report.plots import (
     BASE_COLOR,
     DELTA_COLOR,
@@ -135,13 +135,41 @@ def build_summary(recipe: Recipe, run: RunFolder) -> tuple[dict, list[ModelRow]]
 
 
 def write_rlaif_report(recipe: Recipe, run: RunFolder) -> dict:
-    """Write report.html, report.md and summary.json in the run folder; returns the summary."""
+    """Write report.html, report.md and summary.json in the run folder, and the model card
+    (README.md) in the preference-tuned model's folder; returns the summary."""
     summary, rows = build_summary(recipe, run)
     page = _Page(recipe, summary, rows)
     run.sub("report.html").write_text(page.html(), encoding="utf-8")
     run.sub("report.md").write_text(page.markdown(), encoding="utf-8")
     run.sub("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    if summary["dpo_model"] and Path(summary["dpo_model"]).is_dir():
+        card = model_card(
+            recipe, [row.card_row() for row in rows], _card_counts(summary), evaluation=_card_text(summary)
+        )
+        (Path(summary["dpo_model"]) / "README.md").write_text(card, encoding="utf-8")
     return summary
+
+
+def _card_counts(summary: dict) -> dict[str, int]:
+    data, pairs = summary["data"], summary["pairs"]
+    counts = {"train": data.get("train", 0), "dev": data.get("dev", 0)}
+    counts["test"] = data.get("mcq_test") or data.get("test") or data.get("heldout_prompts", 0)
+    return {**counts, "preference pairs (judged candidates)": pairs.get("pairs", 0)}
+
+
+def _card_text(summary: dict) -> str:
+    w = summary.get("win_rate") or {}
+    text = (
+        "Trained in two steps: supervised fine-tuning, then preference optimisation on pairs of the SFT model's "
+        "own answers ranked by a judge (RLAIF; " + summary["notes"][0] + ") The table compares the base model "
+        "with the final model on held-out items, each delta with a paired-bootstrap 95% interval."
+    )
+    if w:
+        text += (
+            f" Against the SFT model, the final model's answers won on {w['wins']} of {w['n']} held-out prompts "
+            f"({w['ties']} ties)."
+        )
+    return text
 
 
 def _charts(summary: dict, rows: list[ModelRow]) -> list[tuple[str, str]]:

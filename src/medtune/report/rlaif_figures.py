@@ -15,7 +15,7 @@ from medtune.data.io import read_jsonl
 from medtune.errors import MedtuneError
 from medtune.eval.significance import PairedDelta
 from medtune.report.comparison import mcq_delta, translation_deltas
-from medtune.report.formatting import NOT_SIGNIFICANT, SIGNIFICANT
+from medtune.report.formatting import FEW_SHOT, NOT_SIGNIFICANT, SIGNIFICANT, ZERO_SHOT, MetricRow
 from medtune.runs import RunFolder
 
 MODEL_NAMES = {"base": "base", "sft": "SFT", "dpo": "DPO"}
@@ -40,6 +40,8 @@ class ModelRow:
     intervals: dict[str, tuple[float, float] | None]  # 95% interval of each value (None: not computed)
     sft_vs_base: PairedDelta | None = None
     dpo_vs_sft: PairedDelta | None = None
+    dpo_vs_base: PairedDelta | None = None  # the whole gain: what the model card shows
+    base_few_shot: int = 0  # solved examples the base model was shown (the fine-tunes see none)
 
     def to_summary(self) -> dict:
         """The row as one entry of ``summary.json``'s ``metrics``."""
@@ -51,7 +53,27 @@ class ModelRow:
             **{f"{name}_ci": _listed(self.intervals.get(name)) for name in MODEL_NAMES},
             "sft_vs_base": _delta_summary(self.sft_vs_base),
             "dpo_vs_sft": _delta_summary(self.dpo_vs_sft),
+            "dpo_vs_base": _delta_summary(self.dpo_vs_base),
+            "base_few_shot": self.base_few_shot,
         }
+
+    def card_row(self) -> MetricRow:
+        """The row as the model card shows it: the base (few-shot or zero-shot, as it was scored) against DPO."""
+        few = self.base_few_shot > 0
+        base, ci = self.values["base"], self.intervals["base"]
+        return MetricRow(
+            label=self.label,
+            key=self.key,
+            base=base if few else None,
+            tuned=self.values["dpo"],
+            higher_is_better=self.higher_is_better,
+            base_ci=ci if few else None,
+            tuned_ci=self.intervals["dpo"],
+            base_zero_shot=None if few else base,
+            base_zero_shot_ci=None if few else ci,
+            headline_base=FEW_SHOT if few else ZERO_SHOT,
+            paired=self.dpo_vs_base,
+        )
 
 
 def verdict(delta: PairedDelta | None) -> str:
@@ -109,6 +131,8 @@ def mcq_rows(run: RunFolder, evaluation: dict, modes: list[str]) -> list[ModelRo
                 intervals={name: (_pct(m["ci_low"]), _pct(m["ci_high"])) for name, m in metrics.items()},
                 sft_vs_base=mcq_delta(joined_model_outputs(run, "base", "sft", key, "outputs.jsonl")),
                 dpo_vs_sft=mcq_delta(joined_model_outputs(run, "sft", "dpo", key, "outputs.jsonl")),
+                dpo_vs_base=mcq_delta(joined_model_outputs(run, "base", "dpo", key, "outputs.jsonl")),
+                base_few_shot=metrics["base"].get("few_shot", 0),
             )
         )
     return rows
@@ -117,8 +141,8 @@ def mcq_rows(run: RunFolder, evaluation: dict, modes: list[str]) -> list[ModelRo
 def translation_rows(run: RunFolder, evaluation: dict) -> list[ModelRow]:
     """chrF++, BLEU, TER (and term accuracy with a glossary) of the test split."""
     deltas = {
-        "sft_vs_base": translation_deltas(joined_model_outputs(run, "base", "sft", "test", "outputs.jsonl")),
-        "dpo_vs_sft": translation_deltas(joined_model_outputs(run, "sft", "dpo", "test", "outputs.jsonl")),
+        name: translation_deltas(joined_model_outputs(run, a, b, "test", "outputs.jsonl"))
+        for name, a, b in (("sft_vs_base", "base", "sft"), ("dpo_vs_sft", "sft", "dpo"), ("dpo_vs_base", "base", "dpo"))
     }
     rows = []
     for key, label, higher, percent in TRANSLATION_METRICS:
@@ -136,6 +160,8 @@ def translation_rows(run: RunFolder, evaluation: dict) -> list[ModelRow]:
                 intervals=dict.fromkeys(MODEL_NAMES),
                 sft_vs_base=deltas["sft_vs_base"].get(key),
                 dpo_vs_sft=deltas["dpo_vs_sft"].get(key),
+                dpo_vs_base=deltas["dpo_vs_base"].get(key),
+                base_few_shot=evaluation["base"]["test"].get("few_shot", 0),
             )
         )
     return rows
