@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cli_checks import assert_user_error, run_cli
+from fastapi import FastAPI, Request
 
 from medtune.data.io import read_jsonl
 from medtune.rlaif.pairs import build_pairs
@@ -206,7 +207,9 @@ QA_ROWS = [
 ]
 
 
-def test_qa_rlaif_free_text_answers(tiny_chat_gemma_dir, tmp_path):
+def test_qa_rlaif_free_text_answers_from_an_endpoint_policy(tiny_chat_gemma_dir, tmp_path, medtune_server, monkeypatch):
+    """Candidates come from a live ``medtune serve`` (its key read from the variable the recipe names)."""
+    monkeypatch.setenv("RLAIF_TEST_POLICY_KEY", medtune_server.api_key)
     data = tmp_path / "qa.jsonl"
     rows = [
         {"id": f"q{i}", "question": q, "long_answer": a, "context": "Clinical pharmacology notes."}
@@ -217,6 +220,8 @@ def test_qa_rlaif_free_text_answers(tiny_chat_gemma_dir, tmp_path):
     result = run_rlaif(
         "qa-rlaif", tiny_chat_gemma_dir, run_dir, tmp_path / "home",
         f"data.train={data}", "data.reference_col=long_answer", "data.test_size=0.25", "data.dev_size=0.1",
+        f"generate.endpoint={medtune_server.base_url}", f"generate.endpoint_model={medtune_server.model}",
+        "generate.api_key_env=RLAIF_TEST_POLICY_KEY",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = check_pairs_and_summary(run_dir)
@@ -226,6 +231,7 @@ def test_qa_rlaif_free_text_answers(tiny_chat_gemma_dir, tmp_path):
     assert {c["reference"] for c in candidates} <= {a for _, a in QA_ROWS}
     judgments = read_jsonl(run_dir / "judge" / "judgments.jsonl")
     assert all(set(j["criteria"]) == {"similarity", "coverage"} for j in judgments)
+    assert manifest(run_dir)["generate"]["policy"] == f"{medtune_server.base_url} ({medtune_server.model})"
     trained = {c["id"] for c in read_jsonl(run_dir / "data" / "train.jsonl")}
     held_out = {p["id"] for p in read_jsonl(run_dir / "data" / "heldout_prompts.jsonl")}
     assert len(held_out) == 4 and not trained & held_out  # win-rate prompts are never trained on
@@ -259,3 +265,62 @@ def test_endpoint_settings_errors_name_the_key(monkeypatch):
     recipe = load_recipe("qa-rlaif", ["generate.endpoint=http://127.0.0.1:9/v1", "generate.endpoint_model=policy"])
     endpoint = policy_endpoint(recipe)
     assert (endpoint.settings.url, endpoint.settings.model) == ("http://127.0.0.1:9/v1", "policy")
+    judge_sets = ["judge.kind=llm", "judge.endpoint=http://127.0.0.1:9/v1", "judge.model=judge-model"]
+    judge = build_recipe_judge(load_recipe("qa-rlaif", [*judge_sets, "judge.api_key_env=MEDTUNE_TEST_KEY"]))
+    assert judge.name == "llm" and hasattr(judge, "compare_many")  # the win-rate then asks both orders
+
+
+class PositionBiasedJudge:
+    """A judge model behind a real uvicorn server that always prefers the answer shown first."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            body = await request.json()
+            self.requests.append(body)
+            content = '{"winner": "A", "rationale": "the first one"}'
+            choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            return {"id": "j", "object": "chat.completion", "created": 0, "model": body["model"], "choices": [choice]}
+
+        return app
+
+
+def test_win_rate_with_an_llm_judge_asks_both_orders(tmp_path):
+    from live_server import uvicorn_in_thread
+
+    from medtune.data.io import write_jsonl
+    from medtune.pipeline.rlaif import RlaifStages
+    from medtune.pipeline.rlaif_eval import win_rate
+    from medtune.recipes.loader import load_recipe
+    from medtune.runs import RunFolder
+
+    def answers(name: str) -> Path:
+        rows = [
+            {"id": f"{name}{i}", "prompt_id": f"p{i}", "prompt": f"Question {i}?", "text": f"{name} answer {i}"}
+            for i in range(3)
+        ]
+        write_jsonl(tmp_path / f"{name}.jsonl", rows)
+        return tmp_path / f"{name}.jsonl"
+
+    server = PositionBiasedJudge()
+    with uvicorn_in_thread(server.app()) as url:
+        recipe = load_recipe("qa-rlaif", ["judge.kind=llm", f"judge.endpoint={url}", "judge.model=judge-m"])
+        w = win_rate(RlaifStages(recipe, RunFolder(tmp_path / "run", "qa-rlaif")), answers("sft"), answers("dpo"))
+    # every verdict flips with the order: no consistent winner, so every prompt is a tie
+    assert (w["mode"], w["n"], w["ties"], w["wins"], w["position_consistency"]) == (
+        "pairwise, both orders",
+        3,
+        3,
+        0,
+        0.0,
+    )
+    assert len(server.requests) == 6 and {r["model"] for r in server.requests} == {"judge-m"}
+    verdicts = read_jsonl(tmp_path / "run" / "eval" / "win_rate" / "verdicts.jsonl")
+    assert [(v["prompt_id"], v["winner"], v["consistent"]) for v in verdicts] == [
+        (f"p{i}", "tie", False) for i in range(3)
+    ]
