@@ -324,3 +324,30 @@ def test_win_rate_with_an_llm_judge_asks_both_orders(tmp_path):
     assert [(v["prompt_id"], v["winner"], v["consistent"]) for v in verdicts] == [
         (f"p{i}", "tie", False) for i in range(3)
     ]
+
+
+def test_data_stage_keeps_held_out_items_out_of_training(tmp_path):
+    from medtune.pipeline.rlaif_data import RlaifData, prepare_rlaif_data
+    from medtune.recipes.loader import load_recipe
+
+    record = prepare_rlaif_data(load_recipe("qa-rlaif"), tmp_path / "mcq", log=lambda _: None)
+    data = RlaifData.read(tmp_path / "mcq")
+    assert record["answers"] == "letter" and record["mcq_test"] == 44  # 25% of the 176 bundled questions
+    trained = {c["id"] for c in data.train}
+    assert {p["id"] for p in data.prompts} == trained  # candidates are sampled for the SFT questions
+    assert [p["id"] for p in data.heldout_prompts] == [q["id"] for q in data.mcq_test]
+    assert not trained & {q["id"] for q in data.mcq_test}
+    assert all(p["gold"] in "ABCDE" and p["prompt"][-1]["role"] == "user" for p in data.prompts)
+
+    test = tmp_path / "test.jsonl"
+    medical = read_jsonl(
+        Path(__file__).resolve().parents[2] / "src" / "medtune" / "data" / "demo" / "medical_en_es.jsonl"
+    )
+    test.write_text("".join(json.dumps({"en": r["en"], "es": r["es"]}) + "\n" for r in medical[:10]), encoding="utf-8")
+    recipe = load_recipe("translate-rlaif", [f"data.test={test}"])
+    record = prepare_rlaif_data(recipe, tmp_path / "translation", log=lambda _: None)
+    data = RlaifData.read(tmp_path / "translation")
+    assert record["test"] == 10 and record["answers"] == "translation"
+    sources = {r["en"] for r in medical[:10]}
+    assert not sources & {p["src"] for p in data.train} and {p["prompt"] for p in data.heldout_prompts} == sources
+    assert {p["reference"] for p in data.prompts} == {p["tgt"] for p in data.train}

@@ -19,7 +19,6 @@ judging also resume their own partial work (a killed run loses no finished candi
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from medtune.data.io import read_jsonl, write_jsonl
@@ -34,13 +33,6 @@ SFT_FOLDER = "sft_model"
 CANDIDATES = Path("candidates", "candidates.jsonl")
 JUDGMENTS = Path("judge", "judgments.jsonl")
 PAIRS_FOLDER = "pairs"
-
-
-def _record(stats) -> dict:
-    """A stats object (dataclass or mapping) as a JSON-able dict."""
-    if is_dataclass(stats):
-        return asdict(stats)
-    return dict(stats)
 
 
 def _api_key(variable: str | None, option: str) -> str | None:
@@ -187,10 +179,12 @@ class RlaifStages:
             loaded=loaded,
             endpoint=endpoint,
             batch_size=g.batch_size,
+            src_lang=r.data.src_lang,
+            tgt_lang=r.data.tgt_lang,
             log=self.log,
         )
         policy = f"{g.endpoint} ({g.endpoint_model})" if endpoint is not None else self.sft_model()
-        return {"candidates": str(self.run.sub(*CANDIDATES.parts)), "policy": policy, **_record(stats)}
+        return {"candidates": str(self.run.sub(*CANDIDATES.parts)), "policy": policy, **stats.to_dict()}
 
     def judge(self) -> dict:
         """Score every distinct candidate (duplicates repeat a judged text); resumes a killed run's judgments."""

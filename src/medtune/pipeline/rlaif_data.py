@@ -142,16 +142,24 @@ def _free_text_data(recipe: Recipe, log) -> tuple[RlaifData, list[ValidationRepo
     from medtune.rlaif.prompt_items import prompt_items_from_qa
 
     d = recipe.data
-    rows = read_rows(d.train)
-    context = "context" if "context" in columns_of(rows) else None
-    items = prompt_items_from_qa(
-        rows, "question", d.reference_col, context_col=context, system=d.system_prompt,
-        on_bad_rows=d.on_bad_rows, name="train", log=log,
-    )  # fmt: skip
-    report = ValidationReport(name="train", total=len(rows), kept=len(items), unit="questions")
-    pool, test = holdout_split(
-        sample_items(items, d.sample, recipe.seed), d.test_size, recipe.seed, "test_size", report
-    )
+
+    def load(spec: str, name: str):
+        rows = read_rows(spec)
+        context = "context" if "context" in columns_of(rows) else None
+        items = prompt_items_from_qa(
+            rows, "question", d.reference_col, context_col=context, system=d.system_prompt,
+            on_bad_rows=d.on_bad_rows, name=name, log=log,
+        )  # fmt: skip
+        return items, ValidationReport(name=name, total=len(rows), kept=len(items), unit="questions")
+
+    items, report = load(d.train, "train")
+    pool = sample_items(items, d.sample, recipe.seed)
+    if d.test:
+        test, _ = load(d.test, "test")
+        asked = {item.id for item in test}
+        pool = [item for item in pool if item.id not in asked]
+    else:
+        pool, test = holdout_split(pool, d.test_size, recipe.seed, "test_size", report)
     if not test:
         raise MedtuneError("data.test_size gave no held-out questions for the win-rate; raise it.")
     conversations = [
@@ -172,12 +180,25 @@ def _translation_data(recipe: Recipe, log) -> tuple[RlaifData, list[ValidationRe
     from medtune.rlaif.prompt_items import prompt_items_from_pairs
 
     d = recipe.data
-    columns = pair_columns(d.train, d.src_col, d.tgt_col, d.src_lang, d.tgt_lang)
-    how = "bundled demo files hold en/es columns" if d.train.startswith(DEMO_PREFIX) else "--set data.src_col=..."
-    pairs = sample_items(load_pairs(d.train, *columns, doc_col=d.doc_col, column_options=how), d.sample, recipe.seed)
-    kept, report = validate_pairs(pairs, "train", d.on_bad_rows, d.max_length_ratio)
-    log(report.summary())
-    train, dev, test = split_pairs(kept, d.test_size, d.dev_size, recipe.seed, d.split, validation=report)
+
+    def load(spec: str, name: str, exclude: set[str] | None = None) -> tuple[list[Pair], ValidationReport]:
+        columns = pair_columns(spec, d.src_col, d.tgt_col, d.src_lang, d.tgt_lang)
+        how = "bundled demo files hold en/es columns" if spec.startswith(DEMO_PREFIX) else "--set data.src_col=..."
+        pairs = load_pairs(spec, *columns, doc_col=d.doc_col, column_options=how)
+        kept, report = validate_pairs(pairs, name, d.on_bad_rows, d.max_length_ratio, exclude_sources=exclude)
+        log(report.summary())
+        return kept, report
+
+    if d.test:
+        test, _ = load(d.test, "test")
+        pool, report = load(d.train, "train", exclude={p.src for p in test})
+        train, dev, _ = split_pairs(
+            sample_items(pool, d.sample, recipe.seed), 0.0, d.dev_size, recipe.seed, d.split, validation=report
+        )
+    else:
+        pool, report = load(d.train, "train")
+        pool = sample_items(pool, d.sample, recipe.seed)
+        train, dev, test = split_pairs(pool, d.test_size, d.dev_size, recipe.seed, d.split, validation=report)
     held_out = {p.src for p in test}
     train = [p for p in train if p.src not in held_out]
     data = RlaifData(
