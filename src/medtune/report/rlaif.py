@@ -412,9 +412,11 @@ def rlaif_table(summary: dict) -> Table:
             f"n = {p['base']['n']}",
         )
     pairs = summary["pairs"]
+    judge = summary["judge"]
     table.caption = (
         f"{pairs.get('pairs')} preference pairs from {summary['candidates'].get('prompts')} prompts "
-        f"(yield {100 * (pairs.get('pair_yield') or 0):.0f}%); {summary['notes'][0]}"
+        f"(yield {100 * (pairs.get('pair_yield') or 0):.0f}%); judge: {judge.get('judge_kind')} "
+        f"(fingerprint {judge.get('judge_fingerprint')})"
     )
     return table
 
