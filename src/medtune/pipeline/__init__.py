@@ -4,7 +4,7 @@ Each task module lists its stages (``*_stages(recipe, run, log)``: data -> eval_
 [-> eval_base_zero_shot] -> train -> eval_tuned -> report); this module opens the run folder
 (``runs.py`` decides what may be resumed, re-run or refused) and hands the stages to the runner
 (``pipeline/stages.py`` skips those whose inputs are unchanged). ``medtune train`` runs only the
-``data`` and ``train`` stages of the same list.
+``data`` and ``train`` stages of the same list (an rlaif recipe: data to dpo, ``pipeline/rlaif.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ from medtune.runs import RunFolder
 
 
 def recipe_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
-    """The stages of the recipe's task (or of its preference objective), in run order."""
+    """The stages of the recipe's task (or of its rlaif pipeline, or its preference objective), in run order."""
+    if recipe.pipeline == "rlaif":
+        from medtune.pipeline.rlaif import rlaif_stages
+
+        return rlaif_stages(recipe, run, log)
     if recipe.train.objective != "sft":
         from medtune.pipeline.preference import preference_stages
 
@@ -81,6 +85,11 @@ def train_recipe(
 
     ``from_stage`` (``--from``, which implies ``--resume``): re-run that stage and the ones after it.
     """
+    if recipe.pipeline == "rlaif":
+        from medtune.pipeline.rlaif import TRAIN_STAGES as RLAIF_TRAIN_STAGES
+        from medtune.pipeline.rlaif import trained_model
+
+        return trained_model(_run(recipe, "train", RLAIF_TRAIN_STAGES, resume, overwrite, force, from_stage, log))
     run = _run(recipe, "train", TRAIN_STAGES, resume, overwrite, force, from_stage, log)
     return trained_model_dir(run)
 
@@ -98,7 +107,7 @@ def run_recipe(
 
     ``from_stage`` (``--from``, which implies ``--resume``): re-run that stage and the ones after it.
     """
-    if recipe.train.objective != "sft":
+    if recipe.train.objective != "sft" and recipe.pipeline != "rlaif":
         from medtune.pipeline.preference import refuse_run
 
         refuse_run(recipe)

@@ -277,12 +277,13 @@ class RlaifStages:
 
 def rlaif_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
     """The eight stages of an rlaif run, in order, with what each reads and writes (``medtune train`` stops after dpo)."""
+    from medtune.pipeline.common import data_stage
     from medtune.pipeline.stages import Stage
 
     s = RlaifStages(recipe, run, log)
     device = ("device", "eval.dtype")
     return [
-        Stage("data", s.prepare, ("task", "seed", "data.*"), files=("data.train", "data.test"), outputs=("data",)),
+        data_stage(s.prepare),
         Stage("sft", s.sft, ("model", "seed", "device", "sft.*", "train.*"), ("data",), outputs=(SFT_FOLDER,)),
         Stage("generate", s.generate, ("seed", *device, "generate.*"), ("data", "sft"), outputs=("candidates",)),
         Stage(
@@ -319,9 +320,9 @@ def rlaif_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
     ]
 
 
-TRAINED_STAGE = "dpo"  # where ``medtune train`` stops
+TRAIN_STAGES = ("data", "sft", "generate", "judge", "pairs", "dpo")  # what ``medtune train`` runs
 
 
 def trained_model(run: RunFolder) -> Path:
     """The preference-tuned model folder the finished dpo stage recorded."""
-    return Path(run.done(TRAINED_STAGE)["dpo_model"])
+    return Path(run.done("dpo")["dpo_model"])
