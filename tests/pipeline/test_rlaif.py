@@ -351,3 +351,64 @@ def test_data_stage_keeps_held_out_items_out_of_training(tmp_path):
     sources = {r["en"] for r in medical[:10]}
     assert not sources & {p["src"] for p in data.train} and {p["prompt"] for p in data.heldout_prompts} == sources
     assert {p["reference"] for p in data.prompts} == {p["tgt"] for p in data.train}
+
+
+LETTER_ANSWERS = [  # distinct texts: "Answer: A." and "Answer: B." alone would be near duplicates of each other
+    "Answer: A. I pick the first option.",
+    "Answer: B. The second one is right.",
+    "Answer: C. Clearly this is the third.",
+    "Answer: D. My choice: the last one.",
+]
+
+
+class LetterPolicy:
+    """A policy behind a real uvicorn server whose n samples answer options A, B, C, D in turn."""
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            body = await request.json()
+            choices = [
+                {
+                    "index": k,
+                    "message": {"role": "assistant", "content": LETTER_ANSWERS[k % 4]},
+                    "finish_reason": "stop",
+                }
+                for k in range(body.get("n", 1))
+            ]
+            return {"id": "p", "object": "chat.completion", "created": 0, "model": body["model"], "choices": choices}
+
+        return app
+
+
+def test_qa_rlaif_multiple_choice_accuracy_of_base_sft_and_dpo(tiny_chat_gemma_dir, tmp_path):
+    """Letter answers judged against the gold letter: every question whose gold is A-D gives a pair."""
+    from live_server import uvicorn_in_thread
+
+    run_dir = tmp_path / "run"
+    with uvicorn_in_thread(LetterPolicy().app()) as url:
+        result = run_rlaif(
+            "qa-rlaif", tiny_chat_gemma_dir, run_dir, tmp_path / "home",
+            "data.sample=24", "train.max_length=512", "generate.n=4", "eval.few_shot=1", "eval.mcq_modes=[loglik]",
+            f"generate.endpoint={url}", "generate.endpoint_model=letters",
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = check_pairs_and_summary(run_dir)
+    candidates = read_jsonl(run_dir / "candidates" / "candidates.jsonl")
+    golds = {c["prompt_id"]: c["gold"] for c in candidates}
+    assert summary["pairs"]["pairs"] == sum(g in "ABCD" for g in golds.values())
+    for pair in read_jsonl(run_dir / "pairs" / "pairs.jsonl"):
+        assert pair["chosen"] == LETTER_ANSWERS["ABCD".index(golds[pair["prompt_id"]])] and pair["chosen_score"] == 1.0
+    stages = manifest(run_dir)
+    (row,) = summary["metrics"]
+    for name in ("base", "sft", "dpo"):
+        m = stages["eval"][name]["mcq_loglik"]
+        assert m["n"] == 4 and row[name] == pytest.approx(100 * m["accuracy"])
+    assert (
+        stages["eval"]["base"]["mcq_loglik"]["few_shot"] == 1 and stages["eval"]["dpo"]["mcq_loglik"]["few_shot"] == 0
+    )
+    sft = [r["correct"] for r in read_jsonl(run_dir / "eval" / "sft" / "mcq_loglik" / "outputs.jsonl")]
+    dpo = [r["correct"] for r in read_jsonl(run_dir / "eval" / "dpo" / "mcq_loglik" / "outputs.jsonl")]
+    assert row["dpo_vs_sft"]["value"] == pytest.approx(100 * (sum(dpo) - sum(sft)) / 4, abs=1e-4)
