@@ -136,6 +136,21 @@ def test_from_judge_reruns_judge_to_report_only(translation_run, tiny_marian_dir
     assert after["pairs"]["pairs"] == before["pairs"]["pairs"]  # the same candidates, judged again alike
 
 
+def test_a_changed_margin_reruns_pairs_and_what_follows(translation_run, tiny_marian_dir):
+    run_dir, home, _ = translation_run
+    before = manifest(run_dir)
+    result = run_rlaif(
+        "translate-rlaif", tiny_marian_dir, run_dir, home, "data.sample=80", "pairs.margin=0.02",
+        extra=("--resume", "--force"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    skipped = [s for s in STAGES if f"Stage {s}: inputs unchanged" in result.output]
+    assert skipped == ["data", "sft", "generate", "judge"]  # candidates and judgments are kept
+    after = manifest(run_dir)
+    assert after["judge"]["fingerprint"] == before["judge"]["fingerprint"]
+    assert after["pairs"]["fingerprint"] != before["pairs"]["fingerprint"] and after["pairs"]["margin"] == 0.02
+
+
 def test_kill_while_judging_loses_no_finished_judgment(tiny_marian_dir, tmp_path, monkeypatch):
     from medtune.judge.reference import ReferenceJudge
 
