@@ -427,3 +427,10 @@ def test_qa_rlaif_multiple_choice_accuracy_of_base_sft_and_dpo(tiny_chat_gemma_d
     sft = [r["correct"] for r in read_jsonl(run_dir / "eval" / "sft" / "mcq_loglik" / "outputs.jsonl")]
     dpo = [r["correct"] for r in read_jsonl(run_dir / "eval" / "dpo" / "mcq_loglik" / "outputs.jsonl")]
     assert row["dpo_vs_sft"]["value"] == pytest.approx(100 * (sum(dpo) - sum(sft)) / 4, abs=1e-4)
+
+
+def test_a_second_process_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    result = run_cli(["run", "qa-rlaif", "--set", f"run_dir={tmp_path / 'run'}"])
+    assert_user_error(result, "runs in one process", "torchrun")
+    assert not (tmp_path / "run").exists()

@@ -278,8 +278,15 @@ class RlaifStages:
 def rlaif_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
     """The eight stages of an rlaif run, in order, with what each reads and writes (``medtune train`` stops after dpo)."""
     from medtune.pipeline.common import data_stage
-    from medtune.pipeline.stages import Stage
+    from medtune.pipeline.stages import Stage, is_main_process
 
+    if not is_main_process():
+        # Its stage functions write their own outputs (candidates, judgments, pairs, models), which only the
+        # main process may do; a second process would duplicate them.
+        raise MedtuneError(
+            "The rlaif pipeline runs in one process: start 'medtune run' without torchrun/accelerate "
+            "(RANK/LOCAL_RANK set to a non-zero rank here)."
+        )
     s = RlaifStages(recipe, run, log)
     device = ("device", "eval.dtype")
     return [
