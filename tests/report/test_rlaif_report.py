@@ -60,6 +60,16 @@ def build_run(path: Path) -> RunFolder:
         stages[name]["finished"] = "2026-11-29T18:00:00"
     (path / "model").mkdir(parents=True)
     (path / "run.json").write_text(json.dumps({"recipe": "qa-rlaif", "stages": stages}), encoding="utf-8")
+    pair = {"id": "p1:a:b", "prompt": [{"role": "user", "content": "Which drug?"}], "chosen": "Answer: C. Vitamin K"}
+    write_jsonl(
+        path / "pairs" / "pairs.jsonl", [{**pair, "rejected": "Answer: A.", "chosen_score": 1.0, "rejected_score": 0.0}]
+    )
+    for name in ("sft", "dpo"):
+        write_jsonl(
+            path / "eval" / name / "answers.jsonl",
+            [{"id": f"{name}-a", "prompt_id": "q0", "prompt": "Dose?", "text": f"{name} says 5 mg"}],
+        )
+    write_jsonl(path / "eval" / "win_rate" / "dpo_judgments.jsonl", [{"id": "dpo-a", "score": 0.75}])
     for name, hits in CORRECT.items():
         rows = [{"id": f"q{i}", "correct": bool(h)} for i, h in enumerate(hits)]
         write_jsonl(path / "eval" / name / "mcq_loglik" / "outputs.jsonl", rows)
@@ -118,6 +128,8 @@ def test_report_shows_every_figure(summary, tmp_path):
     assert html.count("<img") == 4  # score histogram, reward curves, loss curve, the accuracy chart
     for text in ("Win-rate: DPO vs SFT", "pair yield", "75.0%", "Preference accuracy", "reward margin", "abc123"):
         assert text in html
+    assert "Answer: C. Vitamin K (1.00)" in html and "Answer: A. (0.00)" in html  # a sample pair with its scores
+    assert "dpo says 5 mg (0.75)" in html and "sft says 5 mg" in html  # held-out answers, scored where judged
     md = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
     assert "| MCQ accuracy, log-likelihood of the option letter (%) |" in md
 

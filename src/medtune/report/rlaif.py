@@ -40,6 +40,8 @@ from medtune.report.rlaif_figures import (
     dpo_training,
     mcq_rows,
     preference_figures,
+    sample_answers,
+    sample_pairs,
     stage_fingerprints,
     translation_rows,
     verdict,
@@ -138,7 +140,9 @@ def write_rlaif_report(recipe: Recipe, run: RunFolder) -> dict:
     """Write report.html, report.md and summary.json in the run folder, and the model card
     (README.md) in the preference-tuned model's folder; returns the summary."""
     summary, rows = build_summary(recipe, run)
-    page = _Page(recipe, summary, rows)
+    n = recipe.eval.report_samples
+    samples = {"pairs": sample_pairs(run, n), "answers": sample_answers(run, n)}
+    page = _Page(recipe, summary, rows, samples)
     run.sub("report.html").write_text(page.html(), encoding="utf-8")
     run.sub("report.md").write_text(page.markdown(), encoding="utf-8")
     run.sub("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -287,14 +291,16 @@ def _html_table(lines: list[tuple[str, str]]) -> str:
     return "<table>" + "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in lines) + "</table>"
 
 
+SAMPLE_PAIR_COLUMNS = [("prompt", "prompt"), ("chosen", "chosen"), ("rejected", "rejected")]
+SAMPLE_ANSWER_COLUMNS = [("prompt", "held-out prompt"), ("sft", "SFT"), ("dpo", "DPO")]
 HEADERS = ("base", "SFT", "DPO", "SFT - base [95% CI]", "DPO - SFT [95% CI]", "DPO vs SFT")
 
 
 class _Page:
     """The report's content, rendered once as HTML and once as Markdown."""
 
-    def __init__(self, recipe: Recipe, summary: dict, rows: list[ModelRow]):
-        self.recipe, self.summary, self.rows = recipe, summary, rows
+    def __init__(self, recipe: Recipe, summary: dict, rows: list[ModelRow], samples: dict[str, list[dict]]):
+        self.recipe, self.summary, self.rows, self.samples = recipe, summary, rows, samples
         self.title = f"medtune RLAIF report: {recipe.name}"
         objective = str(summary["objective"]).upper()
         self.intro = (
@@ -310,7 +316,7 @@ class _Page:
         s = self.summary
         parts = [
             f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(self.title)}</title>',
-            f"<style>\n{REPORT_CSS}\n.charts img{{margin:.3em;vertical-align:top}}\n</style></head><body>",
+            f"<style>\n{REPORT_CSS}\n.charts img{{margin:.3em;vertical-align:top}} .sample td{{white-space:pre-wrap}}\n</style></head><body>",
             f"<h1>{e(self.title)}</h1>",
             f"<p>{e(self.intro)}</p>",
             f'<p class="verdict">{e(s["notes"][0])}</p>',
@@ -337,6 +343,7 @@ class _Page:
             '<div class="charts">'
             + "".join(f'<img alt="{e(alt)}" src="{uri}">' for alt, uri in _charts(s, self.rows))
             + "</div>",
+            *self._html_samples(),
             "<h2>Stages</h2>",
             _html_table([(name, f"{r['fingerprint']} ({r['finished']})") for name, r in s["stages"].items()]),
             "<h2>Notes</h2>",
@@ -345,6 +352,23 @@ class _Page:
             "</body></html>",
         ]
         return "\n".join(parts) + "\n"
+
+    def _sample_tables(self) -> list[tuple[str, list[tuple[str, str]], list[dict]]]:
+        """(title, (key, header) columns, rows) of the sample tables that have rows."""
+        tables = [
+            ("Sample preference pairs (judge score)", SAMPLE_PAIR_COLUMNS, self.samples["pairs"]),
+            ("Held-out answers: SFT vs DPO (judge score)", SAMPLE_ANSWER_COLUMNS, self.samples["answers"]),
+        ]
+        return [t for t in tables if t[2]]
+
+    def _html_samples(self) -> list[str]:
+        e = html.escape
+        parts = []
+        for title, columns, rows in self._sample_tables():
+            head = "".join(f"<th>{e(h)}</th>" for _, h in columns)
+            body = "".join("<tr>" + "".join(f"<td>{e(r[k])}</td>" for k, _ in columns) + "</tr>" for r in rows)
+            parts += [f"<h2>{e(title)}</h2>", f'<table class="sample"><tr>{head}</tr>{body}</table>']
+        return parts
 
     def markdown(self) -> str:
         s = self.summary
@@ -377,6 +401,15 @@ class _Page:
         ]
         lines += ["## Preference training", "", "| figure | value |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in _training_lines(s["dpo_training"])]
+        for title, columns, rows in self._sample_tables():
+            lines += [
+                "",
+                f"## {title}",
+                "",
+                "| " + " | ".join(h for _, h in columns) + " |",
+                "|" + "---|" * len(columns),
+            ]
+            lines += ["| " + " | ".join(markdown_cell(r[k]) for k, _ in columns) + " |" for r in rows]
         lines += ["", "## Notes", "", *[f"- {n}" for n in s["notes"]], "", f"**{TASK_CAUTION[self.recipe.task]}**", ""]
         return "\n".join(lines)
 

@@ -198,3 +198,49 @@ def stage_fingerprints(run: RunFolder) -> dict[str, dict]:
     """Each recorded stage's fingerprint and finishing time, from ``run.json``."""
     stages = json.loads(run.manifest_path.read_text(encoding="utf-8")).get("stages", {})
     return {name: {"fingerprint": r.get("fingerprint"), "finished": r.get("finished")} for name, r in stages.items()}
+
+
+def _question(prompt: str | list[dict], limit: int = 300) -> str:
+    """A prompt as the report shows it: the source sentence, or the last user turn (cut to ``limit`` characters)."""
+    text = prompt if isinstance(prompt, str) else next(m["content"] for m in reversed(prompt) if m["role"] == "user")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def sample_pairs(run: RunFolder, n: int) -> list[dict]:
+    """The first ``n`` preference pairs: prompt, chosen and rejected answer with their judge scores."""
+    path = run.sub("pairs", "pairs.jsonl")
+    rows = read_jsonl(path)[:n] if path.is_file() else []
+    return [
+        {
+            "prompt": _question(r["prompt"]),
+            "chosen": f"{r['chosen']} ({r['chosen_score']:.2f})",
+            "rejected": f"{r['rejected']} ({r['rejected_score']:.2f})",
+        }
+        for r in rows
+    ]
+
+
+def sample_answers(run: RunFolder, n: int) -> list[dict]:
+    """SFT's and DPO's greedy answers to the first ``n`` held-out prompts, with the judge's scores when it scored them."""
+    paths = {name: run.sub("eval", name, "answers.jsonl") for name in ("sft", "dpo")}
+    if not all(p.is_file() for p in paths.values()):
+        return []
+    answers = {name: {r["prompt_id"]: r for r in read_jsonl(p)} for name, p in paths.items()}
+    scores = {}
+    for name in answers:
+        judged = run.sub("eval", "win_rate", f"{name}_judgments.jsonl")
+        scores[name] = {r["id"]: r.get("score") for r in read_jsonl(judged)} if judged.is_file() else {}
+
+    def shown(name: str, row: dict) -> str:
+        score = scores[name].get(row["id"])
+        return row["text"] if score is None else f"{row['text']} ({score:.2f})"
+
+    shared = [pid for pid in answers["sft"] if pid in answers["dpo"]][:n]
+    return [
+        {
+            "prompt": _question(answers["sft"][pid]["prompt"]),
+            "sft": shown("sft", answers["sft"][pid]),
+            "dpo": shown("dpo", answers["dpo"][pid]),
+        }
+        for pid in shared
+    ]
