@@ -252,3 +252,16 @@ def test_bootstrap_interval_shrinks_with_more_items():
     assert bootstrap_interval([True] * 10, 100, seed=1) == (1.0, 1.0)
     with pytest.raises(MedtuneError):
         bootstrap_interval([], 100)
+
+
+def test_translation_score_intervals_are_percentiles_of_the_paired_tests_resamples():
+    from medtune.eval.significance import resampled_translation_scores, translation_score_intervals
+
+    hyps = ["el paciente toma la dosis", "la fiebre bajó", "tome dos comprimidos", "sin dolor"]
+    refs = ["el paciente toma una dosis", "la fiebre ha bajado", "tome dos comprimidos al día", "no tiene dolor"]
+    intervals = translation_score_intervals(hyps, refs, n_resamples=200, seed=5)
+    resampled = resampled_translation_scores(hyps, refs, n_resamples=200, seed=5)
+    for name in ("bleu", "chrf", "ter"):
+        expected = np.percentile(resampled[name].resamples, [2.5, 97.5])
+        assert intervals[name] == (pytest.approx(expected[0]), pytest.approx(expected[1]))
+        assert intervals[name][0] <= resampled[name].observed <= intervals[name][1]

@@ -105,6 +105,8 @@ def test_translate_rlaif_on_marian(translation_run):
     evaluation = manifest(run_dir)["eval"]
     assert chrf["dpo"] == evaluation["dpo"]["test"]["chrf"] and chrf["sft"] == evaluation["sft"]["test"]["chrf"]
     assert chrf["dpo_vs_sft"]["value"] == pytest.approx(chrf["dpo"] - chrf["sft"], abs=1e-3)
+    for name in ("base", "sft", "dpo"):  # each value with its own 95% bootstrap interval
+        assert chrf[f"{name}_ci"][0] - 1e-3 <= chrf[name] <= chrf[f"{name}_ci"][1] + 1e-3
     # held-out preference accuracy on the pairs kept out of DPO training, DPO also by implicit reward
     p = summary["preference_accuracy"]
     assert p["dpo"]["n"] == manifest(run_dir)["pairs"]["heldout"] and "reward_accuracy" in p["dpo"]

@@ -247,6 +247,17 @@ def resampled_translation_scores(
     return scores
 
 
+def translation_score_intervals(
+    hypotheses: Sequence[str], references: Sequence[str], n_resamples: int = 1000, seed: int = 42
+) -> dict[str, tuple[float, float]]:
+    """95% percentile-bootstrap intervals of one system's BLEU, chrF++ and TER over its sentences.
+
+    The resamples are those of :func:`resampled_translation_scores` (the same as a paired test's).
+    """
+    scores = resampled_translation_scores(hypotheses, references, n_resamples, seed)
+    return {name: _percentile_interval(score.resamples) for name, score in scores.items()}
+
+
 def paired_translation_deltas(
     hyps_a: Sequence[str], hyps_b: Sequence[str], refs: Sequence[str], n_resamples: int = 1000, seed: int = 42
 ) -> dict[str, PairedDelta]:

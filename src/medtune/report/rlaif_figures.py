@@ -138,12 +138,24 @@ def mcq_rows(run: RunFolder, evaluation: dict, modes: list[str]) -> list[ModelRo
     return rows
 
 
+def _translation_intervals(run: RunFolder, name: str) -> dict[str, tuple[float, float]]:
+    """One model's BLEU/chrF++/TER 95% bootstrap intervals on the test split (none without its outputs)."""
+    from medtune.eval.significance import translation_score_intervals
+
+    path = run.sub("eval", name, "test", "outputs.jsonl")
+    rows = read_jsonl(path) if path.is_file() else []
+    if not rows:
+        return {}
+    return translation_score_intervals([r["output"] for r in rows], [r["reference"] for r in rows])
+
+
 def translation_rows(run: RunFolder, evaluation: dict) -> list[ModelRow]:
     """chrF++, BLEU, TER (and term accuracy with a glossary) of the test split."""
     deltas = {
         name: translation_deltas(joined_model_outputs(run, a, b, "test", "outputs.jsonl"))
         for name, a, b in (("sft_vs_base", "base", "sft"), ("dpo_vs_sft", "sft", "dpo"), ("dpo_vs_base", "base", "dpo"))
     }
+    intervals = {name: _translation_intervals(run, name) for name in MODEL_NAMES}
     rows = []
     for key, label, higher, percent in TRANSLATION_METRICS:
         values = {name: evaluation[name]["test"].get(key) for name in MODEL_NAMES}
@@ -157,7 +169,7 @@ def translation_rows(run: RunFolder, evaluation: dict) -> list[ModelRow]:
                 key=key,
                 higher_is_better=higher,
                 values=values,
-                intervals=dict.fromkeys(MODEL_NAMES),
+                intervals={name: intervals[name].get(key) for name in MODEL_NAMES},
                 sft_vs_base=deltas["sft_vs_base"].get(key),
                 dpo_vs_sft=deltas["dpo_vs_sft"].get(key),
                 dpo_vs_base=deltas["dpo_vs_base"].get(key),
