@@ -233,10 +233,14 @@ def test_qa_rlaif_free_text_answers_from_an_endpoint_policy(tiny_chat_gemma_dir,
         for i, (q, a) in enumerate(QA_ROWS)
     ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    preferences = tmp_path / "held_out_pairs.jsonl"  # a user's own held-out preference file
+    pairs = [{"prompt": q, "chosen": a, "rejected": "I do not know."} for q, a in QA_ROWS[:3]]
+    preferences.write_text("".join(json.dumps(r) + "\n" for r in pairs), encoding="utf-8")
     run_dir = tmp_path / "run"
     result = run_rlaif(
         "qa-rlaif", tiny_chat_gemma_dir, run_dir, tmp_path / "home",
         f"data.train={data}", "data.reference_col=long_answer", "data.test_size=0.25", "data.dev_size=0.1",
+        f"eval.preference_data={preferences}",
         f"generate.endpoint={medtune_server.base_url}", f"generate.endpoint_model={medtune_server.model}",
         "generate.api_key_env=RLAIF_TEST_POLICY_KEY",
     )  # fmt: skip
@@ -252,6 +256,8 @@ def test_qa_rlaif_free_text_answers_from_an_endpoint_policy(tiny_chat_gemma_dir,
     trained = {c["id"] for c in read_jsonl(run_dir / "data" / "train.jsonl")}
     held_out = {p["id"] for p in read_jsonl(run_dir / "data" / "heldout_prompts.jsonl")}
     assert len(held_out) == 4 and not trained & held_out  # win-rate prompts are never trained on
+    p = summary["preference_accuracy"]
+    assert p["source"] == str(preferences) and p["base"]["n"] == p["dpo"]["n"] == 3
 
 
 def test_qa_rlaif_letters_with_no_separable_answers_say_what_to_change(tiny_chat_gemma_dir, tmp_path):
