@@ -57,7 +57,8 @@ FromOpt = Annotated[
         "--from",
         metavar="STAGE",
         help="Re-run this stage and every stage after it, keeping the earlier ones (implies --resume). "
-        "Stages: data, eval_base, eval_base_zero_shot, train, eval_tuned, report (medtune train: data, train). "
+        "Stages: data, eval_base, eval_base_zero_shot, train, eval_tuned, report (medtune train: data, train); "
+        "rlaif recipes: data, sft, generate, judge, pairs, dpo, eval, report (medtune train: data to dpo). "
         "A stage's earlier outputs are deleted only once it succeeded.",
     ),
 ]
@@ -133,8 +134,7 @@ def run(
 ) -> None:
     """Run a whole recipe: score the base model, fine-tune, score again, write the report.
 
-    Recipes with pipeline rlaif (qa-rlaif, translate-rlaif): SFT, sample candidates, judge them, build
-    preference pairs, DPO, then compare base, SFT and DPO on held-out items.
+    Recipes with pipeline rlaif (qa-rlaif, translate-rlaif): SFT, sample candidates, judge them, build preference pairs, DPO, then compare base, SFT and DPO on held-out items.
     """
     from medtune.pipeline import run_recipe
     from medtune.recipes.loader import load_recipe
