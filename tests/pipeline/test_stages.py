@@ -394,3 +394,42 @@ def test_a_stage_whose_output_is_the_run_folder_itself_never_moves_it(tmp_path):
     assert calls == ["train", "train"]
     assert sorted(p.name for p in run.path.iterdir()) == ["run.json", "weights.bin"]
     assert "set_aside" not in run.manifest() and run.done("train")["provenance"]["outputs"] == [str(run.path)]
+
+
+def test_the_base_model_is_loaded_once_for_both_base_stages_and_freed_before_training(
+    tiny_gemma_dir, tmp_path, monkeypatch
+):
+    import gc
+    import weakref
+
+    import medtune.models.loading as loading
+    import medtune.train.setup as setup
+
+    real_load = loading.load_model
+    loads: list[tuple[str, bool]] = []  # (model, every model loaded before it was freed by then)
+    alive: list[weakref.ref] = []
+
+    def counting_load(name, *args, **kwargs):  # the real loader, counted
+        gc.collect()
+        loads.append((str(name), all(ref() is None for ref in alive)))
+        loaded = real_load(name, *args, **kwargs)
+        alive.append(weakref.ref(loaded.model))
+        return loaded
+
+    monkeypatch.setattr(loading, "load_model", counting_load)
+    monkeypatch.setattr(setup, "load_model", counting_load)
+    run_dir = tmp_path / "run"
+    keys = [f"model={tiny_gemma_dir}", f"run_dir={run_dir}", "data.general=null", "train.max_steps=1"]
+    keys += ["train.batch_size=4", "train.max_length=64", "eval.few_shot=1", "eval.limit=2", "eval.max_new_tokens=2"]
+    args = ["run", "translate-en-es", *[a for k in keys for a in ("--set", k)]]
+    result = run_cli(args, home=tmp_path / "home")
+    assert result.exit_code == 0, result.output
+    # eval_base and eval_base_zero_shot share one load; training and the fine-tune's scoring load
+    # only once the base is gone
+    assert loads == [(str(tiny_gemma_dir), True), (str(tiny_gemma_dir), True), (str(run_dir / "model"), True)]
+
+    loads.clear()
+    result = run_cli([*args, "--from", "eval_base_zero_shot"], home=tmp_path / "home")
+    assert result.exit_code == 0, result.output
+    assert [name for name, _ in loads] == [str(tiny_gemma_dir), str(tiny_gemma_dir), str(run_dir / "model")]
+    assert "eval_base test:" not in result.output and "eval_base_zero_shot test:" in result.output
