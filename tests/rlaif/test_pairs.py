@@ -108,3 +108,12 @@ def test_written_pairs_load_as_preference_data_with_scores_and_candidate_ids(tmp
         (p.id, p.prompt, p.chosen, p.rejected, p.chosen_score) for p in pairs
     ]
     assert report.kept == 3
+
+
+def test_near_duplicates_with_different_answers_still_make_a_pair_but_exact_ones_do_not():
+    rows = _candidates("q", ["Answer: A. 30 mL/min", "Answer: B. 60 mL/min", "answer: a. 30 ml/min"])
+    rows[1] |= {"duplicate_of": rows[0]["id"], "duplicate_kind": "near"}  # a different option, near by characters
+    rows[2] |= {"duplicate_of": rows[0]["id"], "duplicate_kind": "exact"}
+    pairs, stats = build_pairs(rows, {"q-c0": 1.0, "q-c1": 0.0, "q-c2": 1.0})
+    assert [(p.chosen, p.rejected) for p in pairs] == [("Answer: A. 30 mL/min", "Answer: B. 60 mL/min")]
+    assert (stats.pairs, stats.duplicates) == (1, 1)

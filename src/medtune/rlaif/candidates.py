@@ -92,7 +92,7 @@ def generate_candidates(
             translation: the source sentence.
         out_path: ``candidates.jsonl``; rows hold ``id``, ``prompt_id``, ``prompt``, ``sample``, ``text``,
             ``duplicate_of`` (the id of the earlier candidate it repeats, exactly or nearly, else null),
-            ``gold``, ``reference`` and ``key_points``.
+            ``duplicate_kind`` (``exact``, ``near`` or null; only exact duplicates are left out of pairs), ``gold``, ``reference`` and ``key_points``.
         n, temperature, top_p, max_new_tokens, seed: sampling; ``temperature`` 0 is greedy (n equal texts).
         task: ``qa`` or ``chat`` (rendered with the chat template, stopped at end of turn) or
             ``translation`` (causal: medtune's translation prompt, cut at the first line break;
@@ -189,6 +189,7 @@ def _rows(item: PromptItem, texts: Sequence[str], seed: int) -> list[dict]:
             "sample": k,
             "text": text,
             "duplicate_of": None if marks[k] is None else ids[marks[k].of],
+            "duplicate_kind": None if marks[k] is None else marks[k].kind,
             "gold": item.gold,
             "reference": item.reference,
             "key_points": list(item.key_points),
@@ -212,7 +213,7 @@ def _count(stats: CandidateStats, groups: list[list[dict]]) -> None:
         stats.candidates += len(rows)
         stats.exact_duplicates += sum(m is not None and m.kind == "exact" for m in marks)
         stats.near_duplicates += sum(m is not None and m.kind == "near" for m in marks)
-        stats.prompts_with_fewer_than_two_distinct += sum(m is None for m in marks) < 2
+        stats.prompts_with_fewer_than_two_distinct += sum(m is None or m.kind == "near" for m in marks) < 2
 
 
 def _read_rows(path: Path) -> tuple[list[dict], bool]:

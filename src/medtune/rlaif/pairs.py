@@ -2,8 +2,11 @@
 
 A prompt gives a pair only when the judge separated its answers: the gap between the best and the
 worst score must reach the margin, and the best must be above 0 (all-bad groups teach nothing about
-what a good answer is). Duplicates (``duplicate_of`` set), unscored candidates (judge failures) and
-empty answers take no part; every prompt and candidate left out is counted in :class:`PairStats`.
+what a good answer is). Exact duplicates, unscored candidates (judge failures) and empty answers take
+no part; every prompt and candidate left out is counted in :class:`PairStats`. Near duplicates do take
+part: "Answer: A. 30 mL/min" and "Answer: B. 60 mL/min" are near duplicates by character ratio yet
+different answers, and when the judge scores two near-identical answers a margin apart, the pair is
+the most informative kind (a minimal edit that decides quality); when it does not, they are a tie.
 """
 
 from __future__ import annotations
@@ -163,7 +166,7 @@ def _scored_candidates(
     """The prompt's candidates that can take part in a pair, with their scores; the others counted in ``stats``."""
     kept = []
     for row in rows:
-        if row.get("duplicate_of") is not None:
+        if row.get("duplicate_of") is not None and row.get("duplicate_kind", "exact") == "exact":
             stats.duplicates += 1
             continue
         score = scores.get(row["id"])
