@@ -187,13 +187,18 @@ class RlaifStages:
         return {"candidates": str(self.run.sub(*CANDIDATES.parts)), "policy": policy, **stats.to_dict()}
 
     def judge(self) -> dict:
-        """Score every distinct candidate (duplicates repeat a judged text); resumes a killed run's judgments."""
+        """Score every candidate but exact duplicates; resumes a killed run's judgments."""
         import time
 
         from medtune.judge import judge_file
         from medtune.rlaif.candidates import read_candidates
 
-        candidates = [c for c in read_candidates(self.run.sub(*CANDIDATES.parts)) if c.get("duplicate_of") is None]
+        # exact duplicates repeat a judged text; near duplicates may be different answers and are judged
+        candidates = [
+            c
+            for c in read_candidates(self.run.sub(*CANDIDATES.parts))
+            if c.get("duplicate_of") is None or c.get("duplicate_kind") == "near"
+        ]
         judge = build_recipe_judge(self.recipe, self.log)
         started = time.perf_counter()
         judgments = judge_file(judge, judge_items(candidates), self.run.sub(*JUDGMENTS.parts), "judge", self.log)
