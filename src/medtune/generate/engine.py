@@ -81,6 +81,9 @@ def derive_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
 
 
+NUCLEUS_SEARCH = 512  # tokens searched for the top-p nucleus before a row is sorted whole
+
+
 class SeededSampler(LogitsProcessor):
     """Samples each row's next token from its own seeded generator, then forces that token.
 
@@ -97,23 +100,47 @@ class SeededSampler(LogitsProcessor):
         self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
 
     def probabilities(self, scores: torch.Tensor) -> torch.Tensor:
-        """The distribution each row samples from: softmax(scores / T), cut to the top-p nucleus."""
-        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
-        if self.top_p < 1:
-            sorted_probs, order = probs.sort(dim=-1, descending=True)
-            mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
-            sorted_probs[mass_before >= self.top_p] = 0.0  # the most likely token always stays
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-            probs = probs / probs.sum(dim=-1, keepdim=True)
-        return probs
+        """The distribution each row samples from: softmax(scores / T), cut to the top-p nucleus, renormalised."""
+        probs = self._nucleus(torch.softmax(scores.float() / self.temperature, dim=-1))
+        return probs / probs.sum(dim=-1, keepdim=True)
+
+    def _nucleus(self, probs: torch.Tensor) -> torch.Tensor:
+        """``probs`` with every token outside the top-p nucleus set to 0 (not renormalised).
+
+        The nucleus is the most likely tokens whose mass before them is below ``top_p``. Why not a full
+        sort: sorting 262k-token rows cost 1.3 s per decoding step at batch 64 (more than the model);
+        the nucleus of a trained model almost always lies in its top few hundred tokens, so the top
+        ``NUCLEUS_SEARCH`` are found with ``topk`` and only a row whose nucleus reaches past them is
+        sorted whole. The result is the same set (ties at the edge all stay).
+        """
+        if self.top_p >= 1:
+            return probs
+        k = min(NUCLEUS_SEARCH, probs.shape[-1])
+        top = probs.topk(k, dim=-1).values  # descending
+        inside = (top.cumsum(dim=-1) - top) < self.top_p  # the most likely token always stays
+        overflow = inside[:, -1] & (k < probs.shape[-1])
+        if overflow.any():  # the nucleus reaches past the top k: sort those rows whole
+            full = probs[overflow].sort(dim=-1, descending=True).values
+            full_inside = (full.cumsum(dim=-1) - full) < self.top_p
+            floor_full = full.gather(1, (full_inside.sum(dim=-1, keepdim=True) - 1))
+        floor = top.gather(1, (inside.sum(dim=-1, keepdim=True) - 1))  # the smallest probability kept
+        if overflow.any():
+            floor[overflow] = floor_full
+        return torch.where(probs >= floor, probs, torch.zeros_like(probs))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if scores.shape[0] != len(self.generators):
             raise ValueError(f"SeededSampler has {len(self.generators)} seeds for a batch of {scores.shape[0]} rows.")
-        probs = self.probabilities(scores)
-        chosen = torch.cat([torch.multinomial(probs[row], 1, generator=g) for row, g in enumerate(self.generators)])
+        weights = self._nucleus(torch.softmax(scores.float() / self.temperature, dim=-1))
+        # Inverse-CDF sampling: one uniform draw per row from the row's own generator, located in the
+        # cumulative weights (vocabulary order; no renormalisation needed). torch.multinomial per row
+        # scanned the whole vocabulary once per row and dominated the step.
+        cdf = weights.cumsum(dim=-1)
+        draws = torch.cat([torch.rand(1, generator=g, device=g.device) for g in self.generators])
+        targets = (draws.to(cdf.device) * cdf[:, -1]).unsqueeze(-1)
+        chosen = torch.searchsorted(cdf, targets, right=True).clamp_(max=cdf.shape[-1] - 1)
         forced = torch.full_like(scores, float("-inf"))
-        return forced.scatter_(-1, chosen.unsqueeze(-1), 0.0)
+        return forced.scatter_(-1, chosen, 0.0)
 
 
 class StopAtNewline(StoppingCriteria):
