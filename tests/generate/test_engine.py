@@ -174,3 +174,21 @@ def test_sample_sequences_reports_tokens_and_why_each_sequence_ended(tiny_gemma_
     stop_at = next(i for i in range(1, len(new)) if new[i] not in new[:i])
     [at_token] = sample_sequences(loaded.model, tok, [prompt], SamplingSettings(12, stop_token_ids=(new[stop_at],)))
     assert (at_token.token_ids, at_token.generated, at_token.stopped) == (tuple(new[:stop_at]), stop_at + 1, True)
+
+
+def test_tokens_whose_output_rows_copy_a_stop_token_also_stop(tiny_gemma_dir):
+    from medtune.generate.engine import INDISTINCT_COSINE, indistinct_copies
+
+    loaded = load_model(str(tiny_gemma_dir), dtype="float32")
+    weight = loaded.model.get_output_embeddings().weight
+    stop = loaded.tokenizer.convert_tokens_to_ids("<eos>")
+    cosine = torch.nn.functional.cosine_similarity(weight, weight[stop][None], dim=-1)
+    expected = sorted((cosine >= INDISTINCT_COSINE).nonzero().flatten().tolist())
+    assert indistinct_copies(loaded.model, [stop]) == expected == [stop]  # random rows: no copies
+    with torch.no_grad():  # an untrained token left with (nearly) the stop token's row
+        weight[42] = weight[stop] * 1.01 + 1e-4
+        weight[77] = -weight[stop]  # opposite direction: not a copy
+    fresh = load_model(str(tiny_gemma_dir), dtype="float32")  # a new model object: nothing cached
+    with torch.no_grad():
+        fresh.model.get_output_embeddings().weight.copy_(weight)
+    assert indistinct_copies(fresh.model, [stop]) == sorted([stop, 42])

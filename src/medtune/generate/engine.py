@@ -212,6 +212,43 @@ class RawSequence:
     hit_stop_token: bool
 
 
+INDISTINCT_COSINE = 0.98  # output rows this close to a stop token's row cannot be told apart from it
+_INDISTINCT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def indistinct_copies(model, stop_ids: Sequence[int]) -> list[int]:
+    """``stop_ids`` plus every token whose output-layer row is a near copy (cosine >= 0.98) of a stop token's.
+
+    Why: a base model never trained on its chat template's end-of-turn token leaves that token's row
+    among thousands of untrained ones (gemma-3-270m: <end_of_turn> has 6,021 rows within 0.98 cosine,
+    <unusedN>, <0x01>, "stepToken", "slotBox", ...). With a tied, frozen output layer, chat fine-tuning
+    can only raise that whole cluster, so a sampled reply ends with any of them (156 of 256 qa-rlaif
+    candidates ran on past their answer). The model cannot tell them apart, so any of them ends the turn.
+    A well-trained stop token (<eos>) has no such copies and the list stays as it was.
+    """
+    from medtune.models.adapters import unwrap_model
+
+    if not stop_ids:
+        return list(stop_ids)
+    lm = unwrap_model(model)
+    head = lm.get_output_embeddings() if hasattr(lm, "get_output_embeddings") else None
+    if head is None or getattr(head, "weight", None) is None:
+        return list(stop_ids)
+    cache = _INDISTINCT_CACHE.setdefault(lm, {})
+    key = tuple(stop_ids)
+    if key not in cache:
+        weight = head.weight.detach()
+        found = set(stop_ids)
+        for start in range(0, weight.shape[0], 65536):  # chunks: no float32 copy of the whole layer
+            rows = weight[start : start + 65536].float()
+            for stop in stop_ids:
+                if stop < weight.shape[0]:
+                    close = torch.nn.functional.cosine_similarity(rows, weight[stop].float()[None], dim=-1)
+                    found.update((close >= INDISTINCT_COSINE).nonzero().flatten().add(start).tolist())
+        cache[key] = sorted(found)
+    return cache[key]
+
+
 def _cut_at_stop(ids: list[int], stop_ids: set[int], pad_id: int | None) -> RawSequence:
     """The tokens before the first stop token, and how many tokens were really generated (stop included)."""
     for position, token in enumerate(ids):
@@ -358,7 +395,7 @@ def sample_sequences(
         raise ValueError(f"Sampling needs one seed per prompt: {len(prompts)} prompts, {len(seeds or [])} seeds.")
     if streamer is not None and len(prompts) != 1:
         raise ValueError("A streamer follows one sequence; pass exactly one prompt with it.")
-    stop_ids = sorted(set(model_eos_ids(model)) | set(settings.stop_token_ids))
+    stop_ids = indistinct_copies(model, sorted(set(model_eos_ids(model)) | set(settings.stop_token_ids)))
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
 
     def batch_kwargs(idx: list[int], width: int) -> dict:
