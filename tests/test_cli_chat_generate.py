@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import signal
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -133,29 +131,28 @@ def test_generate_refuses_an_out_file_it_did_not_write_before_loading_the_model(
     assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
 
 
-def test_ctrl_c_during_generate_says_what_was_saved_and_the_same_command_resumes(chat_model_dir, tmp_path):
+def test_ctrl_c_during_generate_says_what_was_saved_and_the_same_command_resumes(chat_model_dir, tmp_path, monkeypatch):
+    from medtune.generate import prompt_file
+
     prompts = [{"id": f"p{i}", "prompt": f"Question number {i}: what lowers a fever?"} for i in range(12)]
     data = tmp_path / "prompts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in prompts), encoding="utf-8")
     out = tmp_path / "answers.jsonl"
     args = ["generate", "--model", str(chat_model_dir), "--data", str(data), "--out", str(out)]
     args += ["--max-new-tokens", "24", "--batch-size", "1", "--temperature", "0"]
-    finished = threading.Event()
+    answer_batch, calls = prompt_file._answer_batch, []
 
-    def press_ctrl_c_after_the_first_answer() -> None:
-        while not finished.is_set():
-            if out.is_file() and out.read_bytes().count(b"\n") >= 1:
-                os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT, as the terminal sends on Ctrl-C
-                return
-            time.sleep(0.001)
+    def press_ctrl_c_in_the_second_batch(*a, **k):
+        # A real SIGINT, as the terminal sends on Ctrl-C, delivered while the second batch is being
+        # answered (a watcher thread racing the generation was flaky on a loaded CI machine).
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return answer_batch(*a, **k)
 
-    watcher = threading.Thread(target=press_ctrl_c_after_the_first_answer)
-    watcher.start()
-    try:
-        interrupted = invoke(*args)
-    finally:
-        finished.set()
-        watcher.join()
+    monkeypatch.setattr(prompt_file, "_answer_batch", press_ctrl_c_in_the_second_batch)
+    interrupted = invoke(*args)
+    monkeypatch.setattr(prompt_file, "_answer_batch", answer_batch)
     assert interrupted.exit_code == 130, interrupted.output
     saved = out.read_bytes().count(b"\n")
     assert 1 <= saved < 12
