@@ -66,11 +66,11 @@ def test_a_batch_expects_the_last_batchs_clients_and_those_that_queued_during_it
     assert expected_requests(4, [9.1, 9.2, 9.3, 9.4], last_batch_end=10.0) == 8
 
 
-def test_a_forming_batch_waits_a_tenth_of_the_last_decode_or_the_floor():
+def test_a_forming_batch_waits_a_quarter_of_the_last_decode_or_the_floor():
     batcher = Batcher(served=None, batch_wait_s=0.05)
     assert batcher.wait_s() == 0.05  # nothing decoded yet: the floor
     batcher._last_batch_seconds = 4.0
-    assert batcher.wait_s() == 0.4  # a slow model's clients get a tenth of its decode to come back
+    assert batcher.wait_s() == 1.0  # a slow model's clients get a quarter of its decode to come back
     batcher._last_batch_seconds = 0.1
     assert batcher.wait_s() == 0.05
     assert Batcher(served=None, batch_wait_s=0.0).wait_s() == 0.0  # 0 turns waiting off

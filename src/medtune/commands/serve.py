@@ -70,7 +70,7 @@ def serve(
         float,
         typer.Option(
             min=0,
-            help="The longest a batch waits for more requests (ms), or a tenth of the last batch's decoding "
+            help="The longest a batch waits for more requests (ms), or a quarter of the last batch's decoding "
             "time when that is longer; only when more are expected: the clients of the last batch plus those "
             "that queued while it ran. A lone client never waits; 0 turns waiting off.",
         ),

@@ -9,10 +9,11 @@ The worker waits (at most ``batch_wait_s``) for more only when more are expected
 last batch, who usually send their next request as soon as they have their answer, plus those that
 queued while it ran. Without that, 8 clients settle into two alternating batches of 4 (one queues
 while the other decodes), halving the batch size; a lone client, expected alone, never waits.
-The wait is ``batch_wait_s``, or a tenth of the last batch's decoding time when that is longer (0
-turns waiting off): with a real model on a busy CPU the last batch's clients need more than 50 ms to
-send their next requests (measured: 8 clients on gemma-3-270m still alternated in batches of 4), and
-a tenth of a decode costs at most 10% latency where a doubled batch nearly doubles throughput.
+The wait is ``batch_wait_s``, or a quarter of the last batch's decoding time when that is longer (0
+turns waiting off): with a real model on a busy CPU the last batch's clients need far more than 50 ms
+to send their next requests (measured, 8 clients on gemma-3-270m, 1 thread: a tenth of the decode
+still gave batches of 4 and 2.92x the sequential rate, a 1.5 s wait batches of up to 8 and 3.52x),
+and a quarter of a decode costs at most 25% latency where a doubled batch nearly doubles throughput.
 Streamed requests run alone (their tokens go out as they are decoded), between batches.
 """
 
@@ -31,7 +32,7 @@ from medtune.serve.model import Choice, GenerationJob, ServedModel
 
 logger = logging.getLogger("medtune.serve")
 _STOP = object()
-WAIT_SHARE = 0.1  # a forming batch may wait up to this share of the last batch's decoding time
+WAIT_SHARE = 0.25  # a forming batch may wait up to this share of the last batch's decoding time
 
 
 @dataclass
