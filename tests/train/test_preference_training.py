@@ -153,6 +153,20 @@ def test_merge_folder_not_written_by_medtune_is_refused(tmp_path, sft_adapter_di
     assert (tmp_path / MERGED_FOLDER / "notes.txt").read_text() == "mine"
 
 
+def test_a_merge_interrupted_before_its_marker_is_merged_again(tmp_path, sft_adapter_dir):
+    from medtune.train.preference import MERGED_FOLDER, MERGED_SOURCE_FILE, merged_sft_model
+
+    merged = tmp_path / MERGED_FOLDER
+    merged_sft_model(sft_adapter_dir, merged, log=_quiet)
+    expected = (merged / "model.safetensors").read_bytes()
+    (merged / MERGED_SOURCE_FILE).unlink()  # killed after export_merged, before the marker
+    (merged / "model.safetensors").write_bytes(b"half-written")
+    messages: list[str] = []
+    merged_sft_model(sft_adapter_dir, merged, log=messages.append)
+    assert any("interrupted merge" in m for m in messages)
+    assert (merged / "model.safetensors").read_bytes() == expected and (merged / MERGED_SOURCE_FILE).is_file()
+
+
 def test_full_fine_tuning_caches_reference_log_probs(tmp_path, tiny_gemma_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

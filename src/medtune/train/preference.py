@@ -24,7 +24,7 @@ import torch
 
 from medtune.data.preference import PreferencePair
 from medtune.errors import MedtuneError
-from medtune.models.loading import resolve_model
+from medtune.models.loading import read_model_info, resolve_model
 from medtune.recipes.schema import Recipe
 from medtune.train.objectives import (
     KTOExample,
@@ -184,16 +184,21 @@ def merged_sft_model(adapter_dir: Path, merged: Path, log=print) -> Path:
         )
     if merged.exists():
         recorded = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
-        if recorded is None:
+        info = read_model_info(merged) or {}
+        if recorded is None and info.get("merged"):  # medtune's merge, stopped before its marker was written
+            log(f"{merged} holds an interrupted merge; merging again.")
+            shutil.rmtree(merged)
+        elif recorded is None:
             raise MedtuneError(
                 f"{merged} exists but was not written by medtune (no {MERGED_SOURCE_FILE}); preference training "
                 "merges the SFT adapter there. Move that folder away, or set output_dir to another folder."
             )
-        if recorded == source:
+        elif recorded == source:
             log(f"Reference model: the SFT model merged earlier into {merged}.")
             return merged
-        log(f"{merged} holds the merge of another adapter ({recorded['adapter']}); merging again.")
-        shutil.rmtree(merged)
+        else:
+            log(f"{merged} holds the merge of another adapter ({recorded['adapter']}); merging again.")
+            shutil.rmtree(merged)
     log(f"Merging the SFT adapter {adapter_dir} into its base ({merged}): the reference model for preference training.")
     export_merged(adapter_dir, merged, log=log)
     marker.write_text(json.dumps(source, indent=2), encoding="utf-8")  # written last: the merge is complete
