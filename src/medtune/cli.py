@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medtune.commands.feedback import feedback_app
 from medtune.commands.judge import judge
 from medtune.commands.serve import serve
 from medtune.errors import MedtuneError
@@ -637,6 +638,7 @@ def generate(
 
 app.command("judge")(judge)
 app.command("serve")(serve)
+app.add_typer(feedback_app, name="feedback")
 
 
 def main() -> None:  # pragma: no cover - entry point for python -m

@@ -1,0 +1,17 @@
+"""``medtune feedback ...``: fill, review, drain and learn from the human-feedback store.
+
+Each subcommand lives in its own module and is registered here with one line.
+"""
+
+from __future__ import annotations
+
+import typer
+
+feedback_app = typer.Typer(
+    help="Human feedback for translation: queue machine translations for reviewers, serve the reviewer page, "
+    "import, simulate, export and summarise judgments, and score translations with a trained reward model. "
+    "Every command takes --db (default: the SQLite file feedback.db in the current folder).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
