@@ -226,6 +226,57 @@ class PairsSection(Section):
     )
 
 
+class FeedbackSection(Section):
+    """Human feedback (pipelines feedback_rlhf, feedback_reward and full_training): where judgments live, how they train."""
+
+    db: str | None = Field(
+        None,
+        description="The feedback store: a SQLAlchemy URL (sqlite:///..., postgresql+psycopg://...) or a SQLite file "
+        "path; unset: feedback.db in the current folder (pipeline full_training: <run_dir>/feedback.db).",
+    )
+    project: str | None = Field(None, description="The feedback project to read or fill; unset: the recipe name.")
+    objective: Literal["kto", "dpo", "reward-weighted"] = Field(
+        "kto",
+        description="How judgments train the model: kto (a translation is desirable when its mean score reaches "
+        "feedback.threshold), dpo (post-edit chosen over machine output, where they differ) or reward-weighted "
+        "(the online rlhf_update rule, batched: advantage = score - feedback.baseline).",
+    )
+    threshold: float = Field(
+        0.5, ge=0, le=1, description="objective kto: a mean score at or above this makes a translation desirable."
+    )
+    kl_coef: float = Field(
+        0.1,
+        ge=0,
+        description="objective reward-weighted: weight of the KL penalty to the starting model (0 turns it off).",
+    )
+    baseline: float = Field(
+        0.5, ge=0, le=1, description="objective reward-weighted: the starting baseline subtracted from each score."
+    )
+    reviewers: Literal["simulated", "human"] = Field(
+        "simulated",
+        description="pipeline full_training: who judges the queued translations: simulated (sentence chrF++ against "
+        "the reference, post-edit = reference; offline) or human (the run stops after queueing until reviewers "
+        "have judged the feedback set; then --resume).",
+    )
+    items: int = Field(
+        96, gt=0, description="pipeline full_training: sentences held apart from train and test as the feedback set."
+    )
+    reviewers_per_item: int = Field(1, gt=0, description="Different reviewers who judge each queued translation.")
+    heldout: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="Share of judged items kept out of feedback training, for the report (post-edit preference "
+        "margin, chrF++ against post-edits) and the reward model's held-out Spearman and pairwise accuracy.",
+    )
+    pairwise_weight: float = Field(
+        0.0,
+        ge=0,
+        description="pipeline feedback_reward: weight of the pairwise loss on items with several judgments, added "
+        "to the score regression.",
+    )
+
+
 class Recipe(Section):
     """A whole recipe: which model, which data, how to train and how to judge."""
 
@@ -234,10 +285,13 @@ class Recipe(Section):
         description="What the recipe trains: translation (pairs), chat (conversation SFT), qa (medical question "
         "answering SFT, scored on multiple-choice questions), pretrain (continued pre-training on raw text)."
     )
-    pipeline: Literal["before_after", "rlaif"] = Field(
+    pipeline: Literal["before_after", "rlaif", "feedback_rlhf", "feedback_reward", "full_training"] = Field(
         "before_after",
         description="before_after: score the base, fine-tune, score again. rlaif (tasks qa and translation): SFT, "
-        "candidates, judge, preference pairs, DPO/KTO, then base/SFT/preference-tuned compared.",
+        "candidates, judge, preference pairs, DPO/KTO, then base/SFT/preference-tuned compared. feedback_rlhf "
+        "(translation): train from reviewers' judgments in the feedback store. feedback_reward (translation): a "
+        "reward model on the judgments. full_training (translation): SFT, queue, a feedback round, RLHF, "
+        "evaluation after each step.",
     )
     description: str = Field("", description="One line shown by 'medtune recipes'.")
     model: str = Field("gemma-3-270m", description="Base model: gemma-3-270m, a hub id or a local folder.")
@@ -255,6 +309,7 @@ class Recipe(Section):
     generate: GenerateSection = Field(default_factory=GenerateSection)
     judge: JudgeSection = Field(default_factory=JudgeSection)
     pairs: PairsSection = Field(default_factory=PairsSection)
+    feedback: FeedbackSection = Field(default_factory=FeedbackSection)
 
     @field_validator("device")
     @classmethod
