@@ -15,6 +15,7 @@ from rich.table import Table
 
 from medtune.commands.feedback import feedback_app
 from medtune.commands.judge import judge
+from medtune.commands.options import DeviceOpt, DtypeOpt
 from medtune.commands.serve import serve
 from medtune.errors import MedtuneError
 
@@ -69,22 +70,6 @@ OverwriteOpt = Annotated[
         "--overwrite",
         help="Start again in a folder that holds an earlier medtune run: the old run is deleted once the new "
         "data are loaded and validated (kept if that fails). A folder medtune did not make is never deleted.",
-    ),
-]
-
-DeviceOpt = Annotated[
-    str,
-    typer.Option(
-        "--device",
-        help="Where the model runs: auto (a CUDA GPU, then Apple MPS, then the CPU), cpu, cuda, cuda:N (GPU N) or mps.",
-    ),
-]
-DtypeOpt = Annotated[
-    str,
-    typer.Option(
-        "--dtype",
-        help="Precision of the weights and computation: auto (bfloat16 where the hardware runs it natively: CUDA "
-        "GPUs with bf16, CPUs with AMX or AVX512-BF16; else float32), float32, bfloat16 or float16 (GPUs).",
     ),
 ]
 

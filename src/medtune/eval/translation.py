@@ -37,6 +37,39 @@ def translation_prompts(
     return [translation_prompt(p.src, src_lang, tgt_lang, examples) for p in pairs]
 
 
+def translate_pairs(
+    loaded: LoadedModel,
+    pairs: Sequence[Pair],
+    examples: Sequence[Pair] = (),
+    src_lang: str = "en",
+    tgt_lang: str = "es",
+    batch_size: int = 16,
+    num_beams: int = 1,
+    max_new_tokens: int = 160,
+    label: str | None = "translate",
+    stats: GenerationStats | None = None,
+) -> list[str]:
+    """Translate the pairs' sources with the translation prompt (causal) or as they are (seq2seq), in order.
+
+    Greedy when ``num_beams == 1``. Each sentence's length is capped at twice its source in tokens plus
+    16, and at ``max_new_tokens``.
+    """
+    prompts = translation_prompts(loaded, list(pairs), list(examples), src_lang, tgt_lang)
+    # A translation is rarely more than twice its source in tokens; cap each sentence accordingly.
+    src_lengths = [len(loaded.tokenizer(p.src, add_special_tokens=False)["input_ids"]) for p in pairs]
+    limits = [min(max_new_tokens, 2 * n + 16) for n in src_lengths]
+    return generate_texts(
+        loaded.model,
+        loaded.tokenizer,
+        prompts,
+        batch_size=batch_size,
+        max_new_tokens=limits,
+        num_beams=num_beams,
+        progress=label,
+        stats=stats,
+    )
+
+
 def evaluate_translation(
     loaded: LoadedModel,
     pairs: list[Pair],
@@ -55,20 +88,9 @@ def evaluate_translation(
     Returns the metrics of :func:`score_translations`, plus few_shot, model, num_beams,
     sentences_per_s and generation_seconds.
     """
-    prompts = translation_prompts(loaded, pairs, list(examples), src_lang, tgt_lang)
-    # A translation is rarely more than twice its source in tokens; cap each sentence accordingly.
-    src_lengths = [len(loaded.tokenizer(p.src, add_special_tokens=False)["input_ids"]) for p in pairs]
-    limits = [min(max_new_tokens, 2 * n + 16) for n in src_lengths]
     stats = GenerationStats()
-    hyps = generate_texts(
-        loaded.model,
-        loaded.tokenizer,
-        prompts,
-        batch_size=batch_size,
-        max_new_tokens=limits,
-        num_beams=num_beams,
-        progress=label,
-        stats=stats,
+    hyps = translate_pairs(
+        loaded, pairs, examples, src_lang, tgt_lang, batch_size, num_beams, max_new_tokens, label, stats
     )
     return score_translations(
         pairs,
