@@ -1,10 +1,11 @@
-"""Training objectives as parts the loop calls: SFT (target-token cross-entropy), DPO and KTO.
+"""Training objectives as parts the loop calls: SFT (target-token cross-entropy), DPO, KTO and reward-weighted.
 
 An objective says how its items become one padded batch (``collate``), how many units normalise an
 optimizer step's gradient (``units``: target tokens for SFT, pairs for DPO, examples for KTO, so
 that k accumulated micro-batches give the gradient of one batch k times larger), and turns a batch
 into a summed loss plus figures to log (``loss``). The loss math lives in pure functions
-(:func:`dpo_loss`, :func:`kto_loss`: tensors in, tensors out), apart from the model work.
+(:func:`dpo_loss`, :func:`kto_loss`, :func:`reward_weighted_loss`: tensors in, tensors out), apart from
+the model work.
 
 The reference model costs no second copy: with LoRA its log-probs come from the same model with the
 adapter disabled (so the adapter must be a fresh one on the SFT model), under ``no_grad`` with
@@ -50,6 +51,23 @@ class PairExample:
     @property
     def n_target(self) -> int:
         return self.chosen.n_target + self.rejected.n_target
+
+
+class ScoredExample(NamedTuple):
+    """One example for the reward-weighted objective: an encoded prompt + answer, its advantage (score
+    minus baseline) and, for full fine-tuning, the reference model's precomputed summed log-prob."""
+
+    example: Example
+    advantage: float
+    ref_logp: float | None = None
+
+    @property
+    def length(self) -> int:
+        return self.example.length
+
+    @property
+    def n_target(self) -> int:
+        return self.example.n_target
 
 
 class KTOExample(NamedTuple):
@@ -129,6 +147,45 @@ def kto_loss(
     good = desirable_weight * (1 - torch.sigmoid(beta * (ratio - z)))
     bad = undesirable_weight * (1 - torch.sigmoid(beta * (z - ratio)))
     return torch.where(desirable, good, bad), z
+
+
+DEFAULT_LOGP_FLOOR = 10.0  # nats: a mean per-token probability of e^-10 (about 4.5e-5)
+
+
+def reward_weighted_loss(
+    policy: torch.Tensor,
+    tokens: torch.Tensor,
+    advantages: torch.Tensor,
+    ref: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    clip: float = DEFAULT_LOGP_FLOOR,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reward-weighted policy-gradient loss of each answer (the rule of ``rlhf_update``), ``[answers]``.
+
+    With ``m = policy / tokens`` the answer's mean per-token log-probability (a mean, so that a long
+    sentence takes no bigger step than a short one and one learning rate suits every length) and
+    ``A`` its advantage (score minus baseline): the loss is ``-A * m``. A negative advantage pushes
+    ``m`` down without end, so there ``m`` is floored at ``-clip`` (``clamp``: no gradient below it):
+    the loss stays above ``-|A| * clip`` and a translation already that unlikely is pushed no further.
+    With ``kl_coef`` the loss adds ``kl_coef * (e^d - d - 1)``, ``d = (ref - policy) / tokens``: the
+    k3 estimator of KL(policy || reference) on the answer's tokens (Schulman 2020), >= 0, zero with a
+    zero gradient while the policy equals the reference, pulling back towards it from either side.
+
+    Args:
+        policy, ref: summed log-probs of each answer under the policy and the reference ``[answers]``.
+        tokens: scored tokens of each answer ``[answers]`` (at least 1).
+        advantages: score minus baseline of each answer ``[answers]``.
+    Returns:
+        ``(losses, kl)``: the losses and the (detached) KL estimates, zero without a reference.
+    """
+    mean = policy / tokens
+    floored = torch.where(advantages < 0, mean.clamp(min=-clip), mean)
+    losses = -advantages * floored
+    if ref is None or not kl_coef:
+        return losses, torch.zeros_like(losses).detach()
+    d = (ref - policy) / tokens
+    kl = torch.exp(d) - d - 1
+    return losses + kl_coef * kl, kl.detach()
 
 
 # --- batches -------------------------------------------------------------------------------------
@@ -407,4 +464,60 @@ class KTOObjective:
             "chosen_reward": (float(rewards[desirable].sum()), good),
             "rejected_reward": (float(rewards[~desirable].sum()), n - good),
             "kl": (float(z), 1),
+        }
+
+
+@dataclass(frozen=True)
+class RewardWeightedObjective:
+    """The online ``rlhf_update`` rule, batched: :func:`reward_weighted_loss` of each scored answer, per example.
+
+    A batch's loss is the sum of its examples' losses, each exactly what ``rlhf_update`` computes for
+    that example alone (with the same advantage). With ``kl_coef > 0`` the reference log-probs come from
+    the disabled LoRA adapter or are precomputed (``ScoredExample.ref_logp``), as for DPO.
+    """
+
+    kl_coef: float = 0.0
+    clip: float = DEFAULT_LOGP_FLOOR
+    name: ClassVar[str] = "reward-weighted"
+    min_batch_size: ClassVar[int] = 1
+
+    @property
+    def needs_reference(self) -> bool:
+        return bool(self.kl_coef)
+
+    def units(self, items: Sequence[ScoredExample]) -> int:
+        return len(items)
+
+    def collate(self, items: Sequence[ScoredExample], pad_id: int, seq2seq: bool) -> dict[str, torch.Tensor]:
+        """The examples padded, ``advantage`` ``[examples]`` and, when precomputed, ``ref_logps``.
+
+        Raises:
+            MedtuneError: some examples carry a reference log-prob and others do not.
+        """
+        batch = collate([item.example for item in items], pad_id, seq2seq)
+        batch["advantage"] = torch.tensor([float(item.advantage) for item in items], dtype=torch.float32)
+        with_ref = [item.ref_logp is not None for item in items]
+        if any(with_ref):
+            if not all(with_ref):
+                raise MedtuneError(
+                    "Some scored examples carry precomputed reference log-probs and others do not; compute them for "
+                    "every example with medtune.train.objectives.reference_logps."
+                )
+            batch["ref_logps"] = torch.tensor([item.ref_logp for item in items], dtype=torch.float32)
+        return batch
+
+    def loss(self, model, batch: dict[str, torch.Tensor], seq2seq: bool) -> tuple[torch.Tensor, Metrics]:
+        rows = {k: v for k, v in batch.items() if k != "advantage"}
+        ref = batch_reference_logps(model, rows, seq2seq) if self.kl_coef else None  # first: no policy graph alive
+        policy = sequence_logps(model, rows, seq2seq)
+        tokens = labelled_token_counts(rows, seq2seq).clamp(min=1).to(policy)
+        advantages = batch["advantage"].to(policy)
+        losses, kl = reward_weighted_loss(
+            policy, tokens, advantages, None if ref is None else ref.to(policy), self.kl_coef, self.clip
+        )
+        n = policy.shape[0]
+        return losses.sum(), {
+            "advantage": (float(advantages.sum()), n),
+            "mean_token_logp": (float((policy.detach() / tokens).sum()), n),
+            "kl": (float(kl.sum()), n),
         }
