@@ -82,7 +82,7 @@ def train_preference(
         )
     recipe = recipe.model_copy(update={"output_dir": str(output_dir)})
     run_dir = Path(output_dir).parent
-    reference = _lora_reference(start_model, run_dir, log) if cfg.method == "lora" else start_model
+    reference = lora_reference(start_model, run_dir, log) if cfg.method == "lora" else start_model
     trainable = prepare_trainable_model(recipe, log, model_name=reference)
     loaded = trainable.loaded
     how = PairEncoding(
@@ -156,7 +156,7 @@ def _portable(name: str) -> str:
 # --- LoRA: the SFT model merged, so a fresh adapter disabled is exactly the SFT model -----------------
 
 
-def _lora_reference(start_model: str, run_dir: Path, log) -> str:
+def lora_reference(start_model: str, run_dir: Path, log) -> str:
     """The model a fresh adapter goes on: ``start_model`` itself, or its SFT adapter merged into its base."""
     ref = resolve_model(start_model)
     if ref.adapter_path is None:
