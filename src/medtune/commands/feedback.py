@@ -15,3 +15,7 @@ feedback_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+from medtune.commands.feedback_add_reviewer import add_reviewer  # noqa: E402 (one line per subcommand, below)
+
+feedback_app.command("add-reviewer")(add_reviewer)
