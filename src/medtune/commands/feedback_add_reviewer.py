@@ -6,16 +6,14 @@ from typing import Annotated
 
 import typer
 
+from medtune.commands.options import FeedbackDbOpt
 from medtune.errors import MedtuneError
 from medtune.feedback.store import FeedbackStore, database_url
 
 
 def add_reviewer(
     name: Annotated[str, typer.Argument(help="The reviewer's name, as it appears in exports and statistics.")],
-    db: Annotated[
-        str | None,
-        typer.Option(help="The feedback database: a SQLite file path or a SQLAlchemy URL. Default: ./feedback.db."),
-    ] = None,
+    db: FeedbackDbOpt = None,
     simulated: Annotated[
         bool, typer.Option(help="Mark the reviewer as simulated (not a person); reports say so.")
     ] = False,
