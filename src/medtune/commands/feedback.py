@@ -17,5 +17,15 @@ feedback_app = typer.Typer(
 )
 
 from medtune.commands.feedback_add_reviewer import add_reviewer  # noqa: E402 (one line per subcommand, below)
+from medtune.commands.feedback_export import export  # noqa: E402
+from medtune.commands.feedback_import import import_  # noqa: E402
+from medtune.commands.feedback_queue import queue  # noqa: E402
+from medtune.commands.feedback_simulate import simulate  # noqa: E402
+from medtune.commands.feedback_stats import stats  # noqa: E402
 
 feedback_app.command("add-reviewer")(add_reviewer)
+feedback_app.command("queue")(queue)
+feedback_app.command("import")(import_)
+feedback_app.command("simulate")(simulate)
+feedback_app.command("export")(export)
+feedback_app.command("stats")(stats)

@@ -1,0 +1,146 @@
+"""Fill the feedback store: translate a file's sources with a model and queue the outputs for reviewers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from medtune.data.io import columns_of, read_rows
+from medtune.data.parallel import Pair
+from medtune.errors import MedtuneError
+from medtune.eval.translation import translate_pairs
+from medtune.feedback.store import FeedbackStore, NewItem
+from medtune.models.loading import LoadedModel, ModelRef
+
+
+def translate_sources(
+    loaded: LoadedModel, sources: Sequence[str], *, batch_size: int = 16, max_new_tokens: int = 128, log=print
+) -> list[str]:
+    """Translate sentences zero-shot and greedily, as ``medtune eval --task translation`` does.
+
+    A causal model gets medtune's translation prompt (``English: <source>\\nSpanish:``); a translation
+    (seq2seq) model gets the bare source. Returns one translation per source, in order.
+    """
+    if not sources:
+        return []
+    log(f"Translating {len(sources)} sentence(s) with {loaded.ref.name} (zero-shot, greedy).")
+    pairs = [Pair(src=source, tgt="") for source in sources]
+    return translate_pairs(loaded, pairs, batch_size=batch_size, max_new_tokens=max_new_tokens, label="queue")
+
+
+def model_version(ref: ModelRef) -> str:
+    """What tells two versions of a model with the same name apart: the content hash of its local folder.
+
+    A training output hashes its adapter (or full weights) folder, whose ``medtune_model.json`` names
+    the base; a hub id has no local folder and gives ``""``.
+    """
+    from pathlib import Path
+
+    # The one content hash medtune uses for inputs (files and folders), as run fingerprints do.
+    from medtune.pipeline.fingerprint import hash_input
+
+    folder = ref.adapter_path or Path(ref.base_path)
+    if not Path(folder).is_dir():
+        return ""
+    return "sha256:" + str(hash_input(str(folder)))[:16]
+
+
+def read_queue_rows(spec: str, src_col: str, ref_col: str | None, id_col: str | None) -> list[dict[str, Any]]:
+    """The rows of a data file to translate, checked: each has a non-empty source text.
+
+    Args:
+        spec: any file medtune's data loader reads (.jsonl/.csv/.tsv, ``demo:``, ``hf:``).
+        src_col: the source column (required).
+        ref_col, id_col: the reference and id columns, used when the file has them.
+    Returns:
+        The rows' fields, in file order.
+    Raises:
+        MedtuneError: unreadable file, a missing source column (listing those found), or a row whose
+            source is empty or not text (naming its file and line).
+    """
+    rows = read_rows(spec)
+    if not rows:
+        raise MedtuneError(f"{spec}: no rows found; expected a column '{src_col}' of sentences to translate.")
+    found = columns_of(rows)
+    if src_col not in found:
+        raise MedtuneError(
+            f"{spec}: no source column {src_col!r}. Columns found: {', '.join(repr(c) for c in found)}. "
+            "Name it with --src-col."
+        )
+    for row in rows:
+        value = row.fields.get(src_col)
+        if not isinstance(value, str) or not value.strip():
+            raise MedtuneError(
+                f"{row.origin}: column {src_col!r} is empty or not text ({value!r}); every row needs a "
+                "sentence to translate. Fix or remove that row."
+            )
+        reference = row.fields.get(ref_col) if ref_col else None
+        if reference is not None and not isinstance(reference, str):
+            raise MedtuneError(f"{row.origin}: column {ref_col!r} holds {reference!r}; expected the reference text.")
+    return [row.fields for row in rows]
+
+
+def queue_translations(
+    store: FeedbackStore,
+    project: str,
+    loaded: LoadedModel,
+    rows: Sequence[dict],
+    *,
+    src_col: str = "en",
+    ref_col: str | None = "es",
+    id_col: str | None = "id",
+    model_id: str,
+    model_version: str = "",
+    reviewers_per_item: int | None = 1,
+    batch_size: int = 16,
+    max_new_tokens: int = 128,
+    log=print,
+) -> tuple[int, int]:
+    """Translate the rows' sources and add them to ``project`` as items for review.
+
+    Sources this model version already queued in the project are not translated again, so queueing
+    the same file twice adds nothing the second time. The reference (``ref_col``) and the row's own
+    id (``id_col``) are kept with the item when present and non-empty.
+
+    Args:
+        reviewers_per_item: different reviewers each item needs; None keeps an existing project's setting
+            (a new project gets 1).
+    Returns:
+        ``(added, already present)``.
+    Raises:
+        MedtuneError: a row without a source text (naming its position).
+    """
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row.get(src_col), str) or not row[src_col].strip():
+            raise MedtuneError(f"Row {number}: column {src_col!r} is empty or not text; expected a sentence.")
+    store.create_project(project, reviewers_per_item=reviewers_per_item)
+    queued = {
+        item.source for item in store.items(project) if (item.model_id, item.model_version) == (model_id, model_version)
+    }
+    fresh = [row for row in rows if row[src_col] not in queued]
+    sources = list(dict.fromkeys(row[src_col] for row in fresh))  # a source repeated in the file is translated once
+    translated = dict(
+        zip(
+            sources,
+            translate_sources(loaded, sources, batch_size=batch_size, max_new_tokens=max_new_tokens, log=log),
+            strict=True,
+        )
+    )
+    items = [
+        NewItem(
+            source=row[src_col],
+            translation=translated[row[src_col]],
+            model_id=model_id,
+            model_version=model_version,
+            reference=_cell(row, ref_col),
+            external_id=_cell(row, id_col),
+        )
+        for row in fresh
+    ]
+    added, present = store.add_items(project, items) if items else (0, 0)
+    return added, present + len(rows) - len(fresh)
+
+
+def _cell(row: dict, column: str | None) -> str | None:
+    value = row.get(column) if column else None
+    return None if value is None or str(value).strip() == "" else str(value)
