@@ -60,7 +60,8 @@ FromOpt = Annotated[
         metavar="STAGE",
         help="Re-run this stage and every stage after it, keeping the earlier ones (implies --resume). "
         "Stages: data, eval_base, eval_base_zero_shot, train, eval_tuned, report (medtune train: data, train); "
-        "rlaif recipes: data, sft, generate, judge, pairs, dpo, eval, report (medtune train: data to dpo). "
+        "rlaif recipes: data, sft, generate, judge, pairs, dpo, eval, report (medtune train: data to dpo); "
+        "feedback-rlhf: data, train, eval (all run by medtune train). "
         "A stage's earlier outputs are deleted only once it succeeded.",
     ),
 ]

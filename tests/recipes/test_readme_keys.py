@@ -30,5 +30,13 @@ def test_every_recipe_key_is_in_the_readme_table():
 
 
 def test_every_bundled_recipe_is_in_the_readme():
-    assert set(bundled_recipes()) == {"translate-en-es", "chat-sft", "qa-sft", "dapt", "qa-rlaif", "translate-rlaif"}
+    assert set(bundled_recipes()) == {
+        "translate-en-es",
+        "chat-sft",
+        "qa-sft",
+        "dapt",
+        "qa-rlaif",
+        "translate-rlaif",
+        "feedback-rlhf",
+    }
     assert all(f"`{name}`" in README for name in bundled_recipes())

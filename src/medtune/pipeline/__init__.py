@@ -4,7 +4,8 @@ Each task module lists its stages (``*_stages(recipe, run, log)``: data -> eval_
 [-> eval_base_zero_shot] -> train -> eval_tuned -> report); this module opens the run folder
 (``runs.py`` decides what may be resumed, re-run or refused) and hands the stages to the runner
 (``pipeline/stages.py`` skips those whose inputs are unchanged). ``medtune train`` runs only the
-``data`` and ``train`` stages of the same list (an rlaif recipe: data to dpo, ``pipeline/rlaif.py``).
+``data`` and ``train`` stages of the same list (an rlaif recipe: data to dpo, ``pipeline/rlaif.py``; a
+feedback_rlhf recipe: all its stages, ``pipeline/feedback_rlhf.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def recipe_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
         from medtune.pipeline.rlaif import rlaif_stages
 
         return rlaif_stages(recipe, run, log)
+    if recipe.pipeline == "feedback_rlhf":
+        from medtune.pipeline.feedback_rlhf import feedback_rlhf_stages
+
+        return feedback_rlhf_stages(recipe, run, log)
     if recipe.train.objective != "sft":
         from medtune.pipeline.preference import preference_stages
 
@@ -90,6 +95,8 @@ def train_recipe(
         from medtune.pipeline.rlaif import trained_model
 
         return trained_model(_run(recipe, "train", RLAIF_TRAIN_STAGES, resume, overwrite, force, from_stage, log))
+    if recipe.pipeline == "feedback_rlhf":  # data, train and the held-out evaluation: all its stages
+        return trained_model_dir(_run(recipe, "train", None, resume, overwrite, force, from_stage, log))
     run = _run(recipe, "train", TRAIN_STAGES, resume, overwrite, force, from_stage, log)
     return trained_model_dir(run)
 
@@ -107,6 +114,11 @@ def run_recipe(
 
     ``from_stage`` (``--from``, which implies ``--resume``): re-run that stage and the ones after it.
     """
+    if recipe.pipeline == "feedback_rlhf":
+        raise MedtuneError(
+            f"Recipe {recipe.name} (pipeline feedback_rlhf) trains from reviewers' judgments and scores the held-out "
+            f"ones before and after in one command: 'medtune train {recipe.name} --set feedback.project=NAME'."
+        )
     if recipe.train.objective != "sft" and recipe.pipeline != "rlaif":
         from medtune.pipeline.preference import refuse_run
 
