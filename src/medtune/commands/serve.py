@@ -97,14 +97,15 @@ def serve(
         f"http://{shown}:{port}/v1, batches of up to {max_batch_size} sequences"
         f"{', API key required' if api_key else ''}. Ctrl-C stops."
     )
-    if api_key is None and not _is_loopback(host):
+    if api_key is None and not is_loopback(host):
         _log(
             f"Warning: {host} accepts connections from other machines and no --api-key is set: anyone who can reach port {port} can use the model."
         )
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) accepts connections from this machine only."""
     import ipaddress
 
     try:

@@ -1,0 +1,110 @@
+"""``medtune feedback serve``: the reviewer web app over the feedback store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from medtune.commands.serve import bind_port, is_loopback
+from medtune.errors import MedtuneError
+
+DEFAULT_GLOSSARY = "demo:glossary_en_es.tsv"  # the glossary the bundled translation recipes use
+NO_GLOSSARY = "none"
+
+
+def serve_reviewers(
+    db: Annotated[
+        str | None,
+        typer.Option(help="The feedback store: a SQLAlchemy URL or a SQLite file path (default: feedback.db here)."),
+    ] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on; the default accepts local connections only (0.0.0.0: all, with a warning)."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8100,
+    project: Annotated[
+        str | None, typer.Option(help="Serve only this project's items (default: every project in the store).")
+    ] = None,
+    glossary: Annotated[
+        str,
+        typer.Option(
+            help="Glossary whose terms are highlighted in each source with their expected Spanish term "
+            f"(JSONL/CSV/TSV with columns en, es; 'demo:<file>' for a bundled one; '{NO_GLOSSARY}': no highlighting).",
+        ),
+    ] = DEFAULT_GLOSSARY,
+    rate_limit: Annotated[
+        float, typer.Option(min=0.001, help="Requests per second each reviewer may sustain (HTTP 429 above it).")
+    ] = 50.0,
+    burst: Annotated[int, typer.Option(min=1, help="Requests a reviewer may send at once above --rate-limit.")] = 100,
+    max_body_kb: Annotated[
+        int, typer.Option(min=1, help="Largest request body accepted, in KiB (HTTP 413 above it).")
+    ] = 64,
+    lease_minutes: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="With --project: minutes an assigned item stays reserved for its reviewer before it goes back to "
+            "the pool (stored as the project's setting). Default: the project's setting (30 when it was created).",
+        ),
+    ] = None,
+) -> None:
+    """Serve the reviewer page and its JSON API: reviewers sign in with the token from 'medtune feedback
+    add-reviewer', then score, post-edit, flag, skip and undo items one after another. Ctrl-C stops."""
+    from medtune.cli import _fail, _log
+
+    try:
+        import uvicorn
+
+        from medtune.data.glossary import load_glossary
+        from medtune.feedback.app import create_feedback_app
+        from medtune.feedback.store import FeedbackStore, database_url
+
+        terms = [] if glossary == NO_GLOSSARY else load_glossary(glossary)
+        sock = bind_port(host, port)  # a port in use fails before the store opens
+        store = FeedbackStore(database_url(db))
+        try:
+            _check_project(store, project, lease_minutes)
+        except MedtuneError:
+            store.close()
+            raise
+        app = create_feedback_app(
+            store,
+            project=project,
+            glossary=terms,
+            rate_limit=rate_limit,
+            burst=burst,
+            max_body_bytes=max_body_kb * 1024,
+        )
+    except MedtuneError as exc:
+        _fail(exc)
+    shown = f"[{host}]" if ":" in host else host
+    scope = f"project {project}" if project else f"all projects ({', '.join(store.project_names()) or 'none yet'})"
+    _log(f"Reviewer page for {scope} at http://{shown}:{port}/ ({len(terms)} glossary terms). Ctrl-C stops.")
+    if not is_loopback(host):
+        _log(
+            f"Warning: {host} accepts connections from other machines, and the page and tokens travel unencrypted "
+            "over plain HTTP; put it behind an HTTPS proxy, or keep the default --host 127.0.0.1."
+        )
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    finally:
+        store.close()
+
+
+def _check_project(store, project: str | None, lease_minutes: float | None) -> None:
+    """Refuse an unknown --project (naming the known ones) and --lease-minutes without --project."""
+    if project is None:
+        if lease_minutes is not None:
+            raise MedtuneError("--lease-minutes is a project's setting: name the project with --project.")
+        return
+    known = store.project_names()
+    if project not in known:
+        raise MedtuneError(
+            f"--project {project!r} is not in the store ({', '.join(known) or 'no projects yet'}); queue items "
+            "first with 'medtune feedback queue' or 'medtune feedback import', or pick a listed project."
+        )
+    if lease_minutes is not None:
+        store.create_project(project, lease_minutes=lease_minutes)  # an existing project takes the new setting
