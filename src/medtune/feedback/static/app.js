@@ -125,8 +125,8 @@ function showItem(item) {
 async function loadNext() {
   const { status, data } = await api("GET", "/api/next");
   if (status === 204) {
+    const me = await api("GET", "/api/me"); // the final count, shown together with the "nothing left" note
     showItem(null);
-    const me = await api("GET", "/api/me");
     setProgress(me.data.progress);
   } else {
     showItem(data);
