@@ -58,7 +58,9 @@ def _sign_in(page, root: str, token: str) -> None:
     page.fill("#token", token)
     page.press("#token", "Enter")
     # Signed in once the first item (or the "nothing left" note) is on the page.
-    page.wait_for_function("() => document.getElementById('item').dataset.itemId || !document.getElementById('done').hidden")
+    page.wait_for_function(
+        "() => document.getElementById('item').dataset.itemId || !document.getElementById('done').hidden"
+    )
 
 
 def _wait_for_item(page, previous: str) -> str:
@@ -147,7 +149,7 @@ def test_a_reviewer_scores_post_edits_submits_undoes_and_skips_by_keyboard(store
 def test_markup_in_sources_translations_and_post_edits_is_shown_as_inert_text(store, browser_page) -> None:
     page = browser_page
     source = 'Clean the wound <script>window.pwned = "script"</script> <img src=x onerror="window.pwned = \'img\'">'
-    translation = 'Limpie la herida <b>ya</b> <img src=x onerror="window.pwned = \'translation\'">'
+    translation = "Limpie la herida <b>ya</b> <img src=x onerror=\"window.pwned = 'translation'\">"
     post_edit = 'Limpie la herida <script>window.pwned = "post-edit"</script><img src=y onerror="window.pwned = 1">'
     tokens = seed_store(store, [NewItem(source, translation)], reviewers=("ana",))
     with serving(store) as root:

@@ -6,18 +6,18 @@ from typing import Annotated
 
 import typer
 
+from medtune.commands.options import FeedbackDbOpt
 from medtune.commands.serve import bind_port, is_loopback
 from medtune.errors import MedtuneError
+from medtune.feedback.http_guards import DEFAULT_MAX_BODY_BYTES
+from medtune.feedback.rate_limit import DEFAULT_BURST, DEFAULT_RATE_LIMIT
 
 DEFAULT_GLOSSARY = "demo:glossary_en_es.tsv"  # the glossary the bundled translation recipes use
 NO_GLOSSARY = "none"
 
 
 def serve_reviewers(
-    db: Annotated[
-        str | None,
-        typer.Option(help="The feedback store: a SQLAlchemy URL or a SQLite file path (default: feedback.db here)."),
-    ] = None,
+    db: FeedbackDbOpt = None,
     host: Annotated[
         str,
         typer.Option(
@@ -26,22 +26,26 @@ def serve_reviewers(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8100,
     project: Annotated[
-        str | None, typer.Option(help="Serve only this project's items (default: every project in the store).")
+        str | None,
+        typer.Option(metavar="NAME", help="Serve only this project's items (default: every project in the store)."),
     ] = None,
     glossary: Annotated[
         str,
         typer.Option(
+            metavar="FILE",
             help="Glossary whose terms are highlighted in each source with their expected Spanish term "
             f"(JSONL/CSV/TSV with columns en, es; 'demo:<file>' for a bundled one; '{NO_GLOSSARY}': no highlighting).",
         ),
     ] = DEFAULT_GLOSSARY,
     rate_limit: Annotated[
         float, typer.Option(min=0.001, help="Requests per second each reviewer may sustain (HTTP 429 above it).")
-    ] = 50.0,
-    burst: Annotated[int, typer.Option(min=1, help="Requests a reviewer may send at once above --rate-limit.")] = 100,
+    ] = DEFAULT_RATE_LIMIT,
+    burst: Annotated[
+        int, typer.Option(min=1, help="Requests a reviewer may send at once above --rate-limit.")
+    ] = DEFAULT_BURST,
     max_body_kb: Annotated[
         int, typer.Option(min=1, help="Largest request body accepted, in KiB (HTTP 413 above it).")
-    ] = 64,
+    ] = DEFAULT_MAX_BODY_BYTES // 1024,
     lease_minutes: Annotated[
         float | None,
         typer.Option(

@@ -31,14 +31,11 @@ from starlette.exceptions import HTTPException
 from medtune.data.glossary import Term
 from medtune.feedback.api_schemas import ItemRequest, JudgmentRequest
 from medtune.feedback.glossary_terms import GlossaryHighlighter
-from medtune.feedback.http_guards import BodySizeLimit, SecurityHeaders
-from medtune.feedback.rate_limit import TokenBuckets
+from medtune.feedback.http_guards import DEFAULT_MAX_BODY_BYTES, BodySizeLimit, SecurityHeaders
+from medtune.feedback.rate_limit import DEFAULT_BURST, DEFAULT_RATE_LIMIT, TokenBuckets
 from medtune.feedback.store import ERROR_FLAGS, FeedbackError, FeedbackStore, Progress, ReviewerView
 
 STATIC_DIR = Path(__file__).parent / "static"
-DEFAULT_RATE_LIMIT = 50.0  # requests per second per reviewer: far above a human, above the load test's clients
-DEFAULT_BURST = 100
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
 MAX_TOKEN_CHARS = 512  # tokens are 43 characters; anything far longer is refused before hashing
 
 

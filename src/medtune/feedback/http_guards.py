@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+DEFAULT_MAX_BODY_BYTES = 64 * 1024  # a long post-edit and comment fit many times over
+
 # The page loads only its own script, style sheet and API: no inline script, no third-party origin,
 # no framing (clickjacking), no form posts elsewhere.
 CONTENT_SECURITY_POLICY = (

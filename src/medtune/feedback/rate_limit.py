@@ -10,6 +10,9 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
+DEFAULT_RATE_LIMIT = 50.0  # requests per second per reviewer: far above a human, above the load test's clients
+DEFAULT_BURST = 100
+
 
 class TokenBuckets:
     """One bucket per key holding up to ``burst`` tokens, refilled at ``rate`` tokens per second.
