@@ -22,11 +22,10 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Header, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError, StarletteHTTPException
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException
 
 from medtune.data.glossary import Term
 from medtune.feedback.api_schemas import ItemRequest, JudgmentRequest
@@ -78,8 +77,8 @@ def create_feedback_app(
         problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in exc.errors())
         return _error(400, f"Invalid request: {problems}.")
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # also the router's own 404/405
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), exc.headers)
 
     def signed_in(authorization: str | None = Header(default=None)) -> ReviewerView:
