@@ -160,3 +160,24 @@ def test_effort_mean_and_interval_over_post_edits_only():
     assert effort["hter_mean"] == pytest.approx(values.mean())
     means = values[np.random.default_rng(7).choice(4, size=(300, 4), replace=True)].mean(axis=1)
     assert (effort["ci_low"], effort["ci_high"]) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
+
+
+def test_alpha_equals_the_package_on_continuous_scores_and_scales_to_many_distinct_values():
+    rng = np.random.default_rng(0)
+    truth = rng.random(40)
+    matrix = np.clip(truth + rng.normal(0, 0.15, size=(3, 40)), 0, 1)
+    matrix[2, ::3] = np.nan  # some items judged twice, some three times
+    judgments = [
+        judgment(f"i{col:02d}", float(matrix[row, col]), f"r{row}")
+        for row in range(3)
+        for col in range(40)
+        if not np.isnan(matrix[row, col])
+    ]
+    oracle = krippendorff.alpha(reliability_data=matrix, level_of_measurement="interval")
+    assert score_agreement(judgments, bootstrap=10)["alpha"] == pytest.approx(oracle)
+    # 2,000 items with 4,000 distinct scores: the package would need units x values x values floats (~256 GB).
+    many = [judgment(f"j{i}", float(s), f"r{i % 2}") for i, s in enumerate(rng.random(4000))]
+    many = [judgment(f"j{i // 2}", j.score, j.reviewer) for i, j in enumerate(many)]
+    agreement = score_agreement(many, bootstrap=100)
+    assert agreement["items"] == 2000 and agreement["ci_low"] <= agreement["alpha"] <= agreement["ci_high"]
+    assert abs(agreement["alpha"]) < 0.1  # independent uniform scores: no agreement beyond chance
