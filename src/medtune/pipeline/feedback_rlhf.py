@@ -75,25 +75,14 @@ def read_feedback_splits(run: RunFolder) -> dict[str, list[ItemFeedback]]:
     }
 
 
-def _stats(judgments: list, items: list[ItemFeedback], seed: int) -> dict:
-    """The judgments' statistics (medtune.feedback.stats); plain counts until that module is installed."""
-    try:
-        from medtune.feedback.stats import feedback_stats
-    except ImportError:  # TEMPORARY: the statistics module lands separately (issue 9, engineer cli)
-        return {
-            "items": len(items),
-            "judgments": len(judgments),
-            "simulated_judgments": sum(j.simulated for j in judgments),
-        }
-    return feedback_stats(judgments, seed=seed)
-
-
 def prepare_feedback_data(recipe: Recipe, run: RunFolder, log=print) -> dict:
     """The data stage: read, aggregate, split and summarise the judgments; returns its run.json record."""
+    from medtune.feedback.stats import feedback_stats
+
     judgments = read_judgments(recipe)
     items = item_feedback(judgments)
     train, heldout = split_heldout(items, recipe.feedback.heldout, recipe.seed)
-    stats = _stats(judgments, items, recipe.seed)
+    stats = feedback_stats(judgments, seed=recipe.seed)
     if run.writes:
         for name, split in (("train", train), ("heldout", heldout)):
             write_jsonl(run.sub(FEEDBACK_FOLDER, f"{name}.jsonl"), [item.to_record() for item in split])
