@@ -146,6 +146,16 @@ def run(
     _log(f"Report: {summary['report_html']}  Model: {summary['output_dir']}")
 
 
+REWARD_TABLE_KEYS = (
+    "heldout_items",
+    "spearman",
+    "spearman_ci_low",
+    "spearman_ci_high",
+    "pairwise_accuracy",
+    "chrf_spearman",
+)
+
+
 @app.command()
 def train(
     recipe: RecipeArg,
@@ -172,6 +182,10 @@ def train(
     for key in ("steps", "train_loss", "dev_loss", "target_tokens_per_s", "train_seconds", "trainable_params"):
         value = metrics.get(key)
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    for key in REWARD_TABLE_KEYS:  # a reward model's held-out figures (feedback-reward)
+        if key in metrics:
+            value = metrics[key]
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     Console().print(table)
     _log(f"Model saved to {path}")
 

@@ -20,6 +20,7 @@ from medtune.commands.feedback_add_reviewer import add_reviewer  # noqa: E402 (o
 from medtune.commands.feedback_export import export  # noqa: E402
 from medtune.commands.feedback_import import import_  # noqa: E402
 from medtune.commands.feedback_queue import queue  # noqa: E402
+from medtune.commands.feedback_score import score  # noqa: E402
 from medtune.commands.feedback_serve import serve_reviewers  # noqa: E402
 from medtune.commands.feedback_simulate import simulate  # noqa: E402
 from medtune.commands.feedback_stats import stats  # noqa: E402
@@ -31,3 +32,4 @@ feedback_app.command("simulate")(simulate)
 feedback_app.command("export")(export)
 feedback_app.command("stats")(stats)
 feedback_app.command("serve")(serve_reviewers)
+feedback_app.command("score")(score)

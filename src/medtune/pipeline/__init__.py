@@ -30,6 +30,10 @@ def recipe_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
         from medtune.pipeline.feedback_rlhf import feedback_rlhf_stages
 
         return feedback_rlhf_stages(recipe, run, log)
+    if recipe.pipeline == "feedback_reward":
+        from medtune.pipeline.feedback_reward import feedback_reward_stages
+
+        return feedback_reward_stages(recipe, run, log)
     if recipe.train.objective != "sft":
         from medtune.pipeline.preference import preference_stages
 
@@ -118,6 +122,11 @@ def run_recipe(
         raise MedtuneError(
             f"Recipe {recipe.name} (pipeline feedback_rlhf) trains from reviewers' judgments and scores the held-out "
             f"ones before and after in one command: 'medtune train {recipe.name} --set feedback.project=NAME'."
+        )
+    if recipe.pipeline == "feedback_reward":
+        raise MedtuneError(
+            f"Recipe {recipe.name} (pipeline feedback_reward) trains a reward model: run 'medtune train "
+            f"{recipe.name} --set feedback.project=NAME', then score translations with 'medtune feedback score'."
         )
     if recipe.train.objective != "sft" and recipe.pipeline != "rlaif":
         from medtune.pipeline.preference import refuse_run
