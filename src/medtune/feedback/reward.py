@@ -31,6 +31,7 @@ from medtune.errors import MedtuneError
 from medtune.feedback.training_data import ItemFeedback
 from medtune.models.reward_head import ScalarRewardModel
 from medtune.recipes.schema import Recipe
+from medtune.runs import remove_checkpoints
 from medtune.train.batching import encode_causal, encode_seq2seq
 from medtune.train.objectives import on_model_device
 from medtune.train.reward_objective import RewardExample, RewardObjective
@@ -181,6 +182,7 @@ def train_reward_model(
     metrics = {"train_items": len(train_ex), "heldout_items": len(heldout_ex), **figures}
     trained = save_trained_model(recipe, trainable, result, info, metrics)
     _save_head(reward_model, trained.path, recipe, seq2seq)
+    remove_checkpoints(trained.path)  # the saved model replaces them
     write_jsonl(
         trained.path / HELDOUT_SCORES,
         [{"item_id": i.item_id, "score": i.score, "reward": r} for i, r in zip(heldout, rewards, strict=True)],

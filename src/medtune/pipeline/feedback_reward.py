@@ -18,7 +18,7 @@ from medtune.errors import MedtuneError
 from medtune.feedback.training_data import ItemFeedback, item_feedback, split_heldout
 from medtune.pipeline.stages import Stage
 from medtune.recipes.schema import Recipe
-from medtune.runs import RunFolder, remove_checkpoints
+from medtune.runs import RunFolder
 
 FEEDBACK_FOLDER = "feedback"
 SPLITS = ("train", "heldout")
@@ -121,8 +121,6 @@ def feedback_reward_stages(recipe: Recipe, run: RunFolder, log=print) -> list[St
         metrics = train_reward_model(
             recipe, splits["train"], splits["heldout"], output_dir, log, resume=run.resume_training
         )
-        if run.writes:
-            remove_checkpoints(Path(output_dir))  # the saved model replaces them
         return {"output_dir": str(Path(output_dir)), **{key: metrics.get(key) for key in RECORDED}}
 
     return [
