@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from medtune.commands.options import DeviceOpt, FeedbackDbOpt
 from medtune.errors import MedtuneError
 
 OUT_FORMATS = {".jsonl": None, ".csv": ",", ".tsv": "\t"}
@@ -97,21 +98,13 @@ def score(
         str,
         typer.Option(help="Column of --data holding each row's id (kept as it is; rows without one are kept too)."),
     ] = "id",
-    db: Annotated[
-        str | None,
-        typer.Option(
-            help="Without --data: the feedback store whose --project items are scored (a SQLAlchemy URL or a "
-            "SQLite file; default feedback.db in the current folder)."
-        ),
-    ] = None,
+    db: FeedbackDbOpt = None,
     project: Annotated[
         str | None,
         typer.Option(help="Without --data: score every item of this feedback project (rows: id, source, translation)."),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows scored per forward pass.")] = 16,
-    device: Annotated[
-        str, typer.Option(help="Where the model runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
-    ] = "auto",
+    device: DeviceOpt = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Score translations with a trained reward model: one 'reward' per (source, translation) row."""
