@@ -40,12 +40,14 @@ def read_score_rows(data: str, src_col: str, mt_col: str) -> list[dict]:
 
 def store_rows(db: str | None, project: str) -> list[dict]:
     """The items of a feedback project as rows: ``id``, ``source``, ``translation``, ``model_id``."""
-    from medtune.feedback.store import FeedbackStore, database_url
+    from medtune.feedback.store import FeedbackStore
+    from medtune.pipeline.feedback_reward import existing_store_url
 
-    with FeedbackStore(database_url(db)) as store:
+    url = existing_store_url(db, "--db")
+    with FeedbackStore(url) as store:
         if project not in store.project_names():
             raise MedtuneError(
-                f"--project {project!r} is not in the feedback store {database_url(db)}; its projects: "
+                f"--project {project!r} is not in the feedback store {url}; its projects: "
                 f"{', '.join(store.project_names()) or 'none'}."
             )
         items = store.items(project)

@@ -55,15 +55,37 @@ def feedback_project(recipe: Recipe) -> str:
     return recipe.feedback.project or recipe.name
 
 
+def existing_store_url(db: str | None, option: str) -> str:
+    """The store URL for ``db``, refusing a SQLite file that does not exist (reading should not create one).
+
+    Raises:
+        MedtuneError: ``db`` names a SQLite file that is not there (naming ``option`` and the path).
+    """
+    from sqlalchemy.engine import make_url
+
+    from medtune.feedback.store import database_url
+
+    url = database_url(db)
+    parsed = make_url(url)
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file not in (None, "", ":memory:") and not Path(file).is_file():
+        raise MedtuneError(
+            f"{option}={db or parsed.database}: no feedback store at {parsed.database}. Point {option} at the "
+            "database that holds the judgments (a SQLite file or a SQLAlchemy URL)."
+        )
+    return url
+
+
 def read_judged_items(recipe: Recipe) -> tuple[list[ItemFeedback], int]:
     """(one aggregated record per judged item of the recipe's project, how many judgments there are).
 
     Raises:
-        MedtuneError: the project does not exist in the store, or has no judgment (naming both).
+        MedtuneError: no store at a SQLite ``feedback.db``; the project does not exist in the store, or has
+            no judgment (naming both).
     """
-    from medtune.feedback.store import FeedbackStore, database_url
+    from medtune.feedback.store import FeedbackStore
 
-    url, project = database_url(recipe.feedback.db), feedback_project(recipe)
+    url, project = existing_store_url(recipe.feedback.db, "feedback.db"), feedback_project(recipe)
     with FeedbackStore(url) as store:
         projects = store.project_names()
         judgments = store.judgments(project) if project in projects else []
