@@ -38,5 +38,6 @@ def test_every_bundled_recipe_is_in_the_readme():
         "qa-rlaif",
         "translate-rlaif",
         "feedback-rlhf",
+        "feedback-reward",
     }
     assert all(f"`{name}`" in README for name in bundled_recipes())

@@ -272,8 +272,9 @@ class FeedbackSection(Section):
     pairwise_weight: float = Field(
         0.0,
         ge=0,
-        description="pipeline feedback_reward: weight of the pairwise loss on items with several judgments, added "
-        "to the score regression.",
+        description="pipeline feedback_reward: weight of a Bradley-Terry loss on the pairs of items in a training "
+        "batch whose mean scores differ (the higher-scored should get the higher reward), added to the squared error "
+        "on each item's mean score; 0: regression only.",
     )
 
 
