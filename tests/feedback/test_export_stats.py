@@ -136,3 +136,10 @@ def test_csv_cells(filled_db):
     assert rows[0]["flags"] == "omission" and rows[0]["comment"] == 'a "quoted", comma'
     assert [r["simulated"] for r in rows] == ["false", "false", "true", "true"]
     assert rows[1]["flags"] == "" and rows[1]["comment"] == ""
+
+
+@pytest.mark.parametrize("command", [["stats"], ["export", "--project", "p"], ["simulate", "--project", "p"]])
+def test_reading_commands_refuse_a_missing_store_and_create_none(tmp_path, command):
+    missing = tmp_path / "typo.db"
+    assert_user_error(run_cli(["feedback", *command, "--db", missing]), f"No feedback store at {missing}", "--db")
+    assert not missing.exists()

@@ -124,4 +124,22 @@ def test_queue_and_simulate_refuse_bad_input(tiny_marian_dir, tmp_path):
     )
     assert_user_error(run_cli([*base, "--data", tmp_path / "missing.csv"]), "Data file not found")
     assert_option_refused(run_cli([*base, "--data", data, "--reviewers-per-item", "0"]), "--reviewers-per-item", "1")
+    assert not db.exists()  # bad input is refused before the store is opened
+    FeedbackStore(database_url(str(db))).close()
     assert_user_error(run_cli(["feedback", "simulate", "--project", "nope", "--db", db]), "No project 'nope'")
+
+
+def test_queue_saves_chunk_by_chunk_and_a_later_run_adds_only_the_rest(tiny_marian_dir, tmp_path):
+    from medtune.feedback.queue import queue_translations, read_queue_rows
+    from medtune.models.loading import load_model
+
+    data, rows = write_rows(tmp_path)
+    loaded = load_model(str(tiny_marian_dir), dtype="float32", device="cpu", log=lambda _: None)
+    with FeedbackStore(database_url(str(tmp_path / "f.db"))) as store:
+        queue = dict(model_id="m", max_new_tokens=MAX_NEW_TOKENS, chunk_size=1, log=lambda _: None)
+        rows_read = read_queue_rows(str(data), "en", "es", "id")
+        assert queue_translations(store, "p", loaded, rows_read[:2], **queue) == (2, 0)  # as if stopped after 2
+        assert queue_translations(store, "p", loaded, rows_read, **queue) == (2, 2)
+        items = store.items("p")
+    assert [i.source for i in items] == [r["en"] for r in rows]
+    assert [i.translation for i in items] == greedy_one_by_one(tiny_marian_dir, [r["en"] for r in rows], True)

@@ -32,13 +32,13 @@ def export(
     from medtune.cli import _fail, _log
     from medtune.errors import MedtuneError
     from medtune.feedback.export import format_judgments, write_export
-    from medtune.feedback.projects import require_project
-    from medtune.feedback.store import FeedbackStore, database_url
+    from medtune.feedback.projects import existing_store_url, require_project
+    from medtune.feedback.store import FeedbackStore
 
     try:
         if out is not None and out.exists() and not overwrite:
             raise MedtuneError(f"--out {out} already exists and is kept; choose another path or pass --overwrite.")
-        with FeedbackStore(database_url(db)) as store:
+        with FeedbackStore(existing_store_url(db)) as store:
             require_project(store, project)
             judgments = store.judgments(project)
         text = format_judgments(judgments, fmt)

@@ -24,11 +24,12 @@ def simulate(
     """
     from medtune.cli import _fail, _log
     from medtune.errors import MedtuneError
+    from medtune.feedback.projects import existing_store_url
     from medtune.feedback.simulate import simulate_reviews
-    from medtune.feedback.store import FeedbackStore, database_url
+    from medtune.feedback.store import FeedbackStore
 
     try:
-        with FeedbackStore(database_url(db)) as store:
+        with FeedbackStore(existing_store_url(db)) as store:
             simulate_reviews(store, project, reviewer=reviewer, limit=limit, log=_log)
     except MedtuneError as exc:
         _fail(exc)

@@ -34,12 +34,12 @@ def stats(
     """
     from medtune.cli import _fail
     from medtune.errors import MedtuneError
-    from medtune.feedback.projects import require_project
+    from medtune.feedback.projects import existing_store_url, require_project
     from medtune.feedback.stats import feedback_stats
-    from medtune.feedback.store import FeedbackStore, database_url
+    from medtune.feedback.store import FeedbackStore
 
     try:
-        with FeedbackStore(database_url(db)) as store:
+        with FeedbackStore(existing_store_url(db)) as store:
             if project is not None:
                 require_project(store, project)
             figures = feedback_stats(store.judgments(project), bootstrap=bootstrap, seed=seed)

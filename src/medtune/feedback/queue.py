@@ -94,6 +94,7 @@ def queue_translations(
     reviewers_per_item: int | None = 1,
     batch_size: int = 16,
     max_new_tokens: int = 128,
+    chunk_size: int = 256,
     log=print,
 ) -> tuple[int, int]:
     """Translate the rows' sources and add them to ``project`` as items for review.
@@ -105,6 +106,7 @@ def queue_translations(
     Args:
         reviewers_per_item: different reviewers each item needs; None keeps an existing project's setting
             (a new project gets 1).
+        chunk_size: rows translated and saved together; an interrupted run keeps the chunks it saved.
     Returns:
         ``(added, already present)``.
     Raises:
@@ -118,26 +120,28 @@ def queue_translations(
         item.source for item in store.items(project) if (item.model_id, item.model_version) == (model_id, model_version)
     }
     fresh = [row for row in rows if row[src_col] not in queued]
-    sources = list(dict.fromkeys(row[src_col] for row in fresh))  # a source repeated in the file is translated once
-    translated = dict(
-        zip(
-            sources,
-            translate_sources(loaded, sources, batch_size=batch_size, max_new_tokens=max_new_tokens, log=log),
-            strict=True,
-        )
-    )
-    items = [
-        NewItem(
-            source=row[src_col],
-            translation=translated[row[src_col]],
-            model_id=model_id,
-            model_version=model_version,
-            reference=_cell(row, ref_col),
-            external_id=_cell(row, id_col),
-        )
-        for row in fresh
-    ]
-    added, present = store.add_items(project, items) if items else (0, 0)
+    translated: dict[str, str] = {}  # a source repeated in the file is translated once
+    added = present = 0
+    # Saved chunk by chunk (one transaction each): an interrupted queue keeps what it translated, and the
+    # next run skips those sources.
+    for start in range(0, len(fresh), chunk_size):
+        chunk = fresh[start : start + chunk_size]
+        sources = [s for s in dict.fromkeys(row[src_col] for row in chunk) if s not in translated]
+        outputs = translate_sources(loaded, sources, batch_size=batch_size, max_new_tokens=max_new_tokens, log=log)
+        translated.update(zip(sources, outputs, strict=True))
+        items = [
+            NewItem(
+                source=row[src_col],
+                translation=translated[row[src_col]],
+                model_id=model_id,
+                model_version=model_version,
+                reference=_cell(row, ref_col),
+                external_id=_cell(row, id_col),
+            )
+            for row in chunk
+        ]
+        chunk_added, chunk_present = store.add_items(project, items)
+        added, present = added + chunk_added, present + chunk_present
     return added, present + len(rows) - len(fresh)
 
 
