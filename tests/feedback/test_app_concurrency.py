@@ -1,0 +1,49 @@
+"""Many reviewers submitting at once through a real uvicorn, on SQLite and PostgreSQL: every
+acknowledged judgment is in the database exactly once, and nothing else is."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from reviewer_server import PROJECT, client, demo_items, seed_store, serving
+
+from medtune.feedback.store import FeedbackStore
+
+CLIENTS = 8
+SUBMISSIONS = 25  # per client
+K = 2  # reviewers per item: each item must end with exactly two judgments by two different reviewers
+
+
+def _review(root: str, token: str, index: int) -> list[tuple[int, str]]:
+    """One reviewer's loop: next item, judge it; returns the acknowledged (judgment id, item id)."""
+    acknowledged = []
+    with client(root, token) as reviewer:
+        for step in range(SUBMISSIONS):
+            item = reviewer.get("/api/next")
+            assert item.status_code == 200, item.text
+            item_id = item.json()["item_id"]
+            score = round((index * SUBMISSIONS + step) / (CLIENTS * SUBMISSIONS), 4)
+            answer = reviewer.post("/api/judgments", json={"item_id": item_id, "score": score, "post_edit": f"{index}"})
+            assert answer.status_code == 201, answer.text
+            acknowledged.append((answer.json()["judgment_id"], item_id))
+    return acknowledged
+
+
+def test_concurrent_reviewers_lose_and_duplicate_nothing(feedback_db_url) -> None:
+    names = [f"reviewer{i}" for i in range(CLIENTS)]
+    with FeedbackStore(feedback_db_url) as store:
+        tokens = seed_store(store, demo_items(CLIENTS * SUBMISSIONS // K), reviewers=names, k=K)
+        with serving(store) as root, ThreadPoolExecutor(CLIENTS) as pool:
+            results = list(pool.map(_review, [root] * CLIENTS, [tokens[n] for n in names], range(CLIENTS)))
+            for name in names:  # 8 x 25 = 100 items x K: every slot is judged, nothing is left for anyone
+                with client(root, tokens[name]) as reviewer:
+                    assert reviewer.get("/api/next").status_code == 204
+        stored = store.judgments(PROJECT)
+        items = [view.id for view in store.items(PROJECT)]
+    acknowledged = {(judgment, item, names[i]) for i, result in enumerate(results) for judgment, item in result}
+    assert len(acknowledged) == CLIENTS * SUBMISSIONS  # no judgment id was handed out twice
+    assert {(j.id, j.item_id, j.reviewer) for j in stored} == acknowledged
+    assert len(stored) == CLIENTS * SUBMISSIONS
+    assert {j.post_edit for j in stored if j.reviewer == "reviewer3"} == {"3"}
+    per_item = {item: sorted(j.reviewer for j in stored if j.item_id == item) for item in items}
+    assert all(len(set(reviewers)) == K == len(reviewers) for reviewers in per_item.values()), per_item
