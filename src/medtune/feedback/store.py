@@ -212,7 +212,8 @@ class FeedbackStore:
 
     def _lock(self, statement):
         # Row locks matter on servers; SQLite's BEGIN IMMEDIATE already serialises writers (and has no FOR UPDATE).
-        return statement if self._is_sqlite else statement.with_for_update()
+        # FOR NO KEY UPDATE: does not block the foreign-key checks of concurrent inserts (FOR UPDATE would).
+        return statement if self._is_sqlite else statement.with_for_update(key_share=True)
 
     # -- projects and items ------------------------------------------------------------------------------------
 
@@ -389,22 +390,27 @@ class FeedbackStore:
                 ).all()
                 if not candidates:
                     return None
+                busy = []
                 for item, project_row in candidates:
                     tried.add(item.id)
-                    if self._lock_free_slot(
-                        session, item.id, project_row.reviewers_per_item, now, None, skip_locked=True
-                    ):
-                        lease = now + timedelta(minutes=project_row.lease_minutes)
-                        session.add(
-                            Assignment(
-                                item_id=item.id,
-                                reviewer_id=reviewer.id,
-                                state=OPEN,
-                                assigned_at=now,
-                                lease_expires_at=lease,
-                            )
-                        )
-                        return _item_view(item, project_row.name)
+                    free = self._lock_free_slot(session, item.id, project_row.reviewers_per_item, now, None, True)
+                    if free is None:
+                        busy.append((item, project_row))
+                    elif free:
+                        return self._assign(session, reviewer, item, project_row, now)
+                # Every candidate was full or being assigned right now: wait for those locks, then recount.
+                for item, project_row in busy:
+                    if self._lock_free_slot(session, item.id, project_row.reviewers_per_item, now, None):
+                        return self._assign(session, reviewer, item, project_row, now)
+
+    def _assign(
+        self, session: Session, reviewer: ReviewerView, item: Item, project_row: Project, now: datetime
+    ) -> ItemView:
+        lease = now + timedelta(minutes=project_row.lease_minutes)
+        session.add(
+            Assignment(item_id=item.id, reviewer_id=reviewer.id, state=OPEN, assigned_at=now, lease_expires_at=lease)
+        )
+        return _item_view(item, project_row.name)
 
     def _lock_reviewer(self, session: Session, reviewer: ReviewerView) -> None:
         # One reviewer's requests run one at a time (PostgreSQL row lock), so two tabs cannot take two items.
@@ -413,18 +419,26 @@ class FeedbackStore:
 
     def _lock_free_slot(
         self, session: Session, key: str, k: int, now: datetime, exclude: int | None, skip_locked: bool = False
-    ) -> bool:
-        """Lock item ``key`` and say whether it has a free slot (judgments + live leases of others < K).
+    ) -> bool | None:
+        """Lock item ``key`` and say whether it has a free slot (judgments + live leases of others < K);
+        None when ``skip_locked`` and another transaction holds the lock.
 
         The count runs after the lock as its own statement, so on PostgreSQL it sees every assignment committed
         by whoever held the lock before us: an item is never handed to more than K reviewers at once.
         """
-        statement = select(Item.seq).where(Item.id == key)
-        if not self._is_sqlite:
-            statement = statement.with_for_update(skip_locked=skip_locked)
-        if session.scalar(statement) is None:
-            return False  # locked by a concurrent assignment: try the next candidate
-        return session.scalar(select(_load(key, now, exclude))) < k
+        if self._is_sqlite:
+            return session.scalar(select(_load(key, now, exclude))) < k
+        # A savepoint per item, rolled back when we do not take it: locks on items we pass over are released at
+        # once, so a transaction holds at most one item lock and concurrent assignments cannot deadlock.
+        savepoint = session.begin_nested()
+        locked = session.scalar(
+            select(Item.seq).where(Item.id == key).with_for_update(skip_locked=skip_locked, key_share=True)
+        )
+        if locked is not None and session.scalar(select(_load(key, now, exclude))) < k:
+            savepoint.commit()
+            return True
+        savepoint.rollback()
+        return None if locked is None else False
 
     def _open_assignment(self, session: Session, reviewer: ReviewerView, key: str) -> tuple[Assignment, Item, Project]:
         """The reviewer's open assignment of item ``key``, locked. Raises UnknownItem, AlreadyJudged or NotAssigned."""
