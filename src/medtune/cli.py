@@ -62,6 +62,8 @@ FromOpt = Annotated[
         "Stages: data, eval_base, eval_base_zero_shot, train, eval_tuned, report (medtune train: data, train); "
         "rlaif recipes: data, sft, generate, judge, pairs, dpo, eval, report (medtune train: data to dpo); "
         "feedback-rlhf: data, train, eval (all run by medtune train). "
+        "full-training: data, eval_base, sft, eval_sft, queue, feedback, rlhf, eval_rlhf, eval_post_edits, report "
+        "(medtune train: data, sft, queue, feedback, rlhf). "
         "A stage's earlier outputs are deleted only once it succeeded.",
     ),
 ]
@@ -122,6 +124,8 @@ def run(
     """Run a whole recipe: score the base model, fine-tune, score again, write the report.
 
     Recipes with pipeline rlaif (qa-rlaif, translate-rlaif): SFT, sample candidates, judge them, build preference pairs, DPO, then compare base, SFT and DPO on held-out items.
+
+    Pipeline full_training (full-training): SFT, queue the SFT model's translations of a feedback set into the feedback store, a feedback round (simulated offline, or human reviewers: the run stops until they judged, then --resume), RLHF from the judgments, then base, SFT and RLHF compared on the test split and on held-out post-edits.
     """
     from medtune.pipeline import run_recipe
     from medtune.recipes.loader import load_recipe
@@ -138,6 +142,13 @@ def run(
         from medtune.report.rlaif import report_paths, rlaif_table
 
         out.print(rlaif_table(summary))
+        _log(report_paths(summary))
+        return
+    if summary.get("pipeline") == "full_training":
+        from medtune.report.full_training import full_training_table
+        from medtune.report.rlaif import report_paths
+
+        out.print(full_training_table(summary))
         _log(report_paths(summary))
         return
     out.print(_metrics_table(f"{summary['recipe']}: before vs after", summary["metrics"]))

@@ -39,5 +39,6 @@ def test_every_bundled_recipe_is_in_the_readme():
         "translate-rlaif",
         "feedback-rlhf",
         "feedback-reward",
+        "full-training",
     }
     assert all(f"`{name}`" in README for name in bundled_recipes())

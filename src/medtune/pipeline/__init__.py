@@ -34,6 +34,10 @@ def recipe_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
         from medtune.pipeline.feedback_reward import feedback_reward_stages
 
         return feedback_reward_stages(recipe, run, log)
+    if recipe.pipeline == "full_training":
+        from medtune.pipeline.full_training import full_training_stages
+
+        return full_training_stages(recipe, run, log)
     if recipe.train.objective != "sft":
         from medtune.pipeline.preference import preference_stages
 
@@ -101,6 +105,11 @@ def train_recipe(
         return trained_model(_run(recipe, "train", RLAIF_TRAIN_STAGES, resume, overwrite, force, from_stage, log))
     if recipe.pipeline == "feedback_rlhf":  # data, train and the held-out evaluation: all its stages
         return trained_model_dir(_run(recipe, "train", None, resume, overwrite, force, from_stage, log))
+    if recipe.pipeline == "full_training":
+        from medtune.pipeline.full_training import TRAIN_STAGES as FULL_TRAIN_STAGES
+        from medtune.pipeline.full_training import trained_model as rlhf_model
+
+        return rlhf_model(_run(recipe, "train", FULL_TRAIN_STAGES, resume, overwrite, force, from_stage, log))
     run = _run(recipe, "train", TRAIN_STAGES, resume, overwrite, force, from_stage, log)
     return trained_model_dir(run)
 
@@ -128,7 +137,7 @@ def run_recipe(
             f"Recipe {recipe.name} (pipeline feedback_reward) trains a reward model: run 'medtune train "
             f"{recipe.name} --set feedback.project=NAME', then score translations with 'medtune feedback score'."
         )
-    if recipe.train.objective != "sft" and recipe.pipeline != "rlaif":
+    if recipe.train.objective != "sft" and recipe.pipeline not in ("rlaif", "full_training"):
         from medtune.pipeline.preference import refuse_run
 
         refuse_run(recipe)

@@ -58,7 +58,8 @@ def _score_mcq(s: RlaifStages, loaded, name: str, data: RlaifData) -> dict:
     return result
 
 
-def _score_translation(s: RlaifStages, loaded, name: str, data: RlaifData) -> dict:
+def score_test_translations(s: RlaifStages, loaded, name: str, data: RlaifData) -> dict:
+    """Translate the test split with one model (the causal base few-shot) into ``eval/<name>/test``; ``{"test": metrics}``."""
     from medtune.data.glossary import load_glossary
     from medtune.eval.translation import evaluate_translation, pick_examples
 
@@ -217,7 +218,7 @@ def evaluate_rlaif(s: RlaifStages, data: RlaifData) -> dict:
         loaded = s.load(models[name])
         result: dict = {}
         if r.task == "translation":
-            result.update(_score_translation(s, loaded, name, data))
+            result.update(score_test_translations(s, loaded, name, data))
         elif not free_text:
             result.update(_score_mcq(s, loaded, name, data))
         if pairs:
