@@ -30,7 +30,10 @@ def test_serve_refuses_to_start_on_bad_settings(tmp_path) -> None:
     with FeedbackStore(database_url(str(db))) as store:
         seed_store(store, demo_items(1), reviewers=())
     unknown = run_cli(["feedback", "serve", "--db", db, "--project", "other"])
-    assert_user_error(unknown, "--project 'other'", "demo")
+    assert_user_error(unknown, "No project 'other'", "--project", "'demo'")
+    nowhere = tmp_path / "typo.db"
+    assert_user_error(run_cli(["feedback", "serve", "--db", nowhere]), f"No feedback store at {nowhere}")
+    assert not nowhere.exists()
     lease = run_cli(["feedback", "serve", "--db", db, "--lease-minutes", "5"])
     assert_user_error(lease, "--lease-minutes", "--project")
     missing = tmp_path / "missing.tsv"

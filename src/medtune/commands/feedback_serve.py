@@ -64,11 +64,12 @@ def serve_reviewers(
 
         from medtune.data.glossary import load_glossary
         from medtune.feedback.app import create_feedback_app
-        from medtune.feedback.store import FeedbackStore, database_url
+        from medtune.feedback.projects import existing_store_url
+        from medtune.feedback.store import FeedbackStore
 
         terms = [] if glossary == NO_GLOSSARY else load_glossary(glossary)
         sock = bind_port(host, port)  # a port in use fails before the store opens
-        store = FeedbackStore(database_url(db))
+        store = FeedbackStore(existing_store_url(db))  # a mistyped path must not serve a new, empty store
         try:
             _check_project(store, project, lease_minutes)
         except MedtuneError:
@@ -100,15 +101,12 @@ def serve_reviewers(
 
 def _check_project(store, project: str | None, lease_minutes: float | None) -> None:
     """Refuse an unknown --project (naming the known ones) and --lease-minutes without --project."""
+    from medtune.feedback.projects import require_project
+
     if project is None:
         if lease_minutes is not None:
             raise MedtuneError("--lease-minutes is a project's setting: name the project with --project.")
         return
-    known = store.project_names()
-    if project not in known:
-        raise MedtuneError(
-            f"--project {project!r} is not in the store ({', '.join(known) or 'no projects yet'}); queue items "
-            "first with 'medtune feedback queue' or 'medtune feedback import', or pick a listed project."
-        )
+    require_project(store, project)
     if lease_minutes is not None:
         store.create_project(project, lease_minutes=lease_minutes)  # an existing project takes the new setting
