@@ -43,7 +43,7 @@ def _random_head(reward_model: ScalarRewardModel) -> None:
         reward_model.head.bias.fill_(0.25)
 
 
-def test_causal_reward_is_the_head_on_the_last_tokens_final_hidden_state(tiny_gemma_dir):
+def test_causal_reward_is_the_head_on_the_last_tokens_normalized_final_hidden_state(tiny_gemma_dir):
     loaded = load_model(str(tiny_gemma_dir), dtype="float32", device="cpu")
     reward_model = ScalarRewardModel(loaded.model, seq2seq=False)
     _random_head(reward_model)
@@ -55,13 +55,14 @@ def test_causal_reward_is_the_head_on_the_last_tokens_final_hidden_state(tiny_ge
         for example in examples:
             out = loaded.model(input_ids=torch.tensor([example.input_ids]), output_hidden_states=True)
             hidden = out.hidden_states[-1][0, -1]  # the model's own final hidden state, unpadded
-            expected.append(float(hidden @ reward_model.head.weight[0] + reward_model.head.bias[0]))
+            normalized = hidden / torch.sqrt((hidden**2).mean() + 1e-6)  # divided by its root mean square
+            expected.append(float(normalized @ reward_model.head.weight[0] + reward_model.head.bias[0]))
     assert rewards.tolist() == pytest.approx(expected, abs=1e-5)
     text = loaded.tokenizer.decode(examples[1].input_ids, skip_special_tokens=True)
     assert text == "English: " + PAIRS[1][0] + "\nSpanish: " + PAIRS[1][1] + "\n"  # the translation prompt
 
 
-def test_marian_reward_is_the_head_on_the_decoders_last_translation_token(tiny_marian_dir):
+def test_marian_reward_is_the_head_on_the_decoders_normalized_last_translation_token(tiny_marian_dir):
     loaded = load_model(str(tiny_marian_dir), dtype="float32", device="cpu")
     reward_model = ScalarRewardModel(loaded.model, seq2seq=True)
     _random_head(reward_model)
@@ -77,7 +78,8 @@ def test_marian_reward_is_the_head_on_the_decoders_last_translation_token(tiny_m
                 output_hidden_states=True,
             )
             hidden = out.decoder_hidden_states[-1][0, -1]
-            expected.append(float(hidden @ reward_model.head.weight[0] + reward_model.head.bias[0]))
+            normalized = hidden / torch.sqrt((hidden**2).mean() + 1e-6)  # divided by its root mean square
+            expected.append(float(normalized @ reward_model.head.weight[0] + reward_model.head.bias[0]))
     assert rewards.tolist() == pytest.approx(expected, abs=1e-5)
 
 

@@ -15,8 +15,11 @@ Where the reward is read:
   decoder (teacher forcing, starting from the decoder start token); the decoder's final hidden
   state at the last translation token, which has seen the whole source and translation.
 
-The head is ``nn.Linear(hidden, 1)`` in float32 applied to the upcast hidden state:
-``reward = w · h + b``.
+The head is ``nn.Linear(hidden, 1)`` in float32 applied to the upcast hidden state divided by its
+root mean square: ``reward = w · h / rms(h) + b``. Why normalise: final hidden states differ in scale
+from model to model (gemma-3-270m's have an RMS near 4 and single entries above 50), and an Adam step
+moves every head weight by about the learning rate, so on raw states one learning rate would be too
+fast for one model and too slow for another.
 """
 
 from __future__ import annotations
@@ -85,5 +88,10 @@ class ScalarRewardModel(nn.Module):
         self.head = head.to(device=device, dtype=torch.float32)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        pooled = pooled_hidden_states(self.model, batch, self.seq2seq)
-        return self.head(pooled.float()).squeeze(-1)
+        return self.head(rms_normalized(pooled_hidden_states(self.model, batch, self.seq2seq))).squeeze(-1)
+
+
+def rms_normalized(hidden: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``hidden`` in float32 divided by its root mean square over the last dimension (no learnt scale)."""
+    hidden = hidden.float()
+    return hidden * torch.rsqrt(hidden.pow(2).mean(dim=-1, keepdim=True) + eps)
