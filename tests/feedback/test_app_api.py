@@ -260,3 +260,22 @@ def test_the_page_and_api_carry_security_headers_and_no_cookies(store) -> None:
         ]
         missing = answers[5]
         assert (missing.status_code, missing.json()) == (404, {"error": "Not Found"})
+
+
+def test_a_database_failure_answers_json_500_and_the_server_keeps_serving(store, tmp_path) -> None:
+    import sqlite3
+
+    tokens = seed_store(store, demo_items(2))
+    with serving(store) as root, client(root, tokens["ana"]) as ana:
+        item = ana.get("/api/next").json()["item_id"]
+        with sqlite3.connect(tmp_path / "feedback.db") as db:  # break the store under the running server
+            db.execute("ALTER TABLE judgments RENAME TO judgments_away")
+        failed = ana.post("/api/judgments", json={"item_id": item, "score": 0.5})
+        assert failed.status_code == 500
+        assert failed.json() == {
+            "error": "The server failed: OperationalError. Try again; the server log has the details."
+        }
+        with sqlite3.connect(tmp_path / "feedback.db") as db:
+            db.execute("ALTER TABLE judgments_away RENAME TO judgments")
+        assert ana.post("/api/judgments", json={"item_id": item, "score": 0.5}).status_code == 201
+    assert [j.item_id for j in store.judgments()] == [item]

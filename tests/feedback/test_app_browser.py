@@ -79,7 +79,15 @@ def test_a_reviewer_scores_post_edits_submits_undoes_and_skips_by_keyboard(store
     tokens = seed_store(store, items, reviewers=("ana", "ben"))
     ids = [view.id for view in store.items(PROJECT)]
     with serving(store) as root:
+        page.goto(root + "/")
+        page.fill("#token", "not-a-token")
+        page.press("#token", "Enter")
+        page.wait_for_selector("#status.error")
+        assert page.text_content("#status") == "Your token was not accepted; sign in again."
+        assert page.is_visible("#sign-in") and not page.is_visible("#review")
+        page.problems.clear()  # the browser logs the refused request (401) as a console error
         _sign_in(page, root, tokens["ana"])
+        assert page.evaluate("() => sessionStorage.getItem('medtune-reviewer-token')") == tokens["ana"]
         assert page.get_attribute("#item", "data-item-id") == ids[0]
         assert page.text_content("#who") == "ana"
         assert page.text_content("#progress") == "0 / 3 judged"

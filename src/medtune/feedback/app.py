@@ -77,6 +77,10 @@ def create_feedback_app(
         problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in exc.errors())
         return _error(400, f"Invalid request: {problems}.")
 
+    @app.exception_handler(Exception)  # a database failure: still JSON for the page to show (and logged)
+    async def server_failed(_request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, f"The server failed: {type(exc).__name__}. Try again; the server log has the details.")
+
     @app.exception_handler(StarletteHTTPException)  # also the router's own 404/405
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), exc.headers)
