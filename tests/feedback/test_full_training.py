@@ -111,6 +111,8 @@ def check_run(run_dir: Path, reviewers_per_item: int) -> dict:
     assert summary["rlhf_training"]["steps"] == 2 and summary["rlhf_training"]["items"] == record["train_items"]
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "Feedback used" in html and "towards the post-edits" in html and html.count("<img") >= 5
+    card = (Path(summary["rlhf_model"]) / "README.md").read_text(encoding="utf-8")  # the model card
+    assert "RLHF" in card and f"{summary['metrics'][0]['rlhf']:.2f}" in card
     return summary
 
 
@@ -174,3 +176,9 @@ def test_human_round_on_marian_waits_for_reviewers_then_resumes(tiny_marian_dir,
     stats = summary["feedback"]["stats"]
     assert stats["simulated_judgments"] == 0 and stats["agreement"] is None and not summary["feedback"]["simulated"]
     assert "SIMULATED" not in (run_dir / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_feedback_set_larger_than_the_training_split_is_refused(tiny_gemma_dir, tmp_path):
+    result = run_full(tiny_gemma_dir, tmp_path / "run", tmp_path / "home", "feedback.items=500")
+    assert_user_error(result, "feedback.items=500", "lower feedback.items")
+    assert not (tmp_path / "run" / "feedback.db").exists()  # nothing queued

@@ -148,6 +148,7 @@ class FullTrainingStages(RlaifStages):
                 model_version=version,
                 reviewers_per_item=r.feedback.reviewers_per_item,
                 batch_size=r.eval.batch_size,
+                max_new_tokens=r.eval.max_new_tokens,
                 log=self.log,
             )
             sources = {row[d.src_col] for row in rows}
@@ -315,7 +316,7 @@ def full_training_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
         Stage(
             "queue",
             s.queue,
-            ("device", "eval.dtype", "eval.batch_size", *store, "feedback.reviewers_per_item"),
+            ("device", "eval.dtype", "eval.batch_size", "eval.max_new_tokens", *store, "feedback.reviewers_per_item"),
             ("data", "sft"),
             outputs=("queue",),
         ),

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import fields
+from pathlib import Path
 
 from rich.table import Table
 
 from medtune.data.io import read_jsonl
+from medtune.eval.significance import PairedDelta
 from medtune.recipes.schema import Recipe
 from medtune.report.comparison import translation_deltas
 from medtune.report.feedback import (
@@ -25,13 +28,16 @@ from medtune.report.feedback import (
     post_edit_comparison,
 )
 from medtune.report.formatting import (
+    FEW_SHOT,
     REPORT_CSS,
+    ZERO_SHOT,
+    MetricRow,
     format_delta_with_interval,
     format_value,
     format_value_with_interval,
     markdown_cell,
 )
-from medtune.report.model_card import TASK_CAUTION, task_title
+from medtune.report.model_card import TASK_CAUTION, model_card, task_title
 from medtune.report.plots import BASE_COLOR, DELTA_COLOR, TUNED_COLOR, Bars, metric_bars, training_curve
 from medtune.report.rlaif_figures import TRANSLATION_METRICS, joined_model_outputs, stage_fingerprints, verdict
 from medtune.runs import RunFolder
@@ -135,6 +141,11 @@ def _notes(recipe: Recipe, summary: dict) -> list[str]:
         f"{summary['feedback_round'].get('heldout_items')} were held out (feedback.heldout={f.heldout}) for the "
         "post-edit comparison."
     )
+    if summary["feedback"]["simulated"] and f.reviewers_per_item > 1:
+        notes.append(
+            f"The {f.reviewers_per_item} simulated reviewers score alike (sentence chrF++ against the same reference), "
+            "so their agreement is 1 by construction; agreement means something with human reviewers."
+        )
     if summary["metrics"] and summary["metrics"][0]["base_few_shot"]:
         notes.append(
             f"The base model is scored with {summary['metrics'][0]['base_few_shot']} example pairs in its prompt; SFT and RLHF zero-shot."
@@ -170,13 +181,68 @@ def build_summary(recipe: Recipe, run: RunFolder) -> dict:
 
 
 def write_full_training_report(recipe: Recipe, run: RunFolder) -> dict:
-    """Write report.html, report.md and summary.json in the run folder; returns the summary."""
+    """Write report.html, report.md and summary.json in the run folder, and the model card (README.md) in
+    the RLHF model's folder; returns the summary."""
     summary = build_summary(recipe, run)
     page = _Page(recipe, summary)
     run.sub("report.html").write_text(page.html(), encoding="utf-8")
     run.sub("report.md").write_text(page.markdown(), encoding="utf-8")
     run.sub("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    if summary["rlhf_model"] and Path(summary["rlhf_model"]).is_dir():
+        card = model_card(recipe, _card_rows(summary), _card_counts(summary), evaluation=_card_text(summary))
+        (Path(summary["rlhf_model"]) / "README.md").write_text(card, encoding="utf-8")
     return summary
+
+
+def _card_rows(summary: dict) -> list[MetricRow]:
+    """The test rows as the model card shows them: the base (as it was scored) against the RLHF model."""
+    rows = []
+    for row in summary["metrics"]:
+        few = row["base_few_shot"] > 0
+        d = row["rlhf_vs_base"]
+        paired = None if d is None else PairedDelta(**{f.name: d[f.name] for f in fields(PairedDelta)})
+        base, ci = row["base"], None if row["base_ci"] is None else tuple(row["base_ci"])
+        rows.append(
+            MetricRow(
+                label=row["label"],
+                key=row["metric"],
+                base=base if few else None,
+                tuned=row["rlhf"],
+                higher_is_better=row["higher_is_better"],
+                base_ci=ci if few else None,
+                tuned_ci=None if row["rlhf_ci"] is None else tuple(row["rlhf_ci"]),
+                base_zero_shot=None if few else base,
+                base_zero_shot_ci=None if few else ci,
+                headline_base=FEW_SHOT if few else ZERO_SHOT,
+                paired=paired,
+            )
+        )
+    return rows
+
+
+def _card_counts(summary: dict) -> dict[str, int]:
+    data, fb = summary["data"], summary["feedback_round"]
+    return {
+        "train": data.get("train", 0),
+        "dev": data.get("dev", 0),
+        "test": data.get("test", 0),
+        "judged feedback items trained on (RLHF)": fb.get("train_items", 0),
+        "judged feedback items held out": fb.get("heldout_items", 0),
+    }
+
+
+def _card_text(summary: dict) -> str:
+    who = (
+        "a SIMULATED reviewer (sentence chrF++ against the reference)"
+        if summary["feedback"]["simulated"]
+        else "reviewers"
+    )
+    return (
+        "Trained in two steps: supervised fine-tuning on parallel text, then RLHF "
+        f"({summary['rlhf_training'].get('objective')}) on the SFT model's own translations of a feedback set, "
+        f"scored and post-edited by {who}. The table compares the base model with the final model on the test "
+        "split, each delta with a paired-bootstrap 95% interval."
+    )
 
 
 def _cells(row: dict) -> list[str]:
