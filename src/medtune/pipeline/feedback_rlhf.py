@@ -121,6 +121,8 @@ def feedback_rlhf_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stag
         return train_from_feedback(recipe, items, recipe.model, recipe.output_dir, run.resume_training, log)
 
     def evaluate() -> dict:
+        if not run.writes:  # only the main process scores and writes the run folder
+            return {"post_edit_preference": None}
         from medtune.feedback.heldout import evaluate_post_edit_margin
         from medtune.models.loading import load_model
 
@@ -154,8 +156,7 @@ def feedback_rlhf_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stag
             "post_edit_preference": result,
             "output_dir": str(model_dir),
         }
-        if run.writes:
-            run.sub("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+        run.sub("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         return {"post_edit_preference": result}
 
     train_step = train_stage(run, recipe, train)
