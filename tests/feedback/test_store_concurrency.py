@@ -50,9 +50,9 @@ def test_concurrent_reviewers_lose_nothing_and_never_exceed_k(feedback_db_url):
         assert len(set(stored.values())) == len(stored)  # no reviewer judged an item twice
         skipped_by_r0 = set(results[0][1])
         assert skipped_by_r0 and not skipped_by_r0 & {key for name, key in stored.values() if name == "r0"}
-        with store._reads() as session:
-            assert session.scalar(select(func.count()).select_from(Assignment).where(Assignment.state == OPEN)) == 0
-            assert session.scalar(select(func.count()).select_from(Judgment)) == ITEMS * K
+        with store._read() as connection:
+            assert connection.scalar(select(func.count()).select_from(Assignment).where(Assignment.state == OPEN)) == 0
+            assert connection.scalar(select(func.count()).select_from(Judgment)) == ITEMS * K
 
 
 def test_one_reviewer_submitting_one_item_from_many_threads_is_stored_once(feedback_db_url):
