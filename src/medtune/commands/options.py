@@ -27,7 +27,8 @@ FeedbackDbOpt = Annotated[
         "--db",
         metavar="URL",
         help="The feedback store: a SQLAlchemy URL (sqlite:///path.db, postgresql+psycopg://user@host/name) or a "
-        "SQLite file path. Default: feedback.db in the current folder (created when missing).",
+        "SQLite file path. Default: feedback.db in the current folder. queue, import and add-reviewer create a missing "
+        "SQLite store; commands that judge or read what is there (simulate, export, stats) refuse one instead.",
     ),
 ]
 FeedbackProjectOpt = Annotated[

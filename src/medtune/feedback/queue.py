@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from medtune.data.io import columns_of, read_rows
@@ -34,13 +35,11 @@ def model_version(ref: ModelRef) -> str:
     A training output hashes its adapter (or full weights) folder, whose ``medtune_model.json`` names
     the base; a hub id has no local folder and gives ``""``.
     """
-    from pathlib import Path
-
     # The one content hash medtune uses for inputs (files and folders), as run fingerprints do.
     from medtune.pipeline.fingerprint import hash_input
 
     folder = ref.adapter_path or Path(ref.base_path)
-    if not Path(folder).is_dir():
+    if not folder.is_dir():
         return ""
     return "sha256:" + str(hash_input(str(folder)))[:16]
 
