@@ -160,13 +160,9 @@ def feedback_section(judgments: Sequence, post_edits: dict | None = None, *, see
 
 
 def _histogram(stats: dict) -> tuple[list[int], list[float]]:
-    """The score histogram as (counts, edges): 10 bins over [0, 1]."""
-    hist = stats.get("score_histogram") or []
-    if isinstance(hist, dict):
-        return list(hist["counts"]), list(
-            hist.get("edges") or [i / len(hist["counts"]) for i in range(len(hist["counts"]) + 1)]
-        )
-    return list(hist), [i / len(hist) for i in range(len(hist) + 1)] if hist else []
+    """The score histogram as (counts, edges): ``feedback_stats`` counts 10 equal bins over [0, 1]."""
+    counts = list(stats.get("score_histogram") or [])
+    return counts, [k / len(counts) for k in range(len(counts) + 1)]
 
 
 def format_score(value: float | None) -> str:
