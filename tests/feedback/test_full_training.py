@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from cli_checks import assert_user_error, run_cli
 from sacrebleu.metrics import CHRF
+from sqlalchemy.engine import make_url
 
 from medtune.data.io import read_jsonl
 from medtune.feedback.stats import feedback_stats
@@ -67,8 +68,8 @@ def metrics(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def check_run(run_dir: Path, reviewers_per_item: int) -> dict:
-    """What every finished run must show; returns summary.json."""
+def check_run(run_dir: Path, reviewers_per_item: int, db: str | None = None) -> dict:
+    """What every finished run must show (``db``: the store, default the run folder's); returns summary.json."""
     stages = manifest(run_dir)
     assert list(stages) == STAGES
     data = run_dir / "data"
@@ -78,7 +79,7 @@ def check_run(run_dir: Path, reviewers_per_item: int) -> dict:
     for split in ("train", "dev", "test"):
         assert not asked & {r["src"] for r in read_jsonl(data / f"{split}.jsonl")}, split
     # the store holds the feedback set's items, translated by the SFT model, each judged K times
-    with FeedbackStore(database_url(str(run_dir / "feedback.db"))) as store:
+    with FeedbackStore(db or database_url(str(run_dir / "feedback.db"))) as store:
         items = store.items("full-training")
         judgments = store.judgments("full-training")
     assert sorted(i.source for i in items) == sorted(asked)
@@ -153,14 +154,21 @@ def test_resume_skips_every_finished_stage(gemma_run, tiny_gemma_dir):
     assert manifest(run_dir) == before  # nothing ran again: same fingerprints, same finishing times
 
 
-def test_human_round_on_marian_waits_for_reviewers_then_resumes(tiny_marian_dir, tmp_path):
-    run_dir, home = tmp_path / "run", tmp_path / "home"
-    human = "feedback.reviewers=human"
-    result = run_full(tiny_marian_dir, run_dir, home, human)
-    db = database_url(str(run_dir / "feedback.db"))
+def test_human_round_on_marian_and_postgresql_waits_for_reviewers_then_resumes(
+    tiny_marian_dir, tmp_path, postgres_db_url
+):
+    run_dir, home, db = tmp_path / "run", tmp_path / "home", postgres_db_url
+    sets = ("feedback.reviewers=human", f"feedback.db={db}")
+    result = run_full(tiny_marian_dir, run_dir, home, *sets)
+    shown = make_url(db).render_as_string(hide_password=True)  # a password never reaches run.json or messages
     assert_user_error(
-        result, "0 of the 16 translations", "medtune feedback serve --db", "--project full-training", "--resume"
+        result,
+        "0 of the 16 translations",
+        f"medtune feedback serve --db {shown}",
+        "--project full-training",
+        "--resume",
     )
+    assert manifest(run_dir)["queue"]["db"] == shown and not (run_dir / "feedback.db").exists()
     assert list(manifest(run_dir)) == STAGES[:5]  # everything up to the queue is kept
     with FeedbackStore(db) as store:
         store.add_reviewer("ana")
@@ -170,9 +178,9 @@ def test_human_round_on_marian_waits_for_reviewers_then_resumes(tiny_marian_dir,
             store.submit(ana, item.id, 0.25 * (judged % 5), post_edit=item.reference, seconds=4.0)
             judged += 1
     assert judged == 16
-    result = run_full(tiny_marian_dir, run_dir, home, human, extra=("--resume",))
+    result = run_full(tiny_marian_dir, run_dir, home, *sets, extra=("--resume",))
     assert result.exit_code == 0, result.output
-    summary = check_run(run_dir, reviewers_per_item=1)
+    summary = check_run(run_dir, reviewers_per_item=1, db=db)
     stats = summary["feedback"]["stats"]
     assert stats["simulated_judgments"] == 0 and stats["agreement"] is None and not summary["feedback"]["simulated"]
     assert "SIMULATED" not in (run_dir / "report.html").read_text(encoding="utf-8")
