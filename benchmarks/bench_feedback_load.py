@@ -7,7 +7,7 @@ acknowledged submissions per second, the latency percentiles of each call, and, 
 database afterwards, lost judgments (acknowledged but absent) and duplicated ones (present but never
 acknowledged, or an item judged twice). Target: >= 200 submissions/s, p95 < 100 ms, 0 lost, 0 duplicated.
 
-Usage: python benchmarks/bench_feedback_load.py [--db URL] [--postgres] [--clients 8] [--seconds 60]
+Usage: python benchmarks/bench_feedback_load.py [--db URL] [--postgres] [--clients 8] [--seconds 60] [--workers 1]
   --db URL     the store to load (a SQLAlchemy URL; a project named load-<time> is added to it).
                Default: a new SQLite file in a temporary folder.
   --postgres   also run against a throwaway PostgreSQL server started from the system binaries
@@ -83,9 +83,10 @@ def prepare(url: str, project: str, clients: int, items: int) -> list[str]:
         return [store.add_reviewer(f"{project}-client{c}") for c in range(clients)]
 
 
-def start_server(url: str, project: str, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(url: str, project: str, log: Path, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "medtune.cli", "feedback", "serve", "--db", url, "--port", str(port)]
+    command += ["--workers", str(workers)]
     process = subprocess.Popen([*command, "--project", project], stdout=log.open("wb"), stderr=subprocess.STDOUT)
     root = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -97,6 +98,23 @@ def start_server(url: str, project: str, log: Path) -> tuple[subprocess.Popen, s
             time.sleep(0.2)
     process.kill()
     raise SystemExit(f"medtune feedback serve did not start:\n{log.read_text()}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` and its children (the --workers) have used so far.
+
+    Read from Linux's /proc; NaN elsewhere.
+    """
+    total, found = 0.0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # the server, or a worker (by parent pid)
+            found = found or stat.parent.name == str(pid)
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total if found else float("nan")
 
 
 class Client(threading.Thread):
@@ -148,8 +166,9 @@ def percentiles(seconds: list[float]) -> dict:
 def load(url: str, label: str, args: argparse.Namespace, folder: Path) -> dict:
     project = f"load-{int(time.time())}"
     tokens = prepare(url, project, args.clients, args.items or int(800 * args.seconds) + 1000)
-    process, root = start_server(url, project, folder / f"serve-{label}.log")
+    process, root = start_server(url, project, folder / f"serve-{label}.log", args.workers)
     try:
+        cpu_before = cpu_seconds(process.pid)
         start_at = time.perf_counter() + 0.5  # every client ready, then all start together
         clients = [Client(root, t, i, start_at, start_at + args.seconds) for i, t in enumerate(tokens)]
         for c in clients:
@@ -157,6 +176,7 @@ def load(url: str, label: str, args: argparse.Namespace, folder: Path) -> dict:
         for c in clients:
             c.join()
         elapsed = max(time.perf_counter(), start_at + args.seconds) - start_at
+        server_cpu = cpu_seconds(process.pid) - cpu_before
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
@@ -171,12 +191,16 @@ def load(url: str, label: str, args: argparse.Namespace, folder: Path) -> dict:
     return {
         "backend": label,
         "clients": args.clients,
+        "workers": args.workers,
         "seconds": round(elapsed, 2),
         "acknowledged": len(acknowledged),
         "submissions_per_s": round(len(acknowledged) / elapsed, 1),
         "next": percentiles([s for c in clients for s in c.latency["next"]]),
         "submit": percentiles([s for c in clients for s in c.latency["submit"]]),
         "all_requests": percentiles([s for c in clients for kind in c.latency.values() for s in kind]),
+        # CPU the server process used while loaded (PostgreSQL's own processes come on top); NaN off Linux.
+        "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_ms_per_judgment": round(1000 * server_cpu / max(1, len(acknowledged)), 2),
         "lost": len(acknowledged - stored),
         "duplicated": len(stored - acknowledged) + len(items_judged) - len(set(items_judged)),
         "other_answers": refused,
@@ -189,6 +213,7 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="also run against a throwaway PostgreSQL server")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (medtune feedback serve --workers)")
     parser.add_argument("--items", type=int, default=0, help="items to queue (default: 800 per second of run + 1000)")
     args = parser.parse_args()
     results = []
@@ -206,7 +231,8 @@ def main() -> None:
             f"{r['backend']}: {r['acknowledged']} judgments in {r['seconds']} s by {r['clients']} clients = "
             f"{r['submissions_per_s']}/s; latency all requests p50 {r['all_requests'].get('p50_ms')} ms, "
             f"p95 {r['all_requests'].get('p95_ms')} ms, p99 {r['all_requests'].get('p99_ms')} ms; lost {r['lost']}, "
-            f"duplicated {r['duplicated']}; other answers {r['other_answers'] or 'none'} "
+            f"duplicated {r['duplicated']}; server CPU {r['server_cpu_ms_per_judgment']} ms per judgment; other answers "
+            f"{r['other_answers'] or 'none'} "
             f"-> target (>= 200/s, p95 < 100 ms, none lost or duplicated) {'met' if verdict else 'NOT met'}"
         )
     print(json.dumps(results, indent=2))

@@ -1,11 +1,14 @@
-"""Many reviewers submitting at once through a real uvicorn, on SQLite and PostgreSQL: every
-acknowledged judgment is in the database exactly once, and nothing else is."""
+"""Many reviewers submitting at once through a real uvicorn (one process, or ``--workers 2``), on SQLite
+and PostgreSQL: every acknowledged judgment is in the database exactly once, and nothing else is."""
 
 from __future__ import annotations
 
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
-from reviewer_server import PROJECT, client, demo_items, seed_store, serving
+import httpx
+import pytest
+from reviewer_server import PROJECT, client, demo_items, kill_process, seed_store, serving, start_serve_process
 
 from medtune.feedback.store import FeedbackStore
 
@@ -14,11 +17,11 @@ SUBMISSIONS = 25  # per client
 K = 2  # reviewers per item: each item must end with exactly two judgments by two different reviewers
 
 
-def _review(root: str, token: str, index: int) -> list[tuple[int, str]]:
+def _review(root: str, token: str, index: int, submissions: int = SUBMISSIONS) -> list[tuple[int, str]]:
     """One reviewer's loop: next item, judge it; returns the acknowledged (judgment id, item id)."""
     acknowledged = []
     with client(root, token) as reviewer:
-        for step in range(SUBMISSIONS):
+        for step in range(submissions):
             item = reviewer.get("/api/next")
             assert item.status_code == 200, item.text
             item_id = item.json()["item_id"]
@@ -47,3 +50,25 @@ def test_concurrent_reviewers_lose_and_duplicate_nothing(feedback_db_url) -> Non
     assert {j.post_edit for j in stored if j.reviewer == "reviewer3"} == {"3"}
     per_item = {item: sorted(j.reviewer for j in stored if j.item_id == item) for item in items}
     assert all(len(set(reviewers)) == K == len(reviewers) for reviewers in per_item.values()), per_item
+
+
+def test_worker_processes_share_the_store_and_stop_together(feedback_db_url, tmp_path) -> None:
+    names = [f"reviewer{i}" for i in range(4)]
+    with FeedbackStore(feedback_db_url) as store:
+        tokens = seed_store(store, demo_items(40), reviewers=names, k=1)
+    log = tmp_path / "serve.log"
+    process, root = start_serve_process(feedback_db_url, log, "--workers", "2", "--project", PROJECT)
+    try:
+        with ThreadPoolExecutor(len(names)) as pool:
+            results = list(pool.map(_review, [root] * 4, [tokens[n] for n in names], range(4), [10] * 4))
+    finally:
+        kill_process(process, signal.SIGTERM)  # the supervisor stops its workers and exits
+    assert process.returncode == 0, log.read_text()
+    assert "2 worker processes" in " ".join(log.read_text().split())
+    with pytest.raises(httpx.TransportError):  # no worker is left serving the port
+        httpx.get(f"{root}/api/health", timeout=2)
+    with FeedbackStore(feedback_db_url) as store:
+        stored = store.judgments(PROJECT)
+    acknowledged = {(judgment, item, names[i]) for i, result in enumerate(results) for judgment, item in result}
+    assert {(j.id, j.item_id, j.reviewer) for j in stored} == acknowledged
+    assert len(acknowledged) == 40 == len({j.item_id for j in stored})  # every item judged once, by one reviewer

@@ -46,6 +46,15 @@ def serve_reviewers(
     max_body_kb: Annotated[
         int, typer.Option(min=1, help="Largest request body accepted, in KiB (HTTP 413 above it).")
     ] = DEFAULT_MAX_BODY_BYTES // 1024,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port (on a machine with cores to spare, more judgments per second; "
+            "SQLite then arbitrates writers with its file lock). The rate limit applies per process: a reviewer's "
+            "connection stays with one.",
+        ),
+    ] = 1,
     lease_minutes: Annotated[
         float | None,
         typer.Option(
@@ -66,37 +75,45 @@ def serve_reviewers(
         from medtune.feedback.app import create_feedback_app
         from medtune.feedback.projects import existing_store_url
         from medtune.feedback.store import FeedbackStore
+        from medtune.feedback.worker_app import APP_FACTORY, WorkerSettings
 
         terms = [] if glossary == NO_GLOSSARY else load_glossary(glossary)
         sock = bind_port(host, port)  # a port in use fails before the store opens
-        store = FeedbackStore(existing_store_url(db))  # a mistyped path must not serve a new, empty store
+        url = existing_store_url(db)  # a mistyped path must not serve a new, empty store
+        store = FeedbackStore(url)  # opening migrates the schema, once, before any worker starts
         try:
             _check_project(store, project, lease_minutes)
+            projects = store.project_names()
         except MedtuneError:
             store.close()
             raise
-        app = create_feedback_app(
-            store,
-            project=project,
-            glossary=terms,
-            rate_limit=rate_limit,
-            burst=burst,
-            max_body_bytes=max_body_kb * 1024,
-        )
     except MedtuneError as exc:
         _fail(exc)
     shown = f"[{host}]" if ":" in host else host
-    scope = f"project {project}" if project else f"all projects ({', '.join(store.project_names()) or 'none yet'})"
-    _log(f"Reviewer page for {scope} at http://{shown}:{port}/ ({len(terms)} glossary terms). Ctrl-C stops.")
+    scope = f"project {project}" if project else f"all projects ({', '.join(projects) or 'none yet'})"
+    _log(
+        f"Reviewer page for {scope} at http://{shown}:{port}/ ({len(terms)} glossary terms"
+        f"{f', {workers} worker processes' if workers > 1 else ''}). Ctrl-C stops."
+    )
     if not is_loopback(host):
         _log(
             f"Warning: {host} accepts connections from other machines, and the page and tokens travel unencrypted "
             "over plain HTTP; put it behind an HTTPS proxy, or keep the default --host 127.0.0.1."
         )
-    try:
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
-    finally:
-        store.close()
+    options = {"rate_limit": rate_limit, "burst": burst, "max_body_bytes": max_body_kb * 1024}
+    if workers == 1:
+        app = create_feedback_app(store, project=project, glossary=terms, **options)
+        try:
+            uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        finally:
+            store.close()
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    store.close()  # each worker opens its own
+    WorkerSettings(url, project, None if glossary == NO_GLOSSARY else glossary, **options).export()
+    config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, log_level="warning")
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _check_project(store, project: str | None, lease_minutes: float | None) -> None:
