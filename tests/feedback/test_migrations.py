@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -14,7 +16,7 @@ from sqlalchemy import create_engine, inspect, text
 from medtune.errors import MedtuneError
 from medtune.feedback.database import MIGRATIONS_DIR, alembic_config, parse_url
 from medtune.feedback.models import Base
-from medtune.feedback.store import FeedbackStore, NewItem, database_url
+from medtune.feedback.store import FeedbackStore, NewItem, Progress, database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"projects", "items", "reviewers", "assignments", "judgments", "alembic_version"}
@@ -38,12 +40,50 @@ def test_an_empty_database_is_migrated_to_head_and_reopening_changes_nothing(fee
         store.create_project("p")
         store.add_items("p", [NewItem("a", "b")])
     revision, tables, diff = _current(feedback_db_url)
-    assert revision == head == "0001"
+    assert revision == head == "0002"
     assert tables == TABLES
     assert diff == []  # the migrations build exactly the tables models.py declares
     with FeedbackStore(feedback_db_url) as store:  # re-open: no migration, data kept
         assert [i.source for i in store.items("p")] == ["a"]
     assert _current(feedback_db_url)[0] == head
+
+
+def test_a_database_at_an_older_revision_is_upgraded_with_its_data(feedback_db_url):
+    """A store made by revision 0001 (assignments and judgments without their project) opens, upgraded, intact."""
+    engine = create_engine(parse_url(feedback_db_url))
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        # No explicit ids: PostgreSQL's sequences must hand out the next ones after the upgrade.
+        statements = [
+            "INSERT INTO projects (name, reviewers_per_item, lease_minutes, created_at) VALUES ('p', 1, 30, :t)",
+            "INSERT INTO reviewers (name, simulated, created_at) VALUES ('ann', false, :t)",
+            *(
+                "INSERT INTO items (id, project_id, source, translation, model_id, model_version, created_at) "
+                f"SELECT '{key}', id, 's', '{key}', '', '', :t FROM projects"
+                for key in ("i1", "i2", "i3")
+            ),
+            "INSERT INTO assignments (item_id, reviewer_id, state, assigned_at, lease_expires_at) "
+            "SELECT 'i1', id, 'judged', :t, :t FROM reviewers",
+            "INSERT INTO assignments (item_id, reviewer_id, state, assigned_at, lease_expires_at) "
+            "SELECT 'i2', id, 'open', :t, :far FROM reviewers",
+            "INSERT INTO judgments (item_id, reviewer_id, assignment_id, score, flags, imported, created_at) "
+            "SELECT 'i1', reviewer_id, id, 0.75, '[\"fluency\"]', false, :t FROM assignments WHERE item_id = 'i1'",
+        ]
+        for statement in statements:
+            connection.execute(text(statement), {"t": datetime(2026, 1, 5, 9), "far": datetime(2999, 1, 1)})
+    engine.dispose()
+    with FeedbackStore(feedback_db_url) as store:
+        ann = store.reviewer("ann")
+        (judgment,) = store.judgments("p")
+        assert (judgment.item_id, judgment.score, judgment.flags) == ("i1", 0.75, ("fluency",))
+        assert store.progress(ann, "p") == Progress(done=1, total=3)
+        assert store.next_item(ann, "p").id == "i2"  # her open assignment survived the upgrade
+        store.submit(ann, "i2", 0.5)
+        assert store.next_item(ann, "p").id == "i3"
+    revision, _tables, diff = _current(feedback_db_url)
+    assert revision == "0002" and diff == []
 
 
 def test_a_database_from_a_newer_medtune_is_refused(feedback_db_url):

@@ -107,20 +107,36 @@ def migrate(engine: Engine, url: URL) -> str:
     config = alembic_config()
     scripts = ScriptDirectory.from_config(config)
     head = scripts.get_current_head()
+    sqlite = engine.dialect.name == "sqlite"
     try:
-        with engine.execution_options(medtune_write=True).connect() as connection, connection.begin():
-            if engine.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
-            current = MigrationContext.configure(connection).get_current_revision()
-            if current == head:
-                return head
-            if current is not None and current not in {s.revision for s in scripts.walk_revisions()}:
-                raise MedtuneError(
-                    f"--db {shown(url)}: the feedback database is at schema revision {current!r}, which this "
-                    f"medtune does not know (latest: {head!r}); it was written by a newer medtune, so upgrade medtune."
-                )
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with engine.execution_options(medtune_write=True).connect() as connection:
+            if sqlite:
+                # SQLite migrations copy and drop tables; with foreign keys on, dropping a table would fire its
+                # ON DELETE actions on the rows pointing at it. Off outside the transaction (inside, it is ignored).
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    if engine.dialect.name == "postgresql":
+                        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+                    current = MigrationContext.configure(connection).get_current_revision()
+                    if current == head:
+                        return head
+                    if current is not None and current not in {s.revision for s in scripts.walk_revisions()}:
+                        raise MedtuneError(
+                            f"--db {shown(url)}: the feedback database is at schema revision {current!r}, which "
+                            f"this medtune does not know (latest: {head!r}); it was written by a newer medtune, "
+                            "so upgrade medtune."
+                        )
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                        raise MedtuneError(
+                            f"--db {shown(url)}: migrating the feedback database would break its references; "
+                            "nothing was changed. Please report this with the database attached."
+                        )
+            finally:
+                if sqlite:
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
     except DBAPIError as exc:
         raise MedtuneError(
             f"--db {shown(url)}: cannot open the feedback database ({exc.orig}). Check the path or URL, "

@@ -113,10 +113,14 @@ class Assignment(Base):
         CheckConstraint(f"state IN {ASSIGNMENT_STATES!r}", name="ck_assignments_state"),
         Index("ix_assignments_reviewer_state", "reviewer_id", "state"),
         Index("ix_assignments_item_state", "item_id", "state"),
+        Index("ix_assignments_project_state", "project_id", "state", "lease_expires_at"),
+        Index("ix_assignments_reviewer_project", "reviewer_id", "project_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_id: Mapped[str] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    # The item's project, kept here too so per-project counts read one index instead of joining items.
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(16), default=OPEN)
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -132,10 +136,12 @@ class Judgment(Base):
         UniqueConstraint("item_id", "reviewer_id", name="uq_judgments_item_reviewer"),
         CheckConstraint("score >= 0 AND score <= 1", name="ck_judgments_score"),
         Index("ix_judgments_reviewer", "reviewer_id"),
+        Index("ix_judgments_project_reviewer", "project_id", "reviewer_id", "assignment_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_id: Mapped[str] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))  # as in assignments
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"))
     assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id", ondelete="SET NULL"), nullable=True)
     score: Mapped[float] = mapped_column(Float)

@@ -297,7 +297,7 @@ class FeedbackStore:
             tried: set[str] = set()
             while True:
                 candidates = connection.execute(
-                    select(*_ITEM, Project.reviewers_per_item, Project.lease_minutes)
+                    select(*_ITEM, Item.project_id, Project.reviewers_per_item, Project.lease_minutes)
                     .join(Project, Item.project_id == Project.id)
                     .where(in_project, _fresh_for(reviewer.id), _load(Item.id, now) < Project.reviewers_per_item)
                     .where(Item.id.not_in(tried) if tried else true())
@@ -320,10 +320,11 @@ class FeedbackStore:
                         return self._assign(connection, reviewer, row, now)
 
     def _assign(self, connection: Connection, reviewer: ReviewerView, row: Row, now: datetime) -> ItemView:
-        *view, _k, lease_minutes = row
+        *view, project_id, _k, lease_minutes = row
         connection.execute(
             insert(Assignment).values(
                 item_id=view[0],
+                project_id=project_id,
                 reviewer_id=reviewer.id,
                 state=OPEN,
                 assigned_at=now,
@@ -366,7 +367,7 @@ class FeedbackStore:
         return None if locked is None else False
 
     def _open_assignment(self, connection: Connection, reviewer: ReviewerView, key: str) -> Row:
-        """The reviewer's open assignment of item ``key`` (id, lease_expires_at, k, lease_minutes).
+        """The reviewer's open assignment of item ``key`` (id, state, lease_expires_at, project_id, k, lease_minutes).
 
         Raises UnknownItem, AlreadyJudged or NotAssigned.
         """
@@ -376,6 +377,7 @@ class FeedbackStore:
                 Assignment.id,
                 Assignment.state,
                 Assignment.lease_expires_at,
+                Item.project_id,
                 Project.reviewers_per_item.label("k"),
                 Project.lease_minutes,
             )
@@ -429,6 +431,7 @@ class FeedbackStore:
                 inserted = connection.execute(
                     insert(Judgment).values(
                         item_id=item_id,
+                        project_id=assignment.project_id,
                         reviewer_id=reviewer.id,
                         assignment_id=assignment.id,
                         score=score,
@@ -441,8 +444,15 @@ class FeedbackStore:
                     )
                 )
                 return inserted.inserted_primary_key[0]
-        except IntegrityError:  # a concurrent duplicate submission of the same item by the same reviewer
-            raise AlreadyJudged(f"item_id {item_id!r}: reviewer {reviewer.name!r} has already judged it.") from None
+        except IntegrityError:
+            # A concurrent duplicate submission of the same item by the same reviewer lost the race.
+            with self._read() as connection:
+                mine = exists().where(Judgment.item_id == item_id, Judgment.reviewer_id == reviewer.id)
+                if connection.scalar(select(mine)):
+                    raise AlreadyJudged(
+                        f"item_id {item_id!r}: reviewer {reviewer.name!r} has already judged it."
+                    ) from None
+            raise
 
     def skip(self, reviewer: ReviewerView, item_id: str, *, now: datetime | None = None) -> None:
         """Give an assigned item back: its slot is freed and it is never served to this reviewer again.
@@ -493,25 +503,20 @@ class FeedbackStore:
         now = now or utc_now()
 
         def count(model, *conditions):
-            """Rows of ``model`` (judgments or assignments) of the outer project meeting ``conditions``."""
-            return (
-                select(func.count(model.id))
-                .join(Item, Item.id == model.item_id)
-                .where(Item.project_id == Project.id, *conditions)
-                .scalar_subquery()
-            )
+            """Rows of ``model`` (judgments or assignments) in the outer query's project meeting ``conditions``."""
+            return select(func.count()).select_from(model).where(model.project_id == Project.id, *conditions)
 
         mine = Judgment.reviewer_id == reviewer.id
         assigned = Assignment.reviewer_id == reviewer.id
         statement = select(
             Project.reviewers_per_item,
-            select(func.count(Item.seq)).where(Item.project_id == Project.id).scalar_subquery(),
-            count(Judgment),
-            count(Assignment, Assignment.state == OPEN, Assignment.lease_expires_at > now),
-            count(Judgment, mine),
-            count(Judgment, mine, Judgment.assignment_id.is_(None)),
-            count(Assignment, assigned),
-            count(Assignment, assigned, Assignment.state == OPEN),
+            select(func.count()).select_from(Item).where(Item.project_id == Project.id).scalar_subquery(),
+            count(Judgment).scalar_subquery(),
+            count(Assignment, Assignment.state == OPEN, Assignment.lease_expires_at > now).scalar_subquery(),
+            count(Judgment, mine).scalar_subquery(),
+            count(Judgment, mine, Judgment.assignment_id.is_(None)).scalar_subquery(),
+            count(Assignment, assigned).scalar_subquery(),
+            count(Assignment, assigned, Assignment.state == OPEN).scalar_subquery(),
         )
         with self._read() as connection:
             if project is not None:
@@ -581,6 +586,7 @@ class FeedbackStore:
                 connection.execute(
                     insert(Judgment).values(
                         item_id=key,
+                        project_id=project_row.id,
                         reviewer_id=reviewer_ids[name],
                         score=score,
                         post_edit=row.post_edit,
