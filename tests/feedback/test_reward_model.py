@@ -194,3 +194,16 @@ def test_loading_a_folder_that_is_not_a_reward_model_names_the_missing_file(tiny
 
     with pytest.raises(MedtuneError, match=REWARD_MODEL_FILE):
         RewardModel.load(str(tiny_gemma_dir))
+
+
+def test_pairwise_loss_alone_learns_the_order_and_nothing_held_out_is_allowed(tiny_gemma_dir, tmp_path):
+    """With the Bradley-Terry term weighted in and no held-out items, the saved model still orders new items."""
+    out = tmp_path / "pairwise"
+    recipe = toy_recipe(tiny_gemma_dir)
+    recipe.feedback.pairwise_weight = 1.0
+    metrics = train_reward_model(recipe, toy_items(96), [], str(out), log=lambda m: None)
+    assert metrics["heldout_items"] == 0 and "spearman" not in metrics
+    assert metrics["metric_history"][-1][1]["pair_accuracy"] > 0.5  # the in-batch pairs were counted
+    held = toy_items(32, start=96)
+    rewards = RewardModel.load(str(out), device="cpu").score([(i.source, i.translation) for i in held])
+    assert stats.spearmanr(rewards, [i.score for i in held]).statistic > 0.8
