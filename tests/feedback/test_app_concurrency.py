@@ -13,19 +13,22 @@ from reviewer_server import PROJECT, client, demo_items, kill_process, seed_stor
 from medtune.feedback.store import FeedbackStore
 
 CLIENTS = 8
-SUBMISSIONS = 25  # per client
+SLOTS = 200  # 100 items x K: 25 judgments per client on average
 K = 2  # reviewers per item: each item must end with exactly two judgments by two different reviewers
 
 
-def _review(root: str, token: str, index: int, submissions: int = SUBMISSIONS) -> list[tuple[int, str]]:
-    """One reviewer's loop: next item, judge it; returns the acknowledged (judgment id, item id)."""
+def _review(root: str, token: str, index: int) -> list[tuple[int, str]]:
+    """One reviewer's loop: next item, judge it, until nothing is left for them (at most every slot);
+    returns the acknowledged (judgment id, item id)."""
     acknowledged = []
     with client(root, token) as reviewer:
-        for step in range(submissions):
+        for step in range(SLOTS):
             item = reviewer.get("/api/next")
+            if item.status_code == 204:
+                break
             assert item.status_code == 200, item.text
             item_id = item.json()["item_id"]
-            score = round((index * SUBMISSIONS + step) / (CLIENTS * SUBMISSIONS), 4)
+            score = round(step / SLOTS, 4)
             answer = reviewer.post("/api/judgments", json={"item_id": item_id, "score": score, "post_edit": f"{index}"})
             assert answer.status_code == 201, answer.text
             acknowledged.append((answer.json()["judgment_id"], item_id))
@@ -35,19 +38,21 @@ def _review(root: str, token: str, index: int, submissions: int = SUBMISSIONS) -
 def test_concurrent_reviewers_lose_and_duplicate_nothing(feedback_db_url) -> None:
     names = [f"reviewer{i}" for i in range(CLIENTS)]
     with FeedbackStore(feedback_db_url) as store:
-        tokens = seed_store(store, demo_items(CLIENTS * SUBMISSIONS // K), reviewers=names, k=K)
+        tokens = seed_store(store, demo_items(SLOTS // K), reviewers=names, k=K)
         with serving(store) as root, ThreadPoolExecutor(CLIENTS) as pool:
             results = list(pool.map(_review, [root] * CLIENTS, [tokens[n] for n in names], range(CLIENTS)))
-            for name in names:  # 8 x 25 = 100 items x K: every slot is judged, nothing is left for anyone
+            for name in names:  # every slot is judged: nothing is left for anyone
                 with client(root, tokens[name]) as reviewer:
                     assert reviewer.get("/api/next").status_code == 204
         stored = store.judgments(PROJECT)
         items = [view.id for view in store.items(PROJECT)]
     acknowledged = {(judgment, item, names[i]) for i, result in enumerate(results) for judgment, item in result}
-    assert len(acknowledged) == CLIENTS * SUBMISSIONS  # no judgment id was handed out twice
+    # Every slot filled, and no judgment id handed out twice (how many each client made depends on timing:
+    # near the end a client may find only items it judged already).
+    assert len(acknowledged) == SLOTS
     assert {(j.id, j.item_id, j.reviewer) for j in stored} == acknowledged
-    assert len(stored) == CLIENTS * SUBMISSIONS
-    assert {j.post_edit for j in stored if j.reviewer == "reviewer3"} == {"3"}
+    assert len(stored) == SLOTS
+    assert all(j.post_edit == j.reviewer.removeprefix("reviewer") for j in stored)  # each body went to its row
     per_item = {item: sorted(j.reviewer for j in stored if j.item_id == item) for item in items}
     assert all(len(set(reviewers)) == K == len(reviewers) for reviewers in per_item.values()), per_item
 
@@ -60,7 +65,7 @@ def test_worker_processes_share_the_store_and_stop_together(feedback_db_url, tmp
     process, root = start_serve_process(feedback_db_url, log, "--workers", "2", "--project", PROJECT)
     try:
         with ThreadPoolExecutor(len(names)) as pool:
-            results = list(pool.map(_review, [root] * 4, [tokens[n] for n in names], range(4), [10] * 4))
+            results = list(pool.map(_review, [root] * 4, [tokens[n] for n in names], range(4)))
     finally:
         kill_process(process, signal.SIGTERM)  # the supervisor stops its workers and exits
     assert process.returncode == 0, log.read_text()
