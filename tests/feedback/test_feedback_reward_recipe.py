@@ -72,6 +72,13 @@ def test_train_feedback_reward_from_the_store(judged_store, tiny_gemma_dir, tmp_
     run = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
     assert run["stages"]["train"]["spearman"] == pytest.approx(spearman)
 
+    # --resume: both stages are current, nothing is read or trained again
+    before = (tmp_path / "reward" / "metrics.json").read_bytes()
+    result = run_cli([*_train_args(judged_store, tiny_gemma_dir, tmp_path), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "Stage data: inputs unchanged" in result.output and "Stage train: inputs unchanged" in result.output
+    assert (tmp_path / "reward" / "metrics.json").read_bytes() == before
+
     # score every item of the project straight from the store
     out = tmp_path / "scored.jsonl"
     args = ["feedback", "score", "--model", tmp_path / "reward", "--db", judged_store, "--project", PROJECT]
