@@ -259,7 +259,8 @@ def _cells(row: dict) -> list[str]:
     return [*values, *deltas, "" if d is None else f"{d['verdict']} (p = {d['p_value']:.3f})"]
 
 
-def _charts(summary: dict) -> list[tuple[str, str]]:
+def _metric_charts(summary: dict) -> list[tuple[str, str]]:
+    """(alt text, data URI) of a bar chart per test metric: base, SFT, RLHF and RLHF minus SFT."""
     charts = []
     for row in summary["metrics"]:
         series = [
@@ -278,10 +279,18 @@ def _charts(summary: dict) -> list[tuple[str, str]]:
             [""], series, f"{row['label']}: {direction} is better", delta, "RLHF minus SFT,\n95% interval"
         )
         charts.append((f"bar chart: {row['label']} of base, SFT and RLHF; RLHF minus SFT with its 95% interval", uri))
-    t = summary["rlhf_training"]
-    if uri := training_curve(t["loss_history"], t["dev_history"], f"RLHF ({t['objective']}) training loss"):
-        charts.append(("RLHF training loss per step", uri))
     return charts
+
+
+def _training_charts(summary: dict) -> list[tuple[str, str]]:
+    t = summary["rlhf_training"]
+    uri = training_curve(t["loss_history"], t["dev_history"], f"RLHF ({t['objective']}) training loss")
+    return [("RLHF training loss per step", uri)] if uri else []
+
+
+def _html_charts(charts: list[tuple[str, str]]) -> str:
+    e = html.escape
+    return '<div class="charts">' + "".join(f'<img alt="{e(alt)}" src="{uri}">' for alt, uri in charts) + "</div>"
 
 
 def _training_lines(summary: dict) -> list[tuple[str, str]]:
@@ -333,10 +342,11 @@ class _Page:
         )
         parts += [
             f"<table><tr>{head}</tr>{body}</table>",
+            _html_charts(_metric_charts(s)),
             feedback_html(s["feedback"]),
             "<h2>RLHF training</h2>",
             _html_table(_training_lines(s)),
-            '<div class="charts">' + "".join(f'<img alt="{e(alt)}" src="{uri}">' for alt, uri in _charts(s)) + "</div>",
+            _html_charts(_training_charts(s)),
             "<h2>Stages</h2>",
             _html_table([(name, f"{r['fingerprint']} ({r['finished']})") for name, r in s["stages"].items()]),
             "<h2>Notes</h2>",
