@@ -40,7 +40,7 @@ def test_an_empty_database_is_migrated_to_head_and_reopening_changes_nothing(fee
         store.create_project("p")
         store.add_items("p", [NewItem("a", "b")])
     revision, tables, diff = _current(feedback_db_url)
-    assert revision == head == "0002"
+    assert revision == head == "0003"
     assert tables == TABLES
     assert diff == []  # the migrations build exactly the tables models.py declares
     with FeedbackStore(feedback_db_url) as store:  # re-open: no migration, data kept
@@ -83,7 +83,7 @@ def test_a_database_at_an_older_revision_is_upgraded_with_its_data(feedback_db_u
         store.submit(ann, "i2", 0.5)
         assert store.next_item(ann, "p").id == "i3"
     revision, _tables, diff = _current(feedback_db_url)
-    assert revision == "0002" and diff == []
+    assert revision == "0003" and diff == []
 
 
 def test_a_database_from_a_newer_medtune_is_refused(feedback_db_url):

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -76,7 +77,12 @@ class Item(Base):
     ``seq`` keeps the order items were queued in, which is the order they are served in."""
 
     __tablename__ = "items"
-    __table_args__ = (Index("ix_items_project_seq", "project_id", "seq"),)
+    __table_args__ = (
+        Index("ix_items_project_seq", "project_id", "seq"),
+        # Looking for a fresh item walks only the items still short of K judgments, in queue order.
+        Index("ix_items_open", "project_id", "complete", "seq"),
+        Index("ix_items_open_all", "complete", "seq"),
+    )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -87,6 +93,10 @@ class Item(Base):
     model_id: Mapped[str] = mapped_column(String(500), default="")
     model_version: Mapped[str] = mapped_column(String(200), default="")
     external_id: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Judgments of the item, and whether they reach the project's K: kept by the store in the same transaction
+    # as each judgment, import, undo or change of K.
+    judgment_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    complete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 

@@ -18,11 +18,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Row, delete, exists, func, insert, select, true, update
+from sqlalchemy import Connection, Row, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from medtune.feedback import queries as q
 from medtune.feedback.database import migrate, open_engine, parse_url
-from medtune.feedback.models import JUDGED, OPEN, SKIPPED, Assignment, Item, Judgment, Project, Reviewer, utc_now
+from medtune.feedback.models import JUDGED, OPEN, SKIPPED, Item, Judgment, Project, Reviewer, utc_now
 from medtune.feedback.records import (
     DEFAULT_DB,
     ERROR_FLAGS,
@@ -64,20 +65,6 @@ __all__ = [
     "database_url",
     "item_id",
 ]
-
-# The columns of an ItemView, in its field order.
-_ITEM = (
-    Item.id,
-    Project.name,
-    Item.source,
-    Item.translation,
-    Item.reference,
-    Item.model_id,
-    Item.model_version,
-    Item.external_id,
-)
-# Candidates fetched per query when looking for a fresh item; more are fetched if all are taken meanwhile.
-_CANDIDATES = 16
 
 
 class FeedbackStore:
@@ -144,6 +131,9 @@ class FeedbackStore:
                         connection.execute(insert(Project).values(name=name, **(defaults | given)))
                     elif given:
                         connection.execute(update(Project).where(Project.id == found).values(**given))
+                        if reviewers_per_item is not None:
+                            complete = Item.judgment_count >= reviewers_per_item
+                            connection.execute(update(Item).where(Item.project_id == found).values(complete=complete))
                 return
             except IntegrityError:  # created concurrently by another process: update it instead
                 if attempt:
@@ -192,7 +182,7 @@ class FeedbackStore:
         with self._read() as connection:
             project_row = _project(connection, project)
             rows = connection.execute(
-                select(*_ITEM).join(Project).where(Item.project_id == project_row.id).order_by(Item.seq)
+                select(*q.ITEM_VIEW).join(Project).where(Item.project_id == project_row.id).order_by(Item.seq)
             )
             return [ItemView(*row) for row in rows]
 
@@ -240,11 +230,7 @@ class FeedbackStore:
             return None
         digest = token_hash(token)
         with self._read() as connection:
-            found = connection.execute(
-                select(Reviewer.id, Reviewer.name, Reviewer.simulated, Reviewer.token_sha256).where(
-                    Reviewer.token_sha256 == digest
-                )
-            ).first()
+            found = connection.execute(q.REVIEWER_BY_TOKEN, {"digest": digest}).first()
         # The lookup is by a hash of 256 random bits; compare_digest keeps the final check constant-time.
         if found is None or not hmac.compare_digest(found.token_sha256, digest):
             return None
@@ -269,98 +255,77 @@ class FeedbackStore:
         now = now or utc_now()
         with self._write() as connection:
             self._lock_reviewer(connection, reviewer)
-            in_project = true() if project is None else Item.project_id == _project(connection, project).id
-            own = connection.execute(
-                select(
-                    *_ITEM,
-                    Assignment.id,
-                    Assignment.lease_expires_at,
-                    Project.reviewers_per_item,
-                    Project.lease_minutes,
-                )
-                .join(Project, Item.project_id == Project.id)
-                .join(Assignment, Assignment.item_id == Item.id)
-                .where(Assignment.reviewer_id == reviewer.id, Assignment.state == OPEN, in_project)
-                # Latest first: after an undo the undone item comes back before the one that was showing.
-                .order_by(
-                    (Assignment.lease_expires_at > now).desc(), Assignment.assigned_at.desc(), Assignment.id.desc()
-                )
-            ).all()
-            for row in own:
+            scoped = project is not None
+            params = {
+                "reviewer": reviewer.id,
+                "now": now,
+                "project": _project(connection, project).id if scoped else None,
+            }
+            for row in connection.execute(q.OWN_OPEN[scoped], params).all():
                 *view, assignment_id, expires, k, lease_minutes = row
                 if expires > now:
                     return ItemView(*view)
                 if self._free_slot(connection, view[0], k, now, reviewer.id):
                     lease = {"assigned_at": now, "lease_expires_at": now + timedelta(minutes=lease_minutes)}
-                    connection.execute(update(Assignment).where(Assignment.id == assignment_id).values(**lease))
+                    connection.execute(q.SET_ASSIGNMENT, {"assignment": assignment_id, **lease})
                     return ItemView(*view)
-            tried: set[str] = set()
+            after = -1
             while True:
-                candidates = connection.execute(
-                    select(*_ITEM, Item.project_id, Project.reviewers_per_item, Project.lease_minutes)
-                    .join(Project, Item.project_id == Project.id)
-                    .where(in_project, _fresh_for(reviewer.id), _load(Item.id, now) < Project.reviewers_per_item)
-                    .where(Item.id.not_in(tried) if tried else true())
-                    .order_by(Item.seq)
-                    .limit(_CANDIDATES)
-                ).all()
+                candidates = connection.execute(q.FRESH[scoped], params | {"after": after}).all()
                 if not candidates:
                     return None
+                after = candidates[-1].seq
                 busy = []
                 for row in candidates:
-                    tried.add(row[0])
-                    free = self._free_slot(connection, row[0], row[-2], now, None, skip_locked=True)
+                    free = self._free_slot(connection, row[0], row[-2], now, q.NO_REVIEWER, skip_locked=True)
                     if free is None:
                         busy.append(row)
                     elif free:
                         return self._assign(connection, reviewer, row, now)
                 # Every candidate was full or being assigned right now: wait for those locks, then recount.
                 for row in busy:
-                    if self._free_slot(connection, row[0], row[-2], now, None):
+                    if self._free_slot(connection, row[0], row[-2], now, q.NO_REVIEWER):
                         return self._assign(connection, reviewer, row, now)
 
     def _assign(self, connection: Connection, reviewer: ReviewerView, row: Row, now: datetime) -> ItemView:
-        *view, project_id, _k, lease_minutes = row
+        *view, _seq, project_id, _k, lease_minutes = row
+        lease_expires_at = now + timedelta(minutes=lease_minutes)
         connection.execute(
-            insert(Assignment).values(
-                item_id=view[0],
-                project_id=project_id,
-                reviewer_id=reviewer.id,
-                state=OPEN,
-                assigned_at=now,
-                lease_expires_at=now + timedelta(minutes=lease_minutes),
-            )
+            q.ADD_ASSIGNMENT,
+            {
+                "item_id": view[0],
+                "project_id": project_id,
+                "reviewer_id": reviewer.id,
+                "state": OPEN,
+                "assigned_at": now,
+                "lease_expires_at": lease_expires_at,
+            },
         )
         return ItemView(*view)
 
     def _lock_reviewer(self, connection: Connection, reviewer: ReviewerView) -> None:
         """On servers, one reviewer's requests run one at a time (a row lock), so two tabs cannot take two items
         or judge one item twice. SQLite needs no lock: BEGIN IMMEDIATE already serialises every writer."""
-        if self._is_sqlite:
-            return
-        # FOR NO KEY UPDATE: does not block the foreign-key checks of concurrent inserts (FOR UPDATE would).
-        locked = select(Reviewer.id).where(Reviewer.id == reviewer.id).with_for_update(key_share=True)
-        if connection.scalar(locked) is None:
+        if not self._is_sqlite and connection.scalar(q.LOCK_REVIEWER, {"reviewer": reviewer.id}) is None:
             raise FeedbackError(f"reviewer {reviewer.name!r} does not exist in this feedback database.")
 
     def _free_slot(
-        self, connection: Connection, key: str, k: int, now: datetime, exclude: int | None, skip_locked: bool = False
+        self, connection: Connection, key: str, k: int, now: datetime, exclude: int, skip_locked: bool = False
     ) -> bool | None:
-        """Whether item ``key`` has a free slot (judgments + live leases of others < K), with the item locked;
-        None when ``skip_locked`` and another transaction holds the lock.
+        """Whether item ``key`` has a free slot (judgments + live leases of reviewers other than ``exclude`` < K),
+        with the item locked; None when ``skip_locked`` and another transaction holds the lock.
 
         The count runs after the lock as its own statement, so on PostgreSQL it sees every assignment committed
         by whoever held the lock before us: an item is never handed to more than K reviewers at once.
         """
+        taken = {"item": key, "now": now, "exclude": exclude}
         if self._is_sqlite:
-            return connection.scalar(select(_load(key, now, exclude))) < k
+            return connection.scalar(q.SLOTS_TAKEN, taken) < k
         # A savepoint per item, rolled back when we do not take it: locks on items we pass over are released at
         # once, so a transaction holds at most one item lock and concurrent assignments cannot deadlock.
         savepoint = connection.begin_nested()
-        locked = connection.scalar(
-            select(Item.seq).where(Item.id == key).with_for_update(skip_locked=skip_locked, key_share=True)
-        )
-        if locked is not None and connection.scalar(select(_load(key, now, exclude))) < k:
+        locked = connection.scalar(q.LOCK_ITEM_UNLESS_BUSY if skip_locked else q.LOCK_ITEM, {"item": key})
+        if locked is not None and connection.scalar(q.SLOTS_TAKEN, taken) < k:
             savepoint.commit()
             return True
         savepoint.rollback()
@@ -372,20 +337,7 @@ class FeedbackStore:
         Raises UnknownItem, AlreadyJudged or NotAssigned.
         """
         self._lock_reviewer(connection, reviewer)
-        found = connection.execute(
-            select(
-                Assignment.id,
-                Assignment.state,
-                Assignment.lease_expires_at,
-                Item.project_id,
-                Project.reviewers_per_item.label("k"),
-                Project.lease_minutes,
-            )
-            .select_from(Item)
-            .join(Project, Item.project_id == Project.id)
-            .outerjoin(Assignment, (Assignment.item_id == Item.id) & (Assignment.reviewer_id == reviewer.id))
-            .where(Item.id == key)
-        ).first()
+        found = connection.execute(q.ASSIGNMENT_OF, {"reviewer": reviewer.id, "item": key}).first()
         if found is None:
             raise UnknownItem(f"item_id {key!r}: no such item in the feedback database.")
         if found.state == JUDGED:
@@ -427,28 +379,27 @@ class FeedbackStore:
                         f"item_id {item_id!r}: the lease of reviewer {reviewer.name!r} expired and the item went to "
                         "other reviewers; ask for the next item."
                     )
-                connection.execute(update(Assignment).where(Assignment.id == assignment.id).values(state=JUDGED))
-                inserted = connection.execute(
-                    insert(Judgment).values(
-                        item_id=item_id,
-                        project_id=assignment.project_id,
-                        reviewer_id=reviewer.id,
-                        assignment_id=assignment.id,
-                        score=score,
-                        post_edit=post_edit,
-                        flags=list(flags),
-                        comment=comment,
-                        seconds=None if seconds is None else float(seconds),
-                        imported=False,
-                        created_at=now,
-                    )
-                )
-                return inserted.inserted_primary_key[0]
+                connection.execute(q.SET_ASSIGNMENT, {"assignment": assignment.id, "state": JUDGED})
+                judgment = {
+                    "item_id": item_id,
+                    "project_id": assignment.project_id,
+                    "reviewer_id": reviewer.id,
+                    "assignment_id": assignment.id,
+                    "score": score,
+                    "post_edit": post_edit,
+                    "flags": list(flags),
+                    "comment": comment,
+                    "seconds": None if seconds is None else float(seconds),
+                    "imported": False,
+                    "created_at": now,
+                }
+                judgment_id = connection.execute(q.ADD_JUDGMENT, judgment).inserted_primary_key[0]
+                connection.execute(q.COUNT_JUDGMENT, {"item": item_id, "change": 1, "k": assignment.k})
+                return judgment_id
         except IntegrityError:
             # A concurrent duplicate submission of the same item by the same reviewer lost the race.
             with self._read() as connection:
-                mine = exists().where(Judgment.item_id == item_id, Judgment.reviewer_id == reviewer.id)
-                if connection.scalar(select(mine)):
+                if connection.scalar(q.HAS_JUDGED, {"item": item_id, "reviewer": reviewer.id}):
                     raise AlreadyJudged(
                         f"item_id {item_id!r}: reviewer {reviewer.name!r} has already judged it."
                     ) from None
@@ -461,11 +412,8 @@ class FeedbackStore:
         """
         with self._write() as connection:
             assignment = self._open_assignment(connection, reviewer, item_id)
-            connection.execute(
-                update(Assignment)
-                .where(Assignment.id == assignment.id)
-                .values(state=SKIPPED, lease_expires_at=now or utc_now())
-            )
+            skipped = {"assignment": assignment.id, "state": SKIPPED, "lease_expires_at": now or utc_now()}
+            connection.execute(q.SET_ASSIGNMENT, skipped)
 
     def undo_last(self, reviewer: ReviewerView, *, now: datetime | None = None) -> int | None:
         """Delete ``reviewer``'s latest judgment made through an assignment and reopen that assignment for them
@@ -474,7 +422,13 @@ class FeedbackStore:
         with self._write() as connection:
             self._lock_reviewer(connection, reviewer)
             last = connection.execute(
-                select(Judgment.id, Judgment.assignment_id, Project.lease_minutes)
+                select(
+                    Judgment.id,
+                    Judgment.item_id,
+                    Judgment.assignment_id,
+                    Project.reviewers_per_item,
+                    Project.lease_minutes,
+                )
                 .join(Item, Judgment.item_id == Item.id)
                 .join(Project, Item.project_id == Project.id)
                 .where(Judgment.reviewer_id == reviewer.id, Judgment.assignment_id.is_not(None))
@@ -484,12 +438,10 @@ class FeedbackStore:
             if last is None:
                 return None
             connection.execute(delete(Judgment).where(Judgment.id == last.id))
+            connection.execute(q.COUNT_JUDGMENT, {"item": last.item_id, "change": -1, "k": last.reviewers_per_item})
             # The judged slot becomes a live lease again: it still counts towards K, so no one else took it.
-            connection.execute(
-                update(Assignment)
-                .where(Assignment.id == last.assignment_id)
-                .values(state=OPEN, assigned_at=now, lease_expires_at=now + timedelta(minutes=last.lease_minutes))
-            )
+            lease = {"assigned_at": now, "lease_expires_at": now + timedelta(minutes=last.lease_minutes)}
+            connection.execute(q.SET_ASSIGNMENT, {"assignment": last.assignment_id, "state": OPEN, **lease})
             return last.id
 
     def progress(self, reviewer: ReviewerView, project: str | None = None, *, now: datetime | None = None) -> Progress:
@@ -501,27 +453,14 @@ class FeedbackStore:
         otherwise, and one query of index counts instead of a scan per item (the page asks on every item).
         """
         now = now or utc_now()
-
-        def count(model, *conditions):
-            """Rows of ``model`` (judgments or assignments) in the outer query's project meeting ``conditions``."""
-            return select(func.count()).select_from(model).where(model.project_id == Project.id, *conditions)
-
-        mine = Judgment.reviewer_id == reviewer.id
-        assigned = Assignment.reviewer_id == reviewer.id
-        statement = select(
-            Project.reviewers_per_item,
-            select(func.count()).select_from(Item).where(Item.project_id == Project.id).scalar_subquery(),
-            count(Judgment).scalar_subquery(),
-            count(Assignment, Assignment.state == OPEN, Assignment.lease_expires_at > now).scalar_subquery(),
-            count(Judgment, mine).scalar_subquery(),
-            count(Judgment, mine, Judgment.assignment_id.is_(None)).scalar_subquery(),
-            count(Assignment, assigned).scalar_subquery(),
-            count(Assignment, assigned, Assignment.state == OPEN).scalar_subquery(),
-        )
         with self._read() as connection:
-            if project is not None:
-                statement = statement.where(Project.id == _project(connection, project).id)
-            rows = connection.execute(statement).all()
+            scoped = project is not None
+            params = {
+                "reviewer": reviewer.id,
+                "now": now,
+                "project": _project(connection, project).id if scoped else None,
+            }
+            rows = connection.execute(q.PROGRESS[scoped], params).all()
         done = total = 0
         for k, n_items, judged, leased, mine_done, imported, touched, open_own in rows:
             fresh = max(0, min(n_items - touched - imported, n_items * k - judged - leased))
@@ -597,6 +536,7 @@ class FeedbackStore:
                         created_at=now,
                     )
                 )
+                connection.execute(q.COUNT_JUDGMENT, {"item": key, "change": 1, "k": project_row.reviewers_per_item})
             return len(checked)
 
     def judgments(self, project: str | None = None) -> list[JudgmentView]:
@@ -633,9 +573,7 @@ class FeedbackStore:
 
 
 def _project(connection: Connection, name: str) -> Row:
-    found = connection.execute(
-        select(Project.id, Project.name, Project.reviewers_per_item, Project.lease_minutes).where(Project.name == name)
-    ).first()
+    found = connection.execute(q.PROJECT_BY_NAME, {"name": name}).first()
     if found is None:
         known = ", ".join(connection.scalars(select(Project.name).order_by(Project.name))) or "none yet"
         raise UnknownProject(f"--project {name!r}: no such project in the feedback database (projects: {known}).")
@@ -645,23 +583,3 @@ def _project(connection: Connection, name: str) -> Row:
 def _reviewer(connection: Connection, condition) -> ReviewerView | None:
     found = connection.execute(select(Reviewer.id, Reviewer.name, Reviewer.simulated).where(condition)).first()
     return None if found is None else ReviewerView(*found)
-
-
-def _fresh_for(reviewer_id: int):
-    """Items this reviewer was never assigned and never judged (imports have no assignment)."""
-    assigned = exists().where(Assignment.item_id == Item.id, Assignment.reviewer_id == reviewer_id)
-    judged = exists().where(Judgment.item_id == Item.id, Judgment.reviewer_id == reviewer_id)
-    return ~assigned & ~judged
-
-
-def _load(key, now: datetime, exclude: int | None = None):
-    """Judgments of the item plus open, unexpired leases on it (other than ``exclude``'s): the slots taken."""
-    judged = select(func.count()).select_from(Judgment).where(Judgment.item_id == key).scalar_subquery()
-    leased = (
-        select(func.count())
-        .select_from(Assignment)
-        .where(Assignment.item_id == key, Assignment.state == OPEN, Assignment.lease_expires_at > now)
-    )
-    if exclude is not None:
-        leased = leased.where(Assignment.reviewer_id != exclude)
-    return judged + leased.scalar_subquery()

@@ -1,0 +1,163 @@
+"""The feedback store's per-request statements, built once with bound parameters.
+
+The reviewer page asks the store for an item, its progress and a judgment on every click. Building a
+SQLAlchemy statement costs about ten times running it on SQLite, and a statement object reused keeps its
+compiled form, so the statements those calls run are built here, once, and executed with parameters.
+Parameters are named after what they hold: ``reviewer``, ``project``, ``item``, ``now`` and so on.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, bindparam, exists, false, func, insert, select, update
+
+from medtune.feedback.models import OPEN, Assignment, Item, Judgment, Project, Reviewer
+
+# Reviewer ids are positive: "exclude no one" is this id.
+NO_REVIEWER = -1
+# Fresh items fetched per query; more are fetched if all of them are taken meanwhile.
+CANDIDATES = 16
+
+# The columns of an ItemView, in its field order.
+ITEM_VIEW = (
+    Item.id,
+    Project.name,
+    Item.source,
+    Item.translation,
+    Item.reference,
+    Item.model_id,
+    Item.model_version,
+    Item.external_id,
+)
+
+PROJECT_BY_NAME = select(Project.id, Project.name, Project.reviewers_per_item, Project.lease_minutes).where(
+    Project.name == bindparam("name")
+)
+REVIEWER_BY_TOKEN = select(Reviewer.id, Reviewer.name, Reviewer.simulated, Reviewer.token_sha256).where(
+    Reviewer.token_sha256 == bindparam("digest")
+)
+# PostgreSQL: one reviewer's requests run one at a time. FOR NO KEY UPDATE does not block the foreign-key
+# checks of concurrent inserts (FOR UPDATE would).
+LOCK_REVIEWER = select(Reviewer.id).where(Reviewer.id == bindparam("reviewer")).with_for_update(key_share=True)
+
+
+def slots_taken(item, now, exclude):
+    """Judgments of ``item`` plus open, unexpired leases on it other than reviewer ``exclude``'s."""
+    judged = select(func.count()).select_from(Judgment).where(Judgment.item_id == item).scalar_subquery()
+    leased = (
+        select(func.count())
+        .select_from(Assignment)
+        .where(
+            Assignment.item_id == item,
+            Assignment.state == OPEN,
+            Assignment.lease_expires_at > now,
+            Assignment.reviewer_id != exclude,
+        )
+        .scalar_subquery()
+    )
+    return judged + leased
+
+
+SLOTS_TAKEN = select(slots_taken(bindparam("item"), bindparam("now"), bindparam("exclude")))
+LOCK_ITEM = select(Item.seq).where(Item.id == bindparam("item")).with_for_update(key_share=True)
+LOCK_ITEM_UNLESS_BUSY = (
+    select(Item.seq).where(Item.id == bindparam("item")).with_for_update(skip_locked=True, key_share=True)
+)
+
+
+def _in_project(statement, scoped: bool):
+    return statement.where(Item.project_id == bindparam("project")) if scoped else statement
+
+
+def _own_open(scoped: bool):
+    """The reviewer's open assignments: unexpired first, then latest first (after an undo the undone item comes
+    back before the one that was showing)."""
+    statement = (
+        select(
+            *ITEM_VIEW, Assignment.id, Assignment.lease_expires_at, Project.reviewers_per_item, Project.lease_minutes
+        )
+        .join(Project, Item.project_id == Project.id)
+        .join(Assignment, Assignment.item_id == Item.id)
+        .where(Assignment.reviewer_id == bindparam("reviewer"), Assignment.state == OPEN)
+        .order_by(
+            (Assignment.lease_expires_at > bindparam("now")).desc(),
+            Assignment.assigned_at.desc(),
+            Assignment.id.desc(),
+        )
+    )
+    return _in_project(statement, scoped)
+
+
+def _fresh(scoped: bool):
+    """Up to CANDIDATES items after queue position ``after`` that are short of K judgments, have a free slot,
+    and were never assigned to or judged by the reviewer, in queue order (walks only incomplete items)."""
+    reviewer = bindparam("reviewer")
+    touched = exists().where(Assignment.item_id == Item.id, Assignment.reviewer_id == reviewer)
+    judged = exists().where(Judgment.item_id == Item.id, Judgment.reviewer_id == reviewer)
+    statement = (
+        select(*ITEM_VIEW, Item.seq, Item.project_id, Project.reviewers_per_item, Project.lease_minutes)
+        .join(Project, Item.project_id == Project.id)
+        .where(Item.complete == false(), Item.seq > bindparam("after"), ~touched, ~judged)
+        .where(slots_taken(Item.id, bindparam("now"), NO_REVIEWER) < Project.reviewers_per_item)
+        .order_by(Item.seq)
+        .limit(CANDIDATES)
+    )
+    return _in_project(statement, scoped)
+
+
+OWN_OPEN = {scoped: _own_open(scoped) for scoped in (False, True)}
+FRESH = {scoped: _fresh(scoped) for scoped in (False, True)}
+
+ASSIGNMENT_OF = (
+    select(
+        Assignment.id,
+        Assignment.state,
+        Assignment.lease_expires_at,
+        Item.project_id,
+        Project.reviewers_per_item.label("k"),
+        Project.lease_minutes,
+    )
+    .select_from(Item)
+    .join(Project, Item.project_id == Project.id)
+    .outerjoin(Assignment, and_(Assignment.item_id == Item.id, Assignment.reviewer_id == bindparam("reviewer")))
+    .where(Item.id == bindparam("item"))
+)
+ADD_ASSIGNMENT = insert(Assignment)
+SET_ASSIGNMENT = update(Assignment).where(Assignment.id == bindparam("assignment"))
+ADD_JUDGMENT = insert(Judgment)
+# An item's judgment count and completeness, in step with a judgment added (change +1) or removed (-1).
+COUNT_JUDGMENT = (
+    update(Item)
+    .where(Item.id == bindparam("item"))
+    .values(
+        judgment_count=Item.judgment_count + bindparam("change"),
+        complete=Item.judgment_count + bindparam("change") >= bindparam("k"),
+    )
+)
+HAS_JUDGED = select(
+    exists().where(Judgment.item_id == bindparam("item"), Judgment.reviewer_id == bindparam("reviewer"))
+)
+
+
+def _progress(scoped: bool):
+    """Per project: K, items, judgments, live leases, and the reviewer's judgments, imported judgments,
+    assignments and open assignments; index counts only."""
+
+    def count(model, *conditions):
+        return select(func.count()).select_from(model).where(model.project_id == Project.id, *conditions)
+
+    reviewer, now = bindparam("reviewer"), bindparam("now")
+    mine, assigned = Judgment.reviewer_id == reviewer, Assignment.reviewer_id == reviewer
+    statement = select(
+        Project.reviewers_per_item,
+        select(func.count()).select_from(Item).where(Item.project_id == Project.id).scalar_subquery(),
+        count(Judgment).scalar_subquery(),
+        count(Assignment, Assignment.state == OPEN, Assignment.lease_expires_at > now).scalar_subquery(),
+        count(Judgment, mine).scalar_subquery(),
+        count(Judgment, mine, Judgment.assignment_id.is_(None)).scalar_subquery(),
+        count(Assignment, assigned).scalar_subquery(),
+        count(Assignment, assigned, Assignment.state == OPEN).scalar_subquery(),
+    )
+    return statement.where(Project.id == bindparam("project")) if scoped else statement
+
+
+PROGRESS = {scoped: _progress(scoped) for scoped in (False, True)}
