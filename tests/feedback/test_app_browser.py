@@ -19,7 +19,8 @@ SCREENSHOT = "reviewer-page.png"
 
 def _chromium() -> str:
     """Chromium's path; skip without it, except under CI=true, where the test must run (.ci/run installs it)."""
-    found = next((p for p in CHROMIUM_PATHS if Path(p).is_file()), None) or shutil.which("chromium")
+    found = next((p for p in CHROMIUM_PATHS if Path(p).is_file()), None)
+    found = found or shutil.which("chromium") or shutil.which("chromium-browser")  # where .ci/run looks
     if found is None:
         message = "Chromium is not installed (Debian package 'chromium')"
         if os.environ.get("CI") == "true":
