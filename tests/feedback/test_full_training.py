@@ -71,7 +71,7 @@ def metrics(path: Path) -> dict:
 def check_run(run_dir: Path, reviewers_per_item: int, db: str | None = None) -> dict:
     """What every finished run must show (``db``: the store, default the run folder's); returns summary.json."""
     stages = manifest(run_dir)
-    assert list(stages) == STAGES
+    assert sorted(stages) == sorted(STAGES)
     data = run_dir / "data"
     feedback = read_jsonl(data / "feedback.jsonl")
     asked = {r["en"] for r in feedback}
@@ -129,6 +129,7 @@ def gemma_run(tiny_gemma_dir, tmp_path_factory):
 def test_simulated_round_on_gemma(gemma_run):
     run_dir, _, result = gemma_run
     summary = check_run(run_dir, reviewers_per_item=2)
+    assert list(manifest(run_dir)) == STAGES  # in this order
     with FeedbackStore(database_url(str(run_dir / "feedback.db"))) as store:
         judgments = store.judgments("full-training")
     # the simulated reviewers: score = sentence chrF++ / 100 against the reference, post-edit = the reference
@@ -190,3 +191,19 @@ def test_a_feedback_set_larger_than_the_training_split_is_refused(tiny_gemma_dir
     result = run_full(tiny_gemma_dir, tmp_path / "run", tmp_path / "home", "feedback.items=500")
     assert_user_error(result, "feedback.items=500", "lower feedback.items")
     assert not (tmp_path / "run" / "feedback.db").exists()  # nothing queued
+
+
+def test_train_stops_after_rlhf_and_run_resume_adds_the_evaluations(tiny_marian_dir, tmp_path):
+    run_dir, home = tmp_path / "run", tmp_path / "home"
+    sets = [a for s in (f"model={tiny_marian_dir}", f"run_dir={run_dir}", *TINY) for a in ("--set", s)]
+    result = run_cli(["train", "full-training", *sets], home=home)
+    assert result.exit_code == 0, result.output
+    assert list(manifest(run_dir)) == ["data", "sft", "queue", "feedback", "rlhf"]
+    assert f"Model saved to {run_dir / 'model'}" in " ".join(result.output.split())
+    trained = manifest(run_dir)
+    result = run_full(tiny_marian_dir, run_dir, home, extra=("--resume",))
+    assert result.exit_code == 0, result.output
+    assert all(f"Stage {name}: inputs unchanged" in result.output for name in trained)
+    assert sorted(manifest(run_dir)) == sorted(STAGES)
+    assert {name: manifest(run_dir)[name] for name in trained} == trained  # kept as they were
+    check_run(run_dir, reviewers_per_item=1)
