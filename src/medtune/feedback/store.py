@@ -82,6 +82,7 @@ class FeedbackStore:
         # SQLite has one writer at a time anyway: queueing in-process writers on a lock hands over at once,
         # where SQLite's busy handler would sleep and poll.
         self._write_lock = threading.Lock() if self._is_sqlite else nullcontext()
+        self._project_ids: dict[str, int] = {}
 
     def close(self) -> None:
         """Release every database connection."""
@@ -259,7 +260,7 @@ class FeedbackStore:
             params = {
                 "reviewer": reviewer.id,
                 "now": now,
-                "project": _project(connection, project).id if scoped else None,
+                "project": self._project_id(connection, project) if scoped else None,
             }
             for row in connection.execute(q.OWN_OPEN[scoped], params).all():
                 *view, assignment_id, expires, k, lease_minutes = row
@@ -302,6 +303,12 @@ class FeedbackStore:
             },
         )
         return ItemView(*view)
+
+    def _project_id(self, connection: Connection, name: str) -> int:
+        """Project ``name``'s id, remembered: projects are never renamed or removed, and every request names one."""
+        if name not in self._project_ids:
+            self._project_ids[name] = _project(connection, name).id
+        return self._project_ids[name]
 
     def _lock_reviewer(self, connection: Connection, reviewer: ReviewerView) -> None:
         """On servers, one reviewer's requests run one at a time (a row lock), so two tabs cannot take two items
@@ -458,7 +465,7 @@ class FeedbackStore:
             params = {
                 "reviewer": reviewer.id,
                 "now": now,
-                "project": _project(connection, project).id if scoped else None,
+                "project": self._project_id(connection, project) if scoped else None,
             }
             rows = connection.execute(q.PROGRESS[scoped], params).all()
         done = total = 0
