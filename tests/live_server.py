@@ -34,7 +34,7 @@ def uvicorn_in_thread(app) -> Iterator[str]:
     """Serve ``app`` with a real uvicorn server on a free loopback port; yields its ``/v1`` base URL."""
     import uvicorn
 
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

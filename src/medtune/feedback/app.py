@@ -30,7 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from medtune.data.glossary import Term
 from medtune.feedback.api_schemas import ItemRequest, JudgmentRequest
 from medtune.feedback.glossary_terms import GlossaryHighlighter
-from medtune.feedback.http_guards import DEFAULT_MAX_BODY_BYTES, BodySizeLimit, SecurityHeaders
+from medtune.feedback.http_guards import DEFAULT_MAX_BODY_BYTES, BodySizeLimit, SecurityHeaders, ServerFailure
 from medtune.feedback.rate_limit import DEFAULT_BURST, DEFAULT_RATE_LIMIT, TokenBuckets
 from medtune.feedback.store import ERROR_FLAGS, FeedbackError, FeedbackStore, Progress, ReviewerView
 
@@ -64,6 +64,7 @@ def create_feedback_app(
     highlighter = GlossaryHighlighter(glossary)
     # The docs pages load scripts from a CDN, which the Content-Security-Policy forbids: no docs.
     app = FastAPI(title="medtune reviewer", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(ServerFailure)  # innermost: answers for the app below it
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_middleware(SecurityHeaders)  # added last = outermost: also on the body limit's 413
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -76,10 +77,6 @@ def create_feedback_app(
     async def invalid_body(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in exc.errors())
         return _error(400, f"Invalid request: {problems}.")
-
-    @app.exception_handler(Exception)  # a database failure: still JSON for the page to show (and logged)
-    async def server_failed(_request: Request, exc: Exception) -> JSONResponse:
-        return _error(500, f"The server failed: {type(exc).__name__}. Try again; the server log has the details.")
 
     @app.exception_handler(StarletteHTTPException)  # also the router's own 404/405
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

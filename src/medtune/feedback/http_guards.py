@@ -1,8 +1,10 @@
-"""ASGI middleware guarding the reviewer web app: a strict request body limit and security headers."""
+"""ASGI middleware guarding the reviewer web app: a strict request body limit, security headers, and a
+JSON answer when the server itself fails."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024  # a long post-edit and comment fit many times over
 
@@ -81,6 +83,34 @@ class BodySizeLimit:
             return await receive()  # after the body: wait for the client to disconnect
 
         await self.app(scope, replay, send)
+
+
+class ServerFailure:
+    """Answer an unexpected exception (say, the database went away) with a JSON 500, logged with its
+    traceback, and keep serving: Starlette's own handler would re-raise it and drop the connection."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as exc:
+            logging.getLogger(__name__).exception("%s %s failed", scope["method"], scope["path"])
+            if started:  # too late for another answer
+                raise
+            message = f"The server failed: {type(exc).__name__}. Try again; the server log has the details."
+            await send_json_error(send, 500, message)
 
 
 class SecurityHeaders:
