@@ -13,7 +13,8 @@ API (errors are ``{"error": "..."}`` with the status named):
   POST /api/skip       {"item_id"} -> 200 {"skipped": item_id}
   POST /api/undo       200 {"judgment_id": the undone one}; 404 when there is nothing to undo
 Statuses: 400 invalid body, 401 no or unknown token, 404 unknown item, 409 the item is not assigned
-to the caller or already judged, 413 body over the limit, 429 over the rate limit (Retry-After).
+to the caller or already judged, 413 body over the limit, 429 over the rate limit (Retry-After), 500
+the server failed (the database went away; logged, and the server keeps serving).
 """
 
 from __future__ import annotations
