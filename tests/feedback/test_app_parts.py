@@ -1,4 +1,5 @@
-"""The reviewer app's parts that need no server: the rate limit's token bucket and the glossary spans."""
+"""The reviewer app's parts that need no HTTP server: the rate limit's token bucket, the glossary spans,
+and Nagle's algorithm off on the connections of the port it serves."""
 
 from __future__ import annotations
 
@@ -69,3 +70,33 @@ def test_no_glossary_and_unmappable_text_highlight_nothing() -> None:
     assert GlossaryHighlighter([]).terms_in("the wound") == []
     # NFKD folds "½" into "1⁄2", two words where the source has one: positions would be wrong.
     assert GlossaryHighlighter([Term("wound", "herida")]).terms_in("a ½ inch wound") == []
+
+
+def test_connections_to_a_bound_port_have_nagle_off() -> None:
+    # uvicorn serves our socket through asyncio, which sets TCP_NODELAY only on sockets declared TCP; with
+    # Nagle on, a response written in two parts (headers, body) waited ~40 ms for the client's delayed ACK.
+    import asyncio
+    import socket
+
+    from medtune.commands.serve import bind_port
+
+    async def nodelay_of_accepted_connection() -> int:
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        class Record(asyncio.Protocol):
+            def connection_made(self, transport) -> None:
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        listening = bind_port("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Record, sock=listening)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", listening.getsockname()[1])
+        try:
+            return await asyncio.wait_for(accepted, timeout=30)
+        finally:
+            writer.close()
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(nodelay_of_accepted_connection()) == 1
