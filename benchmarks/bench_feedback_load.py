@@ -117,6 +117,20 @@ def cpu_seconds(pid: int) -> float:
     return total if found else float("nan")
 
 
+def database_cpu_seconds(url: str) -> float:
+    """CPU seconds a local PostgreSQL server (postmaster and backends) has used so far; NaN for other databases,
+    or when its data folder cannot be read."""
+    if not url.startswith("postgresql"):
+        return float("nan")
+    try:
+        with FeedbackStore(url) as store, store._read() as connection:
+            data_directory = connection.exec_driver_sql("SHOW data_directory").scalar()
+        postmaster = int((Path(data_directory) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError):
+        return float("nan")
+    return cpu_seconds(postmaster)
+
+
 class Client(threading.Thread):
     """One reviewer: GET /api/next, POST /api/judgments, until the deadline; records what was acknowledged."""
 
@@ -169,6 +183,8 @@ def load(url: str, label: str, args: argparse.Namespace, folder: Path) -> dict:
     process, root = start_server(url, project, folder / f"serve-{label}.log", args.workers)
     try:
         cpu_before = cpu_seconds(process.pid)
+        database_cpu_before = database_cpu_seconds(url)
+        clients_cpu_before = time.process_time()  # this process: the client threads (the server is a subprocess)
         start_at = time.perf_counter() + 0.5  # every client ready, then all start together
         clients = [Client(root, t, i, start_at, start_at + args.seconds) for i, t in enumerate(tokens)]
         for c in clients:
@@ -177,6 +193,8 @@ def load(url: str, label: str, args: argparse.Namespace, folder: Path) -> dict:
             c.join()
         elapsed = max(time.perf_counter(), start_at + args.seconds) - start_at
         server_cpu = cpu_seconds(process.pid) - cpu_before
+        clients_cpu = time.process_time() - clients_cpu_before
+        database_cpu = database_cpu_seconds(url) - database_cpu_before
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
@@ -201,6 +219,9 @@ def load(url: str, label: str, args: argparse.Namespace, folder: Path) -> dict:
         # CPU the server process used while loaded (PostgreSQL's own processes come on top); NaN off Linux.
         "server_cpu_s": round(server_cpu, 2),
         "server_cpu_ms_per_judgment": round(1000 * server_cpu / max(1, len(acknowledged)), 2),
+        # The CPU the load itself took (the clients share the machine), and PostgreSQL's (NaN for SQLite).
+        "clients_cpu_ms_per_judgment": round(1000 * clients_cpu / max(1, len(acknowledged)), 2),
+        "database_cpu_ms_per_judgment": round(1000 * database_cpu / max(1, len(acknowledged)), 2),
         "lost": len(acknowledged - stored),
         "duplicated": len(stored - acknowledged) + len(items_judged) - len(set(items_judged)),
         "other_answers": refused,
@@ -231,7 +252,8 @@ def main() -> None:
             f"{r['backend']}: {r['acknowledged']} judgments in {r['seconds']} s by {r['clients']} clients = "
             f"{r['submissions_per_s']}/s; latency all requests p50 {r['all_requests'].get('p50_ms')} ms, "
             f"p95 {r['all_requests'].get('p95_ms')} ms, p99 {r['all_requests'].get('p99_ms')} ms; lost {r['lost']}, "
-            f"duplicated {r['duplicated']}; server CPU {r['server_cpu_ms_per_judgment']} ms per judgment; other answers "
+            f"duplicated {r['duplicated']}; CPU per judgment: server {r['server_cpu_ms_per_judgment']} ms, database "
+            f"{r['database_cpu_ms_per_judgment']} ms, clients {r['clients_cpu_ms_per_judgment']} ms; other answers "
             f"{r['other_answers'] or 'none'} "
             f"-> target (>= 200/s, p95 < 100 ms, none lost or duplicated) {'met' if verdict else 'NOT met'}"
         )

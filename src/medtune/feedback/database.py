@@ -6,6 +6,7 @@ PostgreSQL writes rely on row locks taken by the store (``SELECT ... FOR UPDATE`
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from alembic import command
@@ -14,13 +15,18 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
 
 from medtune.errors import MedtuneError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Seconds a writer waits for another process's SQLite write lock before giving up.
 SQLITE_BUSY_SECONDS = 30
+# A pooled server connection idle longer than this is pinged before use (the server may have restarted meanwhile).
+IDLE_PING_SECONDS = 1.0
+# Server connections kept open, and opened on top under bursts: the web app runs at most 40 requests at once
+# (anyio's thread pool), each holding one connection.
+POOL_SIZE, POOL_OVERFLOW = 16, 24
 # Any fixed number: serialises concurrent first-time migrations of one PostgreSQL database.
 _PG_MIGRATION_LOCK = 0x6D6564747E6E
 
@@ -53,12 +59,38 @@ def open_engine(url: URL) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     try:
-        return create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         raise MedtuneError(
             f"--db {shown(url)}: the database driver is not installed ({exc}). For PostgreSQL run "
             "pip install 'medtune[postgres]'; other databases need their SQLAlchemy driver."
         ) from None
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle over IDLE_PING_SECONDS, replacing it if dead.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: a round trip per store call, a fifth of a reviewer
+    request's. A server restart happens while connections sit idle; one that drops a busy connection fails
+    that request, and SQLAlchemy then renews the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection, record) -> None:
+        record.info["medtune_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        idle_since = record.info.get("medtune_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+            dbapi_connection.rollback()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"pooled connection is dead: {exc}") from exc  # the pool connects afresh
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -79,6 +79,11 @@ class FeedbackStore:
         migrate(self._engine, self.url)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
         self._write_engine = self._engine.execution_options(medtune_write=True)
+        # A read is one statement, or a few that need no common snapshot: on a server, autocommit spares the
+        # BEGIN and ROLLBACK round trips (SQLite's DEFERRED read transaction costs no round trip).
+        self._read_engine = (
+            self._engine if self._is_sqlite else self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         # SQLite has one writer at a time anyway: queueing in-process writers on a lock hands over at once,
         # where SQLite's busy handler would sleep and poll.
         self._write_lock = threading.Lock() if self._is_sqlite else nullcontext()
@@ -102,7 +107,7 @@ class FeedbackStore:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self._engine.connect() as connection:
+        with self._read_engine.connect() as connection:
             yield connection
 
     # -- projects and items ------------------------------------------------------------------------------------
@@ -176,7 +181,12 @@ class FeedbackStore:
                     )
             if new:
                 connection.execute(insert(Item), new)
-            return len(new), len(rows) - len(new)
+        if new and not self._is_sqlite:
+            # Until autovacuum's next round (up to a minute) the planner has no statistics on the new items and
+            # plans the per-request lookups as scans over every item of the project.
+            with self._read() as connection:
+                connection.exec_driver_sql("ANALYZE items")
+        return len(new), len(rows) - len(new)
 
     def items(self, project: str) -> list[ItemView]:
         """The project's items in the order they were queued."""
