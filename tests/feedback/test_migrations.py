@@ -12,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
+from store_checks import assert_kept_counts_match
 
 from medtune.errors import MedtuneError
 from medtune.feedback.database import MIGRATIONS_DIR, alembic_config, parse_url
@@ -19,7 +20,7 @@ from medtune.feedback.models import Base
 from medtune.feedback.store import FeedbackStore, NewItem, Progress, database_url
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"projects", "items", "reviewers", "assignments", "judgments", "alembic_version"}
+TABLES = {"projects", "items", "reviewers", "assignments", "judgments", "reviewer_counts", "alembic_version"}
 
 
 def _current(url: str) -> tuple[str | None, set[str], list]:
@@ -40,7 +41,7 @@ def test_an_empty_database_is_migrated_to_head_and_reopening_changes_nothing(fee
         store.create_project("p")
         store.add_items("p", [NewItem("a", "b")])
     revision, tables, diff = _current(feedback_db_url)
-    assert revision == head == "0003"
+    assert revision == head == "0004"
     assert tables == TABLES
     assert diff == []  # the migrations build exactly the tables models.py declares
     with FeedbackStore(feedback_db_url) as store:  # re-open: no migration, data kept
@@ -79,11 +80,12 @@ def test_a_database_at_an_older_revision_is_upgraded_with_its_data(feedback_db_u
         (judgment,) = store.judgments("p")
         assert (judgment.item_id, judgment.score, judgment.flags) == ("i1", 0.75, ("fluency",))
         assert store.progress(ann, "p") == Progress(done=1, total=3)
+        assert_kept_counts_match(store)  # 0003 and 0004 filled the kept counts from the rows there
         assert store.next_item(ann, "p").id == "i2"  # her open assignment survived the upgrade
         store.submit(ann, "i2", 0.5)
         assert store.next_item(ann, "p").id == "i3"
     revision, _tables, diff = _current(feedback_db_url)
-    assert revision == "0003" and diff == []
+    assert revision == "0004" and diff == []
 
 
 def test_a_database_from_a_newer_medtune_is_refused(feedback_db_url):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from store_checks import assert_item_counts_match
+from store_checks import assert_kept_counts_match
 
 from medtune.feedback.store import (
     AlreadyJudged,
@@ -105,7 +105,7 @@ def test_k_reviewers_per_item_and_live_leases_count(feedback_store):
     # Every item has its K judgments: nothing left for anyone.
     assert feedback_store.next_item(bob, now=T0) is None
     assert feedback_store.next_item(ann, now=T0) is None
-    assert_item_counts_match(feedback_store)
+    assert_kept_counts_match(feedback_store)
     scores = [(j.item_id, j.reviewer, j.score) for j in feedback_store.judgments("p")]
     assert scores == [(ids[0], "ann", 0.8), (ids[0], "bob", 0.6), (ids[1], "ann", 0.5), (ids[1], "cat", 0.7)]
 
@@ -255,7 +255,7 @@ def test_undo_reopens_the_callers_own_last_judgment_only(feedback_store):
     second = feedback_store.submit(ann, ids[0], 0.2, now=t1)
     assert [(j.reviewer, j.score) for j in feedback_store.judgments()] == [("bob", 0.9), ("ann", 0.2)]
     assert feedback_store.undo_last(ann, now=t1) == second
-    assert_item_counts_match(feedback_store)
+    assert_kept_counts_match(feedback_store)
     assert feedback_store.undo_last(ann, now=t1) is None
     assert feedback_store.progress(ann, now=t1) == Progress(done=0, total=2)  # items 0 and 2 open for her
 
@@ -338,7 +338,7 @@ def test_import_creates_what_it_needs_and_is_all_or_nothing(feedback_store):
         feedback_store.import_judgments("imp", twice)
     # Nothing of the refused imports was written: no judgment, no item.
     assert feedback_store.judgments() == before
-    assert_item_counts_match(feedback_store)
+    assert_kept_counts_match(feedback_store)
     assert [i.source for i in feedback_store.items("imp")] == ["The patient.", "Fever."]
 
 
@@ -361,9 +361,9 @@ def test_raising_k_reopens_judged_items_and_lowering_it_closes_them(feedback_sto
         feedback_store.submit(ann, key, 0.5, now=T0)
     assert feedback_store.next_item(bob, now=T0) is None
     feedback_store.create_project("p", reviewers_per_item=2)
-    assert_item_counts_match(feedback_store)
+    assert_kept_counts_match(feedback_store)
     assert feedback_store.next_item(bob, now=T0).id == ids[0]  # a second opinion is wanted now
     feedback_store.skip(bob, ids[0], now=T0)
     feedback_store.create_project("p", reviewers_per_item=1)
-    assert_item_counts_match(feedback_store)
+    assert_kept_counts_match(feedback_store)
     assert feedback_store.next_item(bob, now=T0) is None

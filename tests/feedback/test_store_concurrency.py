@@ -7,7 +7,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
-from store_checks import assert_item_counts_match
+from store_checks import assert_kept_counts_match
 
 from medtune.feedback.models import OPEN, Assignment, Judgment
 from medtune.feedback.store import AlreadyJudged, FeedbackStore, NewItem
@@ -51,7 +51,7 @@ def test_concurrent_reviewers_lose_nothing_and_never_exceed_k(feedback_db_url):
         assert len(set(stored.values())) == len(stored)  # no reviewer judged an item twice
         skipped_by_r0 = set(results[0][1])
         assert skipped_by_r0 and not skipped_by_r0 & {key for name, key in stored.values() if name == "r0"}
-        assert_item_counts_match(store)
+        assert_kept_counts_match(store)
         with store._read() as connection:
             assert connection.scalar(select(func.count()).select_from(Assignment).where(Assignment.state == OPEN)) == 0
             assert connection.scalar(select(func.count()).select_from(Judgment)) == ITEMS * K

@@ -69,6 +69,9 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     reviewers_per_item: Mapped[int] = mapped_column(Integer, default=1)
     lease_minutes: Mapped[float] = mapped_column(Float, default=30.0)
+    # The project's items, kept by the store in the same transaction as each item added: progress reads it on
+    # every reviewer request, where counting would walk every item.
+    item_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
@@ -161,3 +164,16 @@ class Judgment(Base):
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     imported: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class ReviewerCounts(Base):
+    """One reviewer's assignments and judgments (imported ones included) in one project, kept by the store in the
+    same transaction as each change, so progress sums a row per reviewer instead of counting every judgment.
+    A row is written only under its reviewer's lock, so concurrent reviewers never wait on each other's."""
+
+    __tablename__ = "reviewer_counts"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"), primary_key=True)
+    assignments: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    judgments: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

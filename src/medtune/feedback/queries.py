@@ -9,8 +9,9 @@ Parameters are named after what they hold: ``reviewer``, ``project``, ``item``, 
 from __future__ import annotations
 
 from sqlalchemy import and_, bindparam, exists, false, func, insert, select, update
+from sqlalchemy.orm import aliased
 
-from medtune.feedback.models import OPEN, Assignment, Item, Judgment, Project, Reviewer
+from medtune.feedback.models import OPEN, Assignment, Item, Judgment, Project, Reviewer, ReviewerCounts
 
 # Reviewer ids are positive: "exclude no one" is this id.
 NO_REVIEWER = -1
@@ -133,6 +134,26 @@ COUNT_JUDGMENT = (
         complete=Item.judgment_count + bindparam("change") >= bindparam("k"),
     )
 )
+# A project's kept item count, in step with items added.
+COUNT_ITEMS = (
+    update(Project).where(Project.id == bindparam("project")).values(item_count=Project.item_count + bindparam("added"))
+)
+# A reviewer's kept counts in a project, in step with an assignment made (assigned +1) or a judgment added or
+# removed (judged +1/-1). Zero rows updated: the reviewer's first in the project, so ADD_REVIEWER_COUNTS instead.
+COUNT_FOR_REVIEWER = (
+    update(ReviewerCounts)
+    .where(ReviewerCounts.project_id == bindparam("project"), ReviewerCounts.reviewer_id == bindparam("reviewer"))
+    .values(
+        assignments=ReviewerCounts.assignments + bindparam("assigned"),
+        judgments=ReviewerCounts.judgments + bindparam("judged"),
+    )
+)
+ADD_REVIEWER_COUNTS = insert(ReviewerCounts).values(
+    project_id=bindparam("project"),
+    reviewer_id=bindparam("reviewer"),
+    assignments=bindparam("assigned"),
+    judgments=bindparam("judged"),
+)
 HAS_JUDGED = select(
     exists().where(Judgment.item_id == bindparam("item"), Judgment.reviewer_id == bindparam("reviewer"))
 )
@@ -140,23 +161,25 @@ HAS_JUDGED = select(
 
 def _progress(scoped: bool):
     """Per project: K, items, judgments, live leases, and the reviewer's judgments, imported judgments,
-    assignments and open assignments; index counts only."""
+    assignments and open assignments. Items and judgments come from the kept counts (a row per reviewer);
+    the rest count index entries of live leases and of the reviewer's own rows."""
 
     def count(model, *conditions):
         return select(func.count()).select_from(model).where(model.project_id == Project.id, *conditions)
 
     reviewer, now = bindparam("reviewer"), bindparam("now")
-    mine, assigned = Judgment.reviewer_id == reviewer, Assignment.reviewer_id == reviewer
+    mine = aliased(ReviewerCounts)
+    judged = select(func.coalesce(func.sum(ReviewerCounts.judgments), 0)).where(ReviewerCounts.project_id == Project.id)
     statement = select(
         Project.reviewers_per_item,
-        select(func.count()).select_from(Item).where(Item.project_id == Project.id).scalar_subquery(),
-        count(Judgment).scalar_subquery(),
+        Project.item_count,
+        judged.scalar_subquery(),
         count(Assignment, Assignment.state == OPEN, Assignment.lease_expires_at > now).scalar_subquery(),
-        count(Judgment, mine).scalar_subquery(),
-        count(Judgment, mine, Judgment.assignment_id.is_(None)).scalar_subquery(),
-        count(Assignment, assigned).scalar_subquery(),
-        count(Assignment, assigned, Assignment.state == OPEN).scalar_subquery(),
-    )
+        func.coalesce(mine.judgments, 0),
+        count(Judgment, Judgment.reviewer_id == reviewer, Judgment.assignment_id.is_(None)).scalar_subquery(),
+        func.coalesce(mine.assignments, 0),
+        count(Assignment, Assignment.reviewer_id == reviewer, Assignment.state == OPEN).scalar_subquery(),
+    ).outerjoin(mine, and_(mine.project_id == Project.id, mine.reviewer_id == reviewer))
     return statement.where(Project.id == bindparam("project")) if scoped else statement
 
 

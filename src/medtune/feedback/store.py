@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
@@ -181,6 +182,7 @@ class FeedbackStore:
                     )
             if new:
                 connection.execute(insert(Item), new)
+                connection.execute(q.COUNT_ITEMS, {"project": project_row.id, "added": len(new)})
         if new and not self._is_sqlite:
             # Until autovacuum's next round (up to a minute) the planner has no statistics on the new items and
             # plans the per-request lookups as scans over every item of the project.
@@ -312,6 +314,7 @@ class FeedbackStore:
                 "lease_expires_at": lease_expires_at,
             },
         )
+        _count_for_reviewer(connection, project_id, reviewer.id, assigned=1)
         return ItemView(*view)
 
     def _project_id(self, connection: Connection, name: str) -> int:
@@ -412,6 +415,7 @@ class FeedbackStore:
                 }
                 judgment_id = connection.execute(q.ADD_JUDGMENT, judgment).inserted_primary_key[0]
                 connection.execute(q.COUNT_JUDGMENT, {"item": item_id, "change": 1, "k": assignment.k})
+                _count_for_reviewer(connection, assignment.project_id, reviewer.id, judged=1)
                 return judgment_id
         except IntegrityError:
             # A concurrent duplicate submission of the same item by the same reviewer lost the race.
@@ -443,6 +447,7 @@ class FeedbackStore:
                     Judgment.id,
                     Judgment.item_id,
                     Judgment.assignment_id,
+                    Judgment.project_id,
                     Project.reviewers_per_item,
                     Project.lease_minutes,
                 )
@@ -456,6 +461,7 @@ class FeedbackStore:
                 return None
             connection.execute(delete(Judgment).where(Judgment.id == last.id))
             connection.execute(q.COUNT_JUDGMENT, {"item": last.item_id, "change": -1, "k": last.reviewers_per_item})
+            _count_for_reviewer(connection, last.project_id, reviewer.id, judged=-1)
             # The judged slot becomes a live lease again: it still counts towards K, so no one else took it.
             lease = {"assigned_at": now, "lease_expires_at": now + timedelta(minutes=last.lease_minutes)}
             connection.execute(q.SET_ASSIGNMENT, {"assignment": last.assignment_id, "state": OPEN, **lease})
@@ -510,13 +516,20 @@ class FeedbackStore:
         with self._write() as connection:
             project_row = _project(connection, project)
             reviewer_ids: dict[str, int] = {}
+            for name in sorted({name for *_, name in checked}):
+                if connection.scalar(select(Reviewer.id).where(Reviewer.name == name)) is None:
+                    connection.execute(insert(Reviewer).values(name=name, simulated=False))
+                reviewer_ids[name] = connection.scalar(select(Reviewer.id).where(Reviewer.name == name))
+            if not self._is_sqlite:
+                # Their kept counts change below; locked first and in id order, as their own requests lock them,
+                # so an import and a reviewer's request (or two imports) cannot deadlock.
+                for reviewer_id in sorted(reviewer_ids.values()):
+                    connection.execute(q.LOCK_REVIEWER, {"reviewer": reviewer_id})
+            stored_by_reviewer: Counter[int] = Counter()
+            added_items = 0
             known_items: set[str] = set()
             seen: dict[tuple[str, str], int] = {}
             for index, row, score, flags, name in checked:
-                if name not in reviewer_ids:
-                    if connection.scalar(select(Reviewer.id).where(Reviewer.name == name)) is None:
-                        connection.execute(insert(Reviewer).values(name=name, simulated=False))
-                    reviewer_ids[name] = connection.scalar(select(Reviewer.id).where(Reviewer.name == name))
                 key = item_id(project_row.name, row.source, row.translation)
                 if key not in known_items and connection.scalar(select(Item.seq).where(Item.id == key)) is None:
                     connection.execute(
@@ -528,6 +541,7 @@ class FeedbackStore:
                             reference=row.reference,
                         )
                     )
+                    added_items += 1
                 known_items.add(key)
                 if (key, name) in seen:
                     raise ImportRowError(
@@ -554,6 +568,10 @@ class FeedbackStore:
                     )
                 )
                 connection.execute(q.COUNT_JUDGMENT, {"item": key, "change": 1, "k": project_row.reviewers_per_item})
+                stored_by_reviewer[reviewer_ids[name]] += 1
+            connection.execute(q.COUNT_ITEMS, {"project": project_row.id, "added": added_items})
+            for reviewer_id, stored in stored_by_reviewer.items():
+                _count_for_reviewer(connection, project_row.id, reviewer_id, judged=stored)
             return len(checked)
 
     def judgments(self, project: str | None = None) -> list[JudgmentView]:
@@ -595,6 +613,16 @@ def _project(connection: Connection, name: str) -> Row:
         known = ", ".join(connection.scalars(select(Project.name).order_by(Project.name))) or "none yet"
         raise UnknownProject(f"--project {name!r}: no such project in the feedback database (projects: {known}).")
     return found
+
+
+def _count_for_reviewer(
+    connection: Connection, project_id: int, reviewer_id: int, *, assigned: int = 0, judged: int = 0
+) -> None:
+    """Add to a reviewer's kept counts in a project. Callers hold the reviewer's lock (or SQLite's write lock),
+    so the first count's insert cannot race another."""
+    counts = {"project": project_id, "reviewer": reviewer_id, "assigned": assigned, "judged": judged}
+    if connection.execute(q.COUNT_FOR_REVIEWER, counts).rowcount == 0:
+        connection.execute(q.ADD_REVIEWER_COUNTS, counts)
 
 
 def _reviewer(connection: Connection, condition) -> ReviewerView | None:
