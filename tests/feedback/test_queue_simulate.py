@@ -138,8 +138,15 @@ def test_queue_saves_chunk_by_chunk_and_a_later_run_adds_only_the_rest(tiny_mari
     with FeedbackStore(database_url(str(tmp_path / "f.db"))) as store:
         queue = dict(model_id="m", max_new_tokens=MAX_NEW_TOKENS, chunk_size=1, log=lambda _: None)
         rows_read = read_queue_rows(str(data), "en", "es", "id")
-        assert queue_translations(store, "p", loaded, rows_read[:2], **queue) == (2, 0)  # as if stopped after 2
-        assert queue_translations(store, "p", loaded, rows_read, **queue) == (2, 2)
+        first = queue_translations(store, "p", loaded, rows_read[:2], **queue)  # as if stopped after 2
+        assert (first.added, first.present) == (2, 0)
+        second = queue_translations(store, "p", loaded, rows_read, **queue)
+        assert (second.added, second.present) == (2, 2)
+        # A new version of the model with the same translations: nothing new, and the ids are the earlier items'.
+        retrained = queue_translations(store, "p", loaded, rows_read, **{**queue, "model_version": "v2"})
+        assert (retrained.added, retrained.present) == (0, 4)
         items = store.items("p")
+    assert second.item_ids == retrained.item_ids == tuple(i.id for i in items)
+    assert first.item_ids == second.item_ids[:2]
     assert [i.source for i in items] == [r["en"] for r in rows]
     assert [i.translation for i in items] == greedy_one_by_one(tiny_marian_dir, [r["en"] for r in rows], True)

@@ -442,3 +442,16 @@ def test_a_second_process_is_refused(tmp_path, monkeypatch):
     result = run_cli(["run", "qa-rlaif", "--set", f"run_dir={tmp_path / 'run'}"])
     assert_user_error(result, "runs in one process", "torchrun")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_sft_stage_ignores_the_keys_only_the_preference_stage_reads():
+    """Changing the DPO/KTO/RLHF settings retrains that stage, not the SFT model under it (rlaif, full_training)."""
+    from medtune.pipeline.rlaif import SFT_READS
+    from medtune.runs import reads_key
+
+    def read(key: str) -> bool:
+        return any(reads_key(pattern, key) for pattern in SFT_READS)
+
+    preference_only = ["objective", "beta", "sft_weight", "kto_desirable_weight", "max_steps", "lr", "epochs"]
+    assert not any(read(f"train.{key}") for key in preference_only)
+    assert all(read(key) for key in ["train.lora.r", "train.batch_size", "train.max_length", "train.dtype", "sft.lr"])

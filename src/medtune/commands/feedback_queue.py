@@ -58,7 +58,7 @@ def queue(
         rows = read_queue_rows(data, src_col, ref_col, id_col)[:limit]  # bad rows fail before the model loads
         with FeedbackStore(database_url(db)) as store:
             loaded = load_model(model, dtype=dtype, device=device, log=_log)
-            added, present = queue_translations(
+            queued = queue_translations(
                 store,
                 project,
                 loaded,
@@ -77,6 +77,6 @@ def queue(
         _fail(exc)
     with_reference = sum(bool(str(row.get(ref_col) or "").strip()) for row in rows)
     _log(
-        f"Project {project!r}: {added} item(s) added, {present} already present; {with_reference} of {len(rows)} "
+        f"Project {project!r}: {queued.added} item(s) added, {queued.present} already present; {with_reference} of {len(rows)} "
         f"row(s) have a reference ({ref_col!r})."
     )

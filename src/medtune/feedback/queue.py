@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from medtune.data.io import columns_of, read_rows
 from medtune.data.parallel import Pair
 from medtune.errors import MedtuneError
 from medtune.eval.translation import translate_pairs
-from medtune.feedback.store import FeedbackStore, NewItem
+from medtune.feedback.store import FeedbackStore, NewItem, item_id
 from medtune.models.loading import LoadedModel, ModelRef
 
 
@@ -79,6 +80,15 @@ def read_queue_rows(spec: str, src_col: str, ref_col: str | None, id_col: str | 
     return [row.fields for row in rows]
 
 
+@dataclass(frozen=True)
+class QueueResult:
+    """What :func:`queue_translations` did: items added, items already there, and every row's item id."""
+
+    added: int
+    present: int
+    item_ids: tuple[str, ...]
+
+
 def queue_translations(
     store: FeedbackStore,
     project: str,
@@ -95,7 +105,7 @@ def queue_translations(
     max_new_tokens: int = 128,
     chunk_size: int = 256,
     log=print,
-) -> tuple[int, int]:
+) -> QueueResult:
     """Translate the rows' sources and add them to ``project`` as items for review.
 
     Sources this model version already queued in the project are not translated again, so queueing
@@ -107,7 +117,8 @@ def queue_translations(
             (a new project gets 1).
         chunk_size: rows translated and saved together; an interrupted run keeps the chunks it saved.
     Returns:
-        ``(added, already present)``.
+        the items added, those already present, and the ids of the rows' items in row order (an item
+        queued earlier with the same translation keeps its id, whatever model version queued it).
     Raises:
         MedtuneError: a row without a source text (naming its position).
     """
@@ -116,7 +127,9 @@ def queue_translations(
             raise MedtuneError(f"Row {number}: column {src_col!r} is empty or not text; expected a sentence.")
     store.create_project(project, reviewers_per_item=reviewers_per_item)
     queued = {
-        item.source for item in store.items(project) if (item.model_id, item.model_version) == (model_id, model_version)
+        item.source: item.id
+        for item in store.items(project)
+        if (item.model_id, item.model_version) == (model_id, model_version)
     }
     fresh = [row for row in rows if row[src_col] not in queued]
     translated: dict[str, str] = {}  # a source repeated in the file is translated once
@@ -141,7 +154,10 @@ def queue_translations(
         ]
         chunk_added, chunk_present = store.add_items(project, items)
         added, present = added + chunk_added, present + chunk_present
-    return added, present + len(rows) - len(fresh)
+    ids = tuple(
+        queued.get(row[src_col]) or item_id(project, row[src_col], translated[row[src_col]], model_id) for row in rows
+    )
+    return QueueResult(added, present + len(rows) - len(fresh), ids)
 
 
 def _cell(row: dict, column: str | None) -> str | None:

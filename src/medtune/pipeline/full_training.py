@@ -32,7 +32,7 @@ from medtune.data.io import read_jsonl, write_jsonl
 from medtune.errors import MedtuneError
 from medtune.pipeline.common import DATA_FILES, DATA_READS, EVAL_READS, train_record
 from medtune.pipeline.full_training_data import feedback_rows, prepare_full_training_data
-from medtune.pipeline.rlaif import SFT_FOLDER, RlaifStages
+from medtune.pipeline.rlaif import SFT_FOLDER, SFT_READS, RlaifStages
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder, remove_checkpoints
 
@@ -136,7 +136,7 @@ class FullTrainingStages(RlaifStages):
         version = self.run.done("sft")["fingerprint"][:12]  # the SFT model exactly: a re-trained one queues anew
         loaded = self.load(model_id)
         with self.open_store() as store:
-            added, present = queue_translations(
+            queued = queue_translations(
                 store,
                 self.project,
                 loaded,
@@ -151,12 +151,11 @@ class FullTrainingStages(RlaifStages):
                 max_new_tokens=r.eval.max_new_tokens,
                 log=self.log,
             )
-            sources = {row[d.src_col] for row in rows}
-            items = [
-                i
-                for i in store.items(self.project)
-                if i.model_id == model_id and i.model_version == version and i.source in sources
-            ]
+            # By id: an SFT model retrained to the same weights translates as before, and its translations are
+            # the items already queued (under the earlier version), judgments included.
+            wanted = set(queued.item_ids)
+            items = [i for i in store.items(self.project) if i.id in wanted]
+        added, present = queued.added, queued.present
         del loaded
         release_host_memory()
         write_jsonl(self.run.sub(*QUEUED.parts), [asdict(i) for i in items])
@@ -309,7 +308,7 @@ def full_training_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
     return [
         Stage("data", s.prepare, (*DATA_READS, "feedback.items"), files=DATA_FILES, outputs=("data",)),
         Stage("eval_base", lambda: s.score_test("base", recipe.model), EVAL_READS, ("data",), outputs=("eval/base",)),
-        Stage("sft", s.sft, ("model", "seed", "device", "sft.*", "train.*"), ("data",), outputs=(SFT_FOLDER,)),
+        Stage("sft", s.sft, SFT_READS, ("data",), outputs=(SFT_FOLDER,)),
         Stage(
             "eval_sft", lambda: s.score_test("sft", s.sft_model()), EVAL_READS, ("data", "sft"), outputs=("eval/sft",)
         ),

@@ -26,13 +26,24 @@ from medtune.data.sampling import split_items
 from medtune.errors import MedtuneError
 from medtune.pipeline.common import train_record
 from medtune.pipeline.rlaif_data import RlaifData, prepare_rlaif_data, prompt_items
-from medtune.recipes.schema import Recipe
+from medtune.recipes.schema import Recipe, TrainSection
 from medtune.runs import RunFolder, remove_checkpoints
 
 SFT_FOLDER = "sft_model"
 CANDIDATES = Path("candidates", "candidates.jsonl")
 JUDGMENTS = Path("judge", "judgments.jsonl")
 PAIRS_FOLDER = "pairs"
+# train.* keys that only the preference/RLHF stage uses (the SFT stage takes sft.epochs/max_steps/lr and the
+# objective sft): changing them retrains that stage, never the SFT model under it.
+_PREFERENCE_ONLY = {"objective", "beta", "sft_weight", "kto_desirable_weight", "kto_undesirable_weight"}
+_PREFERENCE_ONLY |= {"epochs", "max_steps", "lr"}
+SFT_READS = (
+    "model",
+    "seed",
+    "device",
+    "sft.*",
+    *(f"train.{key}" for key in TrainSection.model_fields if key not in _PREFERENCE_ONLY),
+)
 
 
 def _api_key(variable: str | None, option: str) -> str | None:
@@ -296,7 +307,7 @@ def rlaif_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
     device = ("device", "eval.dtype")
     return [
         data_stage(s.prepare),
-        Stage("sft", s.sft, ("model", "seed", "device", "sft.*", "train.*"), ("data",), outputs=(SFT_FOLDER,)),
+        Stage("sft", s.sft, SFT_READS, ("data",), outputs=(SFT_FOLDER,)),
         Stage("generate", s.generate, ("seed", *device, "generate.*"), ("data", "sft"), outputs=("candidates",)),
         Stage(
             "judge",
