@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import and_, bindparam, exists, false, func, insert, select, update
 from sqlalchemy.orm import aliased
 
-from medtune.feedback.models import OPEN, Assignment, Item, Judgment, Project, Reviewer, ReviewerCounts
+from medtune.feedback.models import JUDGED, OPEN, Assignment, Item, Judgment, Project, Reviewer, ReviewerCounts
 
 # Reviewer ids are positive: "exclude no one" is this id.
 NO_REVIEWER = -1
@@ -124,7 +124,6 @@ ASSIGNMENT_OF = (
 )
 ADD_ASSIGNMENT = insert(Assignment)
 SET_ASSIGNMENT = update(Assignment).where(Assignment.id == bindparam("assignment"))
-ADD_JUDGMENT = insert(Judgment)
 # An item's judgment count and completeness, in step with a judgment added (change +1) or removed (-1).
 COUNT_JUDGMENT = (
     update(Item)
@@ -154,6 +153,31 @@ ADD_REVIEWER_COUNTS = insert(ReviewerCounts).values(
     assignments=bindparam("assigned"),
     judgments=bindparam("judged"),
 )
+
+# A judgment: its assignment marked judged, the item's and the reviewer's kept counts, then the judgment itself,
+# all from one set of parameters (named apart from every column, so none turns into an extra SET).
+JUDGMENT_STEPS = (
+    update(Assignment).where(Assignment.id == bindparam("assignment")).values(state=JUDGED),
+    COUNT_JUDGMENT,
+    COUNT_FOR_REVIEWER,
+)
+ADD_JUDGMENT_ROW = insert(Judgment).values(
+    item_id=bindparam("item"),
+    project_id=bindparam("project"),
+    reviewer_id=bindparam("reviewer"),
+    assignment_id=bindparam("assignment"),
+    score=bindparam("score_given"),
+    post_edit=bindparam("post_edit_given"),
+    flags=bindparam("flags_given"),
+    comment=bindparam("comment_given"),
+    seconds=bindparam("seconds_given"),
+    imported=false(),
+    created_at=bindparam("now"),
+)
+# PostgreSQL runs the steps as data-modifying CTEs of the insert: one round trip instead of four.
+ADD_JUDGMENT_AT_ONCE = ADD_JUDGMENT_ROW.add_cte(
+    *(step.cte(f"judgment_step_{n}") for n, step in enumerate(JUDGMENT_STEPS))
+).returning(Judgment.id)
 HAS_JUDGED = select(
     exists().where(Judgment.item_id == bindparam("item"), Judgment.reviewer_id == bindparam("reviewer"))
 )

@@ -399,23 +399,28 @@ class FeedbackStore:
                         f"item_id {item_id!r}: the lease of reviewer {reviewer.name!r} expired and the item went to "
                         "other reviewers; ask for the next item."
                     )
-                connection.execute(q.SET_ASSIGNMENT, {"assignment": assignment.id, "state": JUDGED})
                 judgment = {
-                    "item_id": item_id,
-                    "project_id": assignment.project_id,
-                    "reviewer_id": reviewer.id,
-                    "assignment_id": assignment.id,
-                    "score": score,
-                    "post_edit": post_edit,
-                    "flags": list(flags),
-                    "comment": comment,
-                    "seconds": None if seconds is None else float(seconds),
-                    "imported": False,
-                    "created_at": now,
+                    "assignment": assignment.id,
+                    "item": item_id,
+                    "project": assignment.project_id,
+                    "reviewer": reviewer.id,
+                    "k": assignment.k,
+                    "change": 1,
+                    "assigned": 0,
+                    "judged": 1,
+                    "score_given": score,
+                    "post_edit_given": post_edit,
+                    "flags_given": list(flags),
+                    "comment_given": comment,
+                    "seconds_given": None if seconds is None else float(seconds),
+                    "now": now,
                 }
-                judgment_id = connection.execute(q.ADD_JUDGMENT, judgment).inserted_primary_key[0]
-                connection.execute(q.COUNT_JUDGMENT, {"item": item_id, "change": 1, "k": assignment.k})
-                _count_for_reviewer(connection, assignment.project_id, reviewer.id, judged=1)
+                if self._is_sqlite:
+                    for step in q.JUDGMENT_STEPS:
+                        connection.execute(step, judgment)
+                    judgment_id = connection.execute(q.ADD_JUDGMENT_ROW, judgment).inserted_primary_key[0]
+                else:
+                    judgment_id = connection.scalar(q.ADD_JUDGMENT_AT_ONCE, judgment)
                 return judgment_id
         except IntegrityError:
             # A concurrent duplicate submission of the same item by the same reviewer lost the race.
