@@ -68,6 +68,11 @@ __all__ = [
 ]
 
 
+class _MustWaitHoldingLocks(Exception):
+    """next_item's quick pass kept the locks of items it found full and would now wait for another item's lock:
+    two transactions doing so could deadlock, so it starts again with a savepoint per item instead."""
+
+
 class FeedbackStore:
     """Projects, items, reviewers, assignments and judgments in one database (thread-safe; a context manager).
 
@@ -266,39 +271,57 @@ class FeedbackStore:
         K judgments plus live leases and that this reviewer never judged or skipped.
         """
         now = now or utc_now()
+        try:
+            with self._write() as connection:
+                return self._next_item(connection, reviewer, project, now, quick=True)
+        except _MustWaitHoldingLocks:  # rare: nothing was written; the transaction rolled back
+            pass
         with self._write() as connection:
-            self._lock_reviewer(connection, reviewer)
-            scoped = project is not None
-            params = {
-                "reviewer": reviewer.id,
-                "now": now,
-                "project": self._project_id(connection, project) if scoped else None,
-            }
-            for row in connection.execute(q.OWN_OPEN[scoped], params).all():
-                *view, assignment_id, expires, k, lease_minutes = row
-                if expires > now:
-                    return ItemView(*view)
-                if self._free_slot(connection, view[0], k, now, reviewer.id):
-                    lease = {"assigned_at": now, "lease_expires_at": now + timedelta(minutes=lease_minutes)}
-                    connection.execute(q.SET_ASSIGNMENT, {"assignment": assignment_id, **lease})
-                    return ItemView(*view)
-            after = -1
-            while True:
-                candidates = connection.execute(q.FRESH[scoped], params | {"after": after}).all()
-                if not candidates:
-                    return None
-                after = candidates[-1].seq
-                busy = []
-                for row in candidates:
-                    free = self._free_slot(connection, row[0], row[-2], now, q.NO_REVIEWER, skip_locked=True)
-                    if free is None:
-                        busy.append(row)
-                    elif free:
-                        return self._assign(connection, reviewer, row, now)
-                # Every candidate was full or being assigned right now: wait for those locks, then recount.
-                for row in busy:
-                    if self._free_slot(connection, row[0], row[-2], now, q.NO_REVIEWER):
-                        return self._assign(connection, reviewer, row, now)
+            return self._next_item(connection, reviewer, project, now, quick=False)
+
+    def _next_item(
+        self, connection: Connection, reviewer: ReviewerView, project: str | None, now: datetime, quick: bool
+    ) -> ItemView | None:
+        """next_item inside its transaction. ``quick``: fresh candidates found full keep their lock (no savepoint
+        per candidate); raises _MustWaitHoldingLocks rather than wait for another lock while holding those."""
+        self._lock_reviewer(connection, reviewer)
+        scoped = project is not None
+        params = {
+            "reviewer": reviewer.id,
+            "now": now,
+            "project": self._project_id(connection, project) if scoped else None,
+        }
+        for row in connection.execute(q.OWN_OPEN[scoped], params).all():
+            *view, assignment_id, expires, k, lease_minutes = row
+            if expires > now:
+                return ItemView(*view)
+            if self._free_slot(connection, view[0], k, now, reviewer.id):
+                lease = {"assigned_at": now, "lease_expires_at": now + timedelta(minutes=lease_minutes)}
+                connection.execute(q.SET_ASSIGNMENT, {"assignment": assignment_id, **lease})
+                return ItemView(*view)
+        after, holding_full = -1, False
+        while True:
+            candidates = connection.execute(q.FRESH[scoped], params | {"after": after}).all()
+            if not candidates:
+                return None
+            after = candidates[-1].seq
+            busy = []
+            for row in candidates:
+                free = self._free_slot(
+                    connection, row[0], row[-2], now, q.NO_REVIEWER, skip_locked=True, keep_lock=quick
+                )
+                if free is None:
+                    busy.append(row)
+                elif free:
+                    return self._assign(connection, reviewer, row, now)
+                else:
+                    holding_full = quick and not self._is_sqlite
+            if busy and holding_full:
+                raise _MustWaitHoldingLocks
+            # Every candidate was full or being assigned right now: wait for those locks, then recount.
+            for row in busy:
+                if self._free_slot(connection, row[0], row[-2], now, q.NO_REVIEWER):
+                    return self._assign(connection, reviewer, row, now)
 
     def _assign(self, connection: Connection, reviewer: ReviewerView, row: Row, now: datetime) -> ItemView:
         *view, _seq, project_id, _k, lease_minutes = row
@@ -330,16 +353,29 @@ class FeedbackStore:
             raise FeedbackError(f"reviewer {reviewer.name!r} does not exist in this feedback database.")
 
     def _free_slot(
-        self, connection: Connection, key: str, k: int, now: datetime, exclude: int, skip_locked: bool = False
+        self,
+        connection: Connection,
+        key: str,
+        k: int,
+        now: datetime,
+        exclude: int,
+        skip_locked: bool = False,
+        keep_lock: bool = False,
     ) -> bool | None:
         """Whether item ``key`` has a free slot (judgments + live leases of reviewers other than ``exclude`` < K),
         with the item locked; None when ``skip_locked`` and another transaction holds the lock.
 
         The count runs after the lock as its own statement, so on PostgreSQL it sees every assignment committed
         by whoever held the lock before us: an item is never handed to more than K reviewers at once.
+        ``keep_lock`` (with ``skip_locked``): a full item stays locked until the transaction ends, sparing the
+        savepoint round trips; the caller must then not wait for any other lock (see _MustWaitHoldingLocks).
         """
         taken = {"item": key, "now": now, "exclude": exclude}
         if self._is_sqlite:
+            return connection.scalar(q.SLOTS_TAKEN, taken) < k
+        if skip_locked and keep_lock:
+            if connection.scalar(q.LOCK_ITEM_UNLESS_BUSY, {"item": key}) is None:
+                return None
             return connection.scalar(q.SLOTS_TAKEN, taken) < k
         # A savepoint per item, rolled back when we do not take it: locks on items we pass over are released at
         # once, so a transaction holds at most one item lock and concurrent assignments cannot deadlock.
