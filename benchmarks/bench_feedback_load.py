@@ -5,7 +5,9 @@ port over a fresh project, then runs ``--clients`` reviewer clients (one httpx c
 token each, in threads) for ``--seconds``: each loops GET /api/next + POST /api/judgments. Prints the
 acknowledged submissions per second, the latency percentiles of each call, and, counted in the
 database afterwards, lost judgments (acknowledged but absent) and duplicated ones (present but never
-acknowledged, or an item judged twice). Target: >= 200 submissions/s, p95 < 100 ms, 0 lost, 0 duplicated.
+acknowledged, or an item judged twice); and the CPU per judgment of the server, of PostgreSQL (a local
+server's) and of the clients themselves, which share the machine. Target: >= 200 submissions/s, p95 < 100 ms,
+0 lost, 0 duplicated.
 
 Usage: python benchmarks/bench_feedback_load.py [--db URL] [--postgres] [--clients 8] [--seconds 60] [--workers 1]
   --db URL     the store to load (a SQLAlchemy URL; a project named load-<time> is added to it).
