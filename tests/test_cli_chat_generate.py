@@ -151,7 +151,13 @@ def test_ctrl_c_during_generate_says_what_was_saved_and_the_same_command_resumes
         return answer_batch(*a, **k)
 
     monkeypatch.setattr(prompt_file, "_answer_batch", press_ctrl_c_in_the_second_batch)
-    interrupted = invoke(*args)
+    # Python's own Ctrl-C handler, whatever this process inherited (a shell's background job starts with
+    # SIGINT ignored, and the signal would then never arrive).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        interrupted = invoke(*args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.setattr(prompt_file, "_answer_batch", answer_batch)
     assert interrupted.exit_code == 130, interrupted.output
     saved = out.read_bytes().count(b"\n")
