@@ -38,32 +38,12 @@ def read_score_rows(data: str, src_col: str, mt_col: str) -> list[dict]:
     return [dict(row.fields) for row in rows]
 
 
-def existing_store_url(db: str | None, option: str) -> str:
-    """The store URL for ``db``, refusing a SQLite file that does not exist (reading should not create one).
-
-    Raises:
-        MedtuneError: ``db`` names a SQLite file that is not there (naming ``option`` and the path).
-    """
-    from sqlalchemy.engine import make_url
-
-    from medtune.feedback.store import database_url
-
-    url = database_url(db)
-    parsed = make_url(url)
-    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
-    if file not in (None, "", ":memory:") and not Path(file).is_file():
-        raise MedtuneError(
-            f"{option}={db or parsed.database}: no feedback store at {parsed.database}. Point {option} at the "
-            "database that holds the judgments (a SQLite file or a SQLAlchemy URL)."
-        )
-    return url
-
-
 def store_rows(db: str | None, project: str) -> list[dict]:
     """The items of a feedback project as rows: ``id``, ``source``, ``translation``, ``model_id``."""
+    from medtune.feedback.projects import existing_store_url
     from medtune.feedback.store import FeedbackStore
 
-    url = existing_store_url(db, "--db")
+    url = existing_store_url(db)
     with FeedbackStore(url) as store:
         if project not in store.project_names():
             raise MedtuneError(
