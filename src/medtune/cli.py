@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medtune.commands.data import data_app
 from medtune.commands.feedback import feedback_app
 from medtune.commands.judge import judge
 from medtune.commands.options import DeviceOpt, DtypeOpt
@@ -650,6 +651,7 @@ def generate(
 app.command("judge")(judge)
 app.command("serve")(serve)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:  # pragma: no cover - entry point for python -m

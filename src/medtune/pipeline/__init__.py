@@ -86,6 +86,19 @@ def _run(
     return run
 
 
+def validate_recipe_data(
+    recipe: Recipe, resume: bool = False, overwrite: bool = False, force: bool = False, log=print
+) -> tuple[RunFolder, dict]:
+    """``medtune data validate``: only the recipe's data stage (load, validate, deduplicate, split, write the
+    validation report into ``<run_dir>/data``), so a corpus can be checked before a long job.
+
+    Returns the run folder and the data stage's record (split sizes, fingerprint). A later ``medtune run`` or
+    ``train --resume`` in the same folder keeps the stage when the data and recipe are unchanged.
+    """
+    run = _run(recipe, "data validate", ("data",), resume, overwrite, force, None, log)
+    return run, run.done("data")
+
+
 def train_recipe(
     recipe: Recipe,
     resume: bool = False,
