@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from medtune.data.digest import TextDigests
 from medtune.data.io import HF_PREFIX, Row, columns_of, decode_lines, read_rows, resolve_data_path
 from medtune.data.validate import Issue, ValidationReport, enforce_bad_row_policy
 from medtune.errors import MedtuneError
@@ -55,7 +56,7 @@ def load_documents(
     rows = _read_text_rows(spec, text_col)
     report = ValidationReport(name=name, total=len(rows), unit="documents")
     kept: list[Document] = []
-    seen: set[str] = set()
+    seen = TextDigests()  # digests, not the documents: a 1 GB corpus is not held twice
     for row in rows:
         text = row.fields.get(text_col)
         if not isinstance(text, str) or not text.strip():

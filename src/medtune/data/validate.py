@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Container
 from dataclasses import dataclass, field
 
+from medtune.data.digest import text_digest
 from medtune.data.parallel import Pair
 from medtune.errors import MedtuneError
 
@@ -99,7 +101,7 @@ def validate_pairs(
     on_bad_rows: str = "skip",
     max_length_ratio: float = 3.0,
     min_chars_for_ratio: int = 12,
-    exclude_sources: set[str] | None = None,
+    exclude_sources: Container[str] | None = None,
 ) -> tuple[list[Pair], ValidationReport]:
     """Check pairs and drop (``skip``) or refuse (``fail``) the bad ones.
 
@@ -109,23 +111,25 @@ def validate_pairs(
         on_bad_rows: ``skip`` drops bad rows and reports them; ``fail`` raises on the first batch.
         max_length_ratio: longest/shortest character length allowed between source and target.
         min_chars_for_ratio: pairs shorter than this are not ratio-checked (``OK`` vs ``De acuerdo``).
-        exclude_sources: source sentences of the test set; training pairs sharing one are dropped.
+        exclude_sources: source sentences of the test set (a set of strings, or
+            :class:`~medtune.data.digest.TextDigests` for large sets); training pairs sharing one are dropped.
     Returns:
         The kept pairs (whitespace-stripped) and a report.
     Raises:
         MedtuneError: with ``fail`` and any problem, or when nothing is left.
     """
     report = ValidationReport(name=name, total=len(pairs), unit="pairs")
-    seen: set[tuple[str, str]] = set()
+    seen: set[bytes] = set()  # digests, not the pairs: memory grows with the row count, not the text
     kept: list[Pair] = []
     for pair in pairs:
         problem = _problem(pair, max_length_ratio, min_chars_for_ratio)
         if problem is None:
-            key = (pair.src.strip(), pair.tgt.strip())
+            src, tgt = pair.src.strip(), pair.tgt.strip()
+            key = text_digest(src, tgt)
             if key in seen:
-                problem = ("duplicate", f"{key[0][:40]!r}")
-            elif exclude_sources and key[0] in exclude_sources:
-                problem = ("test_overlap", f"{key[0][:40]!r}")
+                problem = ("duplicate", f"{src[:40]!r}")
+            elif exclude_sources is not None and src in exclude_sources:
+                problem = ("test_overlap", f"{src[:40]!r}")
             else:
                 seen.add(key)
         if problem:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from medtune.data.chat import Conversation
+from medtune.data.digest import TextDigests
 from medtune.data.io import DEMO_PREFIX, columns_of, read_jsonl, read_rows, write_jsonl
 from medtune.data.mcq import MCQItem, load_mcq, mcq_from_records
 from medtune.data.parallel import Pair, load_pairs, pair_columns, pairs_from_records
@@ -181,7 +182,7 @@ def _translation_data(recipe: Recipe, log) -> tuple[RlaifData, list[ValidationRe
 
     d = recipe.data
 
-    def load(spec: str, name: str, exclude: set[str] | None = None) -> tuple[list[Pair], ValidationReport]:
+    def load(spec: str, name: str, exclude: TextDigests | None = None) -> tuple[list[Pair], ValidationReport]:
         columns = pair_columns(spec, d.src_col, d.tgt_col, d.src_lang, d.tgt_lang)
         how = "bundled demo files hold en/es columns" if spec.startswith(DEMO_PREFIX) else "--set data.src_col=..."
         pairs = load_pairs(spec, *columns, doc_col=d.doc_col, column_options=how)
@@ -191,7 +192,7 @@ def _translation_data(recipe: Recipe, log) -> tuple[RlaifData, list[ValidationRe
 
     if d.test:
         test, _ = load(d.test, "test")
-        pool, report = load(d.train, "train", exclude={p.src for p in test})
+        pool, report = load(d.train, "train", exclude=TextDigests(p.src for p in test))
         train, dev, _ = split_pairs(
             sample_items(pool, d.sample, recipe.seed), 0.0, d.dev_size, recipe.seed, d.split, validation=report
         )
@@ -199,7 +200,7 @@ def _translation_data(recipe: Recipe, log) -> tuple[RlaifData, list[ValidationRe
         pool, report = load(d.train, "train")
         pool = sample_items(pool, d.sample, recipe.seed)
         train, dev, test = split_pairs(pool, d.test_size, d.dev_size, recipe.seed, d.split, validation=report)
-    held_out = {p.src for p in test}
+    held_out = TextDigests(p.src for p in test)
     train = [p for p in train if p.src not in held_out]
     data = RlaifData(
         train=[p.to_record() for p in train],

@@ -10,6 +10,7 @@ import json
 import random
 from dataclasses import dataclass
 
+from medtune.data.digest import TextDigests
 from medtune.data.glossary import Term, load_glossary
 from medtune.data.io import DEMO_PREFIX, read_jsonl, write_jsonl
 from medtune.data.parallel import Pair, load_pairs, pair_columns, pairs_from_records
@@ -46,7 +47,7 @@ def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> Prepa
     glossary = load_glossary(d.glossary) if d.glossary else []
     reports = []
 
-    def load(spec: str, name: str, exclude_sources: set[str] | None = None) -> list[Pair]:
+    def load(spec: str, name: str, exclude_sources: TextDigests | None = None) -> list[Pair]:
         columns = pair_columns(spec, d.src_col, d.tgt_col, d.src_lang, d.tgt_lang)
         how = _demo_columns(name) if spec.startswith(DEMO_PREFIX) else RECIPE_COLUMN_OPTIONS
         pairs = load_pairs(spec, *columns, doc_col=d.doc_col, column_options=how)
@@ -56,13 +57,13 @@ def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> Prepa
 
     if d.test:
         test = load(d.test, "test")
-        pool = load(d.train, "train", exclude_sources={p.src for p in test})
+        pool = load(d.train, "train", exclude_sources=TextDigests(p.src for p in test))
         train, dev, _ = split_pairs(pool, 0.0, d.dev_size, recipe.seed, d.split, validation=reports[-1])
     else:
         pool = load(d.train, "train")
         train, dev, test = split_pairs(pool, d.test_size, d.dev_size, recipe.seed, d.split, validation=reports[-1])
     general = load(d.general, "general") if d.general else []
-    held_out = {p.src for p in test} | {p.src for p in general}
+    held_out = TextDigests(p.src for p in test).union(TextDigests(p.src for p in general))
     leaked = [p for p in train if p.src in held_out]
     if leaked:  # same sentence in train and a held-out set: drop it from train, say so
         log(f"Dropped {len(leaked)} training pair(s) whose source is also in the test/general sets.")
