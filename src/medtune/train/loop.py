@@ -4,7 +4,10 @@ The objective (:mod:`medtune.train.objectives`: SFT, DPO, KTO) collates the item
 loss. Gradient accumulation divides each micro-batch's summed loss by the units of the whole
 optimizer step (target tokens for SFT, pairs for DPO, examples for KTO), so accumulating k
 micro-batches gives the same loss and gradient as one batch k times larger (KTO's reference point
-is estimated per micro-batch, so there only nearly). Ctrl-C saves a checkpoint of the last completed step; ``resume=True`` restores the
+is estimated per micro-batch, so there only nearly). Under several processes (``accelerate launch``,
+``torchrun``) every rank takes its contiguous slice of the same global batches and the gradients are
+summed across ranks (:mod:`medtune.train.distributed`), so N processes with batch B train exactly
+as 1 process with batch N·B; only the main process writes checkpoints and progress. Ctrl-C saves a checkpoint of the last completed step; ``resume=True`` restores the
 weights, optimizer, schedule, data position and random state and carries on.
 """
 
@@ -23,6 +26,7 @@ from tqdm.auto import tqdm
 
 from medtune.errors import MedtuneError
 from medtune.train.batching import plan_batches
+from medtune.train.distributed import gather_all, rank_slice, sum_gradients, world
 from medtune.train.objectives import Metrics, Objective, SFTObjective, on_model_device, precision_context
 
 CHECKPOINT = "last"
@@ -158,16 +162,15 @@ def dev_metrics(
     return total / max(count, 1), _means(figures)
 
 
-def _check_micro_batches(objective: Objective, cfg: LoopConfig, n_train: int, n_dev: int) -> None:
+def _check_micro_batches(objective: Objective, cfg: LoopConfig, effective: int, n_train: int, n_dev: int) -> None:
     """Refuse, before any work, a batching that would leave a micro-batch smaller than the objective needs."""
     least = objective.min_batch_size
-    effective = cfg.batch_size * cfg.grad_accum
     leftover = n_train % effective
     if least > 1 and (cfg.batch_size < least or 0 < leftover < least or 0 < n_dev < least):
         raise MedtuneError(
             f"The {objective.name} objective needs at least {least} examples in every micro-batch, but "
             f"train.batch_size is {cfg.batch_size}, {n_train} training examples in steps of {effective} "
-            f"(train.batch_size x train.grad_accum) leave {leftover or effective} for the last step, and there are "
+            f"(train.batch_size x train.grad_accum x processes) leave {leftover or effective} for the last step, and there are "
             f"{n_dev} dev examples. Set train.batch_size to {least} or more, choose a train.grad_accum that does "
             f"not leave fewer than {least} examples over, and keep at least {least} dev examples (or none)."
         )
@@ -212,11 +215,14 @@ def train_loop(
     """
     if not train:
         raise MedtuneError("No training examples left; check data.train and validation output.")
-    effective = cfg.batch_size * cfg.grad_accum
-    _check_micro_batches(objective, cfg, len(train), len(dev))
-    torch.manual_seed(cfg.seed)  # also seeds every CUDA device
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    rank, n_ranks = world()
+    main = rank == 0
+    effective = cfg.batch_size * cfg.grad_accum * n_ranks  # one optimizer step's global batch
+    _check_micro_batches(objective, cfg, effective, len(train), len(dev))
+    # per-rank seeds (dropout masks differ across ranks); rank 0 draws what a single process draws
+    torch.manual_seed(cfg.seed + rank)  # also seeds every CUDA device
+    random.seed(cfg.seed + rank)
+    np.random.seed(cfg.seed + rank)
     steps_per_epoch = math.ceil(len(train) / effective)
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -234,8 +240,9 @@ def train_loop(
     ckpt = checkpoint_dir / CHECKPOINT
     if resume and (ckpt / "state.pt").is_file():
         start_step, window_loss, window_units = _load_checkpoint(ckpt, model, optimizer, scheduler, result)
-        log(f"Resuming from step {start_step} of {total_steps} ({ckpt})")
-    elif resume:
+        if main:
+            log(f"Resuming from step {start_step} of {total_steps} ({ckpt})")
+    elif resume and main:
         log(f"No checkpoint in {checkpoint_dir}; starting from step 0")
 
     model.train()
@@ -251,25 +258,34 @@ def train_loop(
     started = time.perf_counter()
     earlier_seconds = result.seconds  # time spent before a resume
     run_tokens = 0
-    bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True, disable=not main)
     step = start_step
     try:
         for step in range(start_step, total_steps):
             examples = batch_for(step)
+            # every rank holds the same global batch, so its units need no communication
             n_units = objective.units(examples)
             n_tokens = sum(e.n_target for e in examples)
             optimizer.zero_grad(set_to_none=True)
-            step_loss, step_metrics = 0.0, {}
-            for micro in micro_batches(examples, cfg.batch_size, objective.min_batch_size):
+            step_loss, step_metrics, real_tokens, padding_tokens = 0.0, {}, 0, 0
+            mine = rank_slice(examples, rank, n_ranks)
+            for micro in micro_batches(mine, cfg.batch_size, objective.min_batch_size):
                 batch = objective.collate(micro, pad_id, seq2seq)
                 real = _real_tokens(batch, micro)
-                result.input_tokens += real
-                result.padding_tokens += batch["input_ids"].numel() - real
+                real_tokens += real
+                padding_tokens += batch["input_ids"].numel() - real
                 with precision_context(model, cfg.autocast_dtype):
                     loss_sum, metrics = objective.loss(model, on_model_device(batch, model), seq2seq)
                 (loss_sum / n_units).backward()
                 step_loss += float(loss_sum.detach())
                 _add_metrics(step_metrics, metrics)
+            if n_ranks > 1:
+                sum_gradients(params)
+                step_loss, step_metrics, real_tokens, padding_tokens = _sum_over_ranks(
+                    step_loss, step_metrics, real_tokens, padding_tokens
+                )
+            result.input_tokens += real_tokens
+            result.padding_tokens += padding_tokens
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -291,20 +307,22 @@ def train_loop(
                 figures.update({f"dev_{name}": value for name, value in dev_figures.items()})
                 if result.dev_loss is not None:
                     result.dev_history.append((done, result.dev_loss))
-                    bar.write(
-                        f"step {done}: train loss {window_loss / window_units:.4f}, dev loss {result.dev_loss:.4f}"
-                    )
+                    if main:
+                        bar.write(
+                            f"step {done}: train loss {window_loss / window_units:.4f}, dev loss {result.dev_loss:.4f}"
+                        )
                 result.train_loss = window_loss / window_units
                 window_loss, window_units = 0.0, 0
             if figures:
                 result.metric_history.append((done, figures))
-            if done % cfg.save_every == 0 and done < total_steps:
+            if main and done % cfg.save_every == 0 and done < total_steps:
                 _save_checkpoint(ckpt, model, optimizer, scheduler, result, done, (window_loss, window_units))
             if cfg.stop_after is not None and done == cfg.stop_after and done < total_steps:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
-        _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps, (window_loss, window_units))
+        if main:
+            _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps, (window_loss, window_units))
         raise TrainingInterrupted(
             f"Training interrupted after step {result.steps} of {total_steps}. A checkpoint is saved in "
             f"{ckpt}; run the same command with --resume to continue."
@@ -313,6 +331,20 @@ def train_loop(
     if window_units:
         result.train_loss = window_loss / window_units
     return result
+
+
+def _sum_over_ranks(
+    loss: float, metrics: dict[str, list[float]], real_tokens: int, padding_tokens: int
+) -> tuple[float, dict[str, list[float]], int, int]:
+    """The step's loss sum, objective figures and token counts summed over every rank, in rank order
+    (the same order on every rank, so every rank logs the same numbers)."""
+    total_loss, total_metrics, total_real, total_padding = 0.0, {}, 0, 0
+    for rank_loss, rank_metrics, rank_real, rank_padding in gather_all((loss, metrics, real_tokens, padding_tokens)):
+        total_loss += rank_loss
+        _add_metrics(total_metrics, rank_metrics)
+        total_real += rank_real
+        total_padding += rank_padding
+    return total_loss, total_metrics, total_real, total_padding
 
 
 def _trainable_state(model) -> dict[str, torch.Tensor]:

@@ -1,0 +1,54 @@
+"""Data-parallel training: 2 processes (torchrun, gloo on CPU) with batch B train exactly as 1 process
+with batch 2B (issue 10's acceptance test), and only the main process writes checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+STEPS = 3
+
+
+def _run(command: list[str], out: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    for variable in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(variable, None)  # the single process must not think it is part of a group
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory, demo_pairs) -> Path:
+    path = tmp_path_factory.mktemp("ddp-pairs") / "pairs.json"
+    path.write_text(json.dumps([{"en": p.src, "es": p.tgt} for p in demo_pairs[: 4 * STEPS]]))
+    return path
+
+
+def test_two_processes_give_the_per_step_losses_of_one_with_the_doubled_batch(tmp_path, tiny_gemma_dir, pairs_file):
+    single, double = tmp_path / "single", tmp_path / "double"
+    single.mkdir()
+    double.mkdir()
+    args = [str(tiny_gemma_dir), str(pairs_file)]
+    _run([sys.executable, str(WORKER), *args, "4", str(STEPS), str(single)], single)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    _run([*torchrun, str(WORKER), *args, "2", str(STEPS), str(double)], double)
+
+    one = json.loads((single / "rank0.json").read_text())
+    ranks = [json.loads((double / f"rank{r}.json").read_text()) for r in (0, 1)]
+    reference = [loss for _, loss in one["loss_history"]]
+    assert [step for step, _ in one["loss_history"]] == [1, 2, 3]
+    assert len(set(reference)) == STEPS  # training moved the loss, so equal histories mean equal updates
+    for rank in ranks:
+        assert [step for step, _ in rank["loss_history"]] == [1, 2, 3]
+        assert [loss for _, loss in rank["loss_history"]] == pytest.approx(reference, abs=1e-4)
+        # every rank reports the whole global batch: tokens summed over ranks equal the single process's
+        assert (rank["input_tokens"], rank["target_tokens"]) == (one["input_tokens"], one["target_tokens"])
+    assert (single / "ckpt-rank0" / "last" / "state.pt").is_file()
+    assert (double / "ckpt-rank0" / "last" / "state.pt").is_file()
+    assert not (double / "ckpt-rank1").exists()  # only the main process writes checkpoints
