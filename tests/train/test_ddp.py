@@ -52,3 +52,27 @@ def test_two_processes_give_the_per_step_losses_of_one_with_the_doubled_batch(tm
     assert (single / "ckpt-rank0" / "last" / "state.pt").is_file()
     assert (double / "ckpt-rank0" / "last" / "state.pt").is_file()
     assert not (double / "ckpt-rank1").exists()  # only the main process writes checkpoints
+
+
+@pytest.mark.parametrize(("n_items", "n_ranks"), [(8, 2), (7, 2), (1, 2), (10, 3), (5, 1)])
+def test_rank_slices_cover_the_global_batch_once_in_order(n_items, n_ranks):
+    from medtune.train.distributed import rank_slice
+
+    items = list(range(n_items))
+    slices = [rank_slice(items, rank, n_ranks) for rank in range(n_ranks)]
+    assert sum(slices, []) == items  # contiguous, in rank order, nothing twice or missing
+    assert max(map(len, slices)) - min(map(len, slices)) <= 1
+
+
+def test_a_rank_share_too_small_for_the_objective_is_refused_before_training():
+    from medtune.errors import MedtuneError
+    from medtune.train.loop import LoopConfig, _check_micro_batches
+    from medtune.train.objectives import KTOObjective
+
+    cfg = LoopConfig(batch_size=2, grad_accum=1, lr=1e-3, seed=0)
+    kto = KTOObjective()
+    _check_micro_batches(kto, cfg, effective=4, n_ranks=2, n_train=8, n_dev=0)  # 2 steps of 2 + 2
+    _check_micro_batches(kto, cfg, effective=4, n_ranks=1, n_train=7, n_dev=0)  # one process: last step 3
+    with pytest.raises(MedtuneError, match="x processes"):
+        # 2 processes: the last step's 3 examples split 2 + 1, and KTO needs 2 per micro-batch
+        _check_micro_batches(kto, cfg, effective=4, n_ranks=2, n_train=7, n_dev=0)

@@ -162,11 +162,17 @@ def dev_metrics(
     return total / max(count, 1), _means(figures)
 
 
-def _check_micro_batches(objective: Objective, cfg: LoopConfig, effective: int, n_train: int, n_dev: int) -> None:
-    """Refuse, before any work, a batching that would leave a micro-batch smaller than the objective needs."""
+def _check_micro_batches(
+    objective: Objective, cfg: LoopConfig, effective: int, n_ranks: int, n_train: int, n_dev: int
+) -> None:
+    """Refuse, before any work, a batching that would leave a micro-batch smaller than the objective needs.
+
+    ``effective`` is one optimizer step's global batch; the last, shorter step is shared by ``n_ranks``.
+    """
     least = objective.min_batch_size
     leftover = n_train % effective
-    if least > 1 and (cfg.batch_size < least or 0 < leftover < least or 0 < n_dev < least):
+    smallest_share = leftover // n_ranks or min(leftover, 1)  # of the last step, on a rank that gets any
+    if least > 1 and (cfg.batch_size < least or 0 < smallest_share < least or 0 < n_dev < least):
         raise MedtuneError(
             f"The {objective.name} objective needs at least {least} examples in every micro-batch, but "
             f"train.batch_size is {cfg.batch_size}, {n_train} training examples in steps of {effective} "
@@ -218,7 +224,7 @@ def train_loop(
     rank, n_ranks = world()
     main = rank == 0
     effective = cfg.batch_size * cfg.grad_accum * n_ranks  # one optimizer step's global batch
-    _check_micro_batches(objective, cfg, effective, len(train), len(dev))
+    _check_micro_batches(objective, cfg, effective, n_ranks, len(train), len(dev))
     # per-rank seeds (dropout masks differ across ranks); rank 0 draws what a single process draws
     torch.manual_seed(cfg.seed + rank)  # also seeds every CUDA device
     random.seed(cfg.seed + rank)
