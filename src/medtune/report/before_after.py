@@ -20,7 +20,6 @@ from medtune.report.formatting import (
     BASE_NAMES,
     FEW_SHOT,
     HEADLINE_NOTE,
-    REPORT_CSS,
     TABLE_HEADERS,
     ZERO_SHOT,
     MetricRow,
@@ -31,6 +30,7 @@ from medtune.report.formatting import (
     format_verdict,
     markdown_cell,
     markdown_metric_table,
+    page_start,
 )
 from medtune.report.model_card import TASK_CAUTION, model_card, task_title
 from medtune.report.plots import BASE_COLOR, DELTA_COLOR, FEW_SHOT_COLOR, TUNED_COLOR, Bars, metric_bars, training_curve
@@ -264,10 +264,7 @@ class _Page:
         images = "".join(f'<img alt="{e(alt)}" src="{uri}">' for alt, uri in charts)
         train = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _train_lines(self.summary["train"]))
         parts = [
-            f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(self.title)}</title>',
-            f"<style>\n{REPORT_CSS}\n.charts img{{margin:.3em;vertical-align:top}} .sample td{{white-space:pre-wrap}}"
-            "\n</style></head><body>",
-            f"<h1>{e(self.title)}</h1>",
+            page_start(self.title),
             f"<p>Task <strong>{e(task_title(self.recipe))}</strong>: base model <code>{e(self.recipe.model)}</code> "
             f"vs the fine-tuned model in <code>{e(self.summary['output_dir'])}</code>.</p>",
             f"<p>{e(self.intro)}</p>",

@@ -15,6 +15,17 @@ table{border-collapse:collapse;width:100%;margin:1em 0} td,th{border:1px solid #
 th{background:#f3f5f7} .good{color:#17803d;font-weight:600} .bad{color:#b42318;font-weight:600}
 .verdict{padding:.8em;border-radius:6px;background:#f6f8fa} small{color:#666} code{background:#f3f5f7;padding:1px 4px}"""
 
+
+def page_start(title: str) -> str:
+    """The opening of every HTML report: doctype, title, the shared style, ``<body>`` and the ``<h1>``."""
+    e = html.escape
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+        f"<style>\n{REPORT_CSS}\n.charts img{{margin:.3em;vertical-align:top}} .sample td{{white-space:pre-wrap}}"
+        f"\n</style></head><body><h1>{e(title)}</h1>"
+    )
+
+
 FEW_SHOT, ZERO_SHOT = "few_shot", "zero_shot"  # the two ways the base model is scored
 SIGNIFICANT, NOT_SIGNIFICANT = "significant at 95%", "not significant"
 BASE_NAMES = {FEW_SHOT: "base few-shot", ZERO_SHOT: "base zero-shot"}

@@ -29,13 +29,13 @@ from medtune.report.feedback import (
 )
 from medtune.report.formatting import (
     FEW_SHOT,
-    REPORT_CSS,
     ZERO_SHOT,
     MetricRow,
     format_delta_with_interval,
     format_value,
     format_value_with_interval,
     markdown_cell,
+    page_start,
 )
 from medtune.report.model_card import TASK_CAUTION, model_card, task_title
 from medtune.report.plots import BASE_COLOR, DELTA_COLOR, TUNED_COLOR, Bars, metric_bars, training_curve
@@ -329,9 +329,7 @@ class _Page:
         e = html.escape
         s = self.summary
         parts = [
-            f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(self.title)}</title>',
-            f"<style>\n{REPORT_CSS}\n.charts img{{margin:.3em;vertical-align:top}}\n</style></head><body>",
-            f"<h1>{e(self.title)}</h1>",
+            page_start(self.title),
             f"<p>{e(self.intro)}</p>",
             "<h2>Test split: base, SFT, RLHF</h2>",
         ]

@@ -17,11 +17,11 @@ from rich.table import Table
 
 from medtune.recipes.schema import Recipe
 from medtune.report.formatting import (
-    REPORT_CSS,
     format_delta_with_interval,
     format_value,
     format_value_with_interval,
     markdown_cell,
+    page_start,
 )
 from medtune.report.model_card import TASK_CAUTION, model_card, task_title
 from medtune.report.plots import (
@@ -315,9 +315,7 @@ class _Page:
         e = html.escape
         s = self.summary
         parts = [
-            f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(self.title)}</title>',
-            f"<style>\n{REPORT_CSS}\n.charts img{{margin:.3em;vertical-align:top}} .sample td{{white-space:pre-wrap}}\n</style></head><body>",
-            f"<h1>{e(self.title)}</h1>",
+            page_start(self.title),
             f"<p>{e(self.intro)}</p>",
             f'<p class="verdict">{e(s["notes"][0])}</p>',
             "<h2>Candidates and preference pairs</h2>",
