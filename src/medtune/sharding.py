@@ -1,0 +1,70 @@
+"""Work shared across the processes of an ``accelerate launch``/``torchrun`` run: items, order, who writes.
+
+Evaluation, generation and judging give each process a contiguous share of the items
+(``item_shard``) and put the shares back together in item order (``gather_in_order``), so the
+result is the one a single process gives. ``main_process_first`` lets the main process build
+something every process reads (a cache, a data stage's files) while the others wait. In a single
+process every function is the plain, collective-free path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
+
+import torch.distributed as dist
+
+from medtune.train.distributed import world
+
+T = TypeVar("T")
+
+__all__ = ["barrier", "gather_in_order", "item_shard", "main_process_first"]
+
+
+def item_shard(count: int) -> range:
+    """This process's contiguous share of ``count`` items (all of them in a single process).
+
+    Shares differ in size by at most one and, taken in rank order, cover 0..count-1 exactly once.
+    """
+    rank, size = world()
+    base, extra = divmod(count, size)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (1 if rank < extra else 0))
+
+
+def gather_in_order(local: Sequence[T]) -> list[T]:
+    """Every process's ``local`` results (from ``item_shard``), concatenated in rank order = item order.
+
+    Every process receives the whole list; the objects must be picklable.
+    """
+    rank, size = world()
+    if size == 1:
+        return list(local)
+    shares: list[list[T] | None] = [None] * size
+    dist.all_gather_object(shares, list(local))
+    return [item for share in shares for item in share or []]
+
+
+def barrier() -> None:
+    """Wait until every process got here (nothing to wait for in a single process)."""
+    _, size = world()
+    if size > 1:
+        dist.barrier()
+
+
+@contextmanager
+def main_process_first() -> Iterator[bool]:
+    """Run the body on the main process first, then on the others; yields whether this is the main process.
+
+    Use it for work every process needs whose result the main process writes (a cache, a data split):
+    the others enter only once it is written, and find it there.
+    """
+    rank, size = world()
+    if rank != 0:
+        barrier()
+    try:
+        yield rank == 0
+    finally:
+        if rank == 0 and size > 1:
+            barrier()
