@@ -614,15 +614,20 @@ def generate(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None:
-    """Answer every prompt of a file: batched, reproducible, resumable; one JSONL row per prompt."""
+    """Answer every prompt of a file: batched, reproducible, resumable; one JSONL row per prompt.
+
+    Under torchrun or accelerate launch each process answers its share; the main process writes the file.
+    """
     from medtune.generate.engine import SamplingSettings
     from medtune.generate.prompt_file import check_answers_path, generate_prompt_file, read_prompt_rows
     from medtune.models.loading import load_model
+    from medtune.train.distributed import world
 
     try:
         settings = SamplingSettings(max_new_tokens, temperature, top_p)
         check_answers_path(data, out)
         rows = read_prompt_rows(data, prompt_col, id_col)  # bad rows fail before the model loads
+        rank, _ = world()  # joins the process group first, so under a launcher each process picks its own GPU
         loaded = load_model(model, dtype=dtype, device=device, log=_log)
         if system is None and chat_template:
             system = loaded.trained_system_prompt
@@ -642,6 +647,8 @@ def generate(
         )
     except MedtuneError as exc:
         _fail(exc)
+    if rank != 0:
+        return
     _log(
         f"{summary.prompts} prompts: {summary.generated} answered now, {summary.skipped} skipped (already in {out}); "
         f"{summary.new_tokens} new tokens, {summary.new_tokens_per_s:.1f} tokens/s. Wrote {out}"

@@ -10,17 +10,23 @@ Answers are appended and flushed batch by batch, so an interrupted run loses at 
 re-run skips the ids already answered (a half-written last line is cut off first) and, once every
 prompt is answered, puts the file in input order, so it ends identical to an uninterrupted run.
 Reproducible: sample ``k`` of a prompt is drawn with a seed derived from ``(seed, id, k)``, so it
-does not depend on batch size, batch neighbours or resuming.
+does not depend on batch size, batch neighbours, resuming or the number of processes.
+
+Under a launcher (``torchrun``, ``accelerate launch``) each process answers its ``item_shard`` of the
+prompts not yet answered; after every batch the processes' answers are gathered in rank order and the
+main process alone appends and syncs them, so the file holds exactly what all processes finished and a
+re-run (with any number of processes) resumes from it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm.auto import tqdm
 
@@ -28,6 +34,7 @@ from medtune.data.chat_template import ensure_chat_template, render_chat_prompt,
 from medtune.data.io import Row, columns_of, read_rows, resolve_data_path, write_jsonl
 from medtune.errors import MedtuneError
 from medtune.generate.engine import GenerationStats, SamplingSettings, derive_seed, sample_texts
+from medtune.sharding import gather_in_order, item_shard, main_process_first
 
 ROLES = ("system", "user", "assistant")
 ANSWER_KEYS = ("id", "outputs", "output", "params")  # every answer row medtune writes has these
@@ -327,32 +334,49 @@ def generate_prompt_file(
         "seed": seed,
     }
     texts = {row.key: render_prompt(tokenizer, row, system, chat) for row in rows}
-    answers, repaired = repair_and_read_answers(out)
+    with main_process_first() as is_main:  # the main process repairs the file; the others then read it
+        if is_main:
+            answers, repaired = repair_and_read_answers(out)
+        else:
+            answers, repaired = read_answers(out)[0], False
     if repaired:
         log(f"{out}: removed a half-written last line (an interrupted run); that prompt is answered again.")
     _check_same_params(out, answers, params)
     done = {str(record["id"]) for record in answers}
     pending = [row for row in rows if row.key not in done]
     skipped = len(rows) - len(pending)
-    if skipped:
+    if skipped and is_main:
         log(f"Skipping {skipped} of {len(rows)} prompts already answered in {out}.")
     lengths = {row.key: len(tokenizer(texts[row.key], add_special_tokens=not chat)["input_ids"]) for row in pending}
     pending.sort(key=lambda row: -lengths[row.key])  # similar lengths per batch: little padding
+    shard = item_shard(len(pending))
+    mine = pending[shard.start : shard.stop]
+    # every process takes part in every gather, also once its own share is done
+    rounds = -(-max(gather_in_order([len(mine)])) // batch_size)
     stats = GenerationStats()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(pending), desc="generate", unit="prompt", disable=not progress, dynamic_ncols=True)
+    if is_main:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(
+        total=len(pending), desc="generate", unit="prompt", disable=not (progress and is_main), dynamic_ncols=True
+    )
     try:
-        with out.open("a", encoding="utf-8") as fh:
-            for start in range(0, len(pending), batch_size):
-                batch = pending[start : start + batch_size]
-                records = _answer_batch(
-                    model, tokenizer, batch, texts, settings, params, num_return_sequences, seed, chat, stats
+        with _append_if(is_main, out) as fh:
+            for start in range(0, rounds * batch_size, batch_size):
+                batch = mine[start : start + batch_size]
+                local = (
+                    _answer_batch(
+                        model, tokenizer, batch, texts, settings, params, num_return_sequences, seed, chat, stats
+                    )
+                    if batch
+                    else []
                 )
-                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-                fh.flush()
-                os.fsync(fh.fileno())  # a crash after this point cannot lose the batch
+                records = gather_in_order(local)
+                if fh is not None:
+                    fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+                    fh.flush()
+                    os.fsync(fh.fileno())  # a crash after this point cannot lose the batch
                 answers.extend(records)
-                bar.update(len(batch))
+                bar.update(len(records))
     except KeyboardInterrupt:
         saved = sum(str(record["id"]) in texts for record in read_answers(out)[0])  # the file is the truth
         raise GenerationInterrupted(
@@ -361,8 +385,27 @@ def generate_prompt_file(
         ) from None
     finally:
         bar.close()
-    _write_in_input_order(out, answers, rows)
-    return PromptFileSummary(len(rows), skipped, len(pending), stats.new_tokens, stats.seconds, repaired)
+    new_tokens, seconds = _totals_over_processes(stats)
+    with main_process_first() as is_main:  # the others return only once the file is final
+        if is_main:
+            _write_in_input_order(out, answers, rows)
+    return PromptFileSummary(len(rows), skipped, len(pending), new_tokens, seconds, repaired)
+
+
+@contextmanager
+def _append_if(is_main: bool, out: Path) -> Iterator[TextIO | None]:
+    """``out`` opened for appending on the main process; ``None`` on the others (they never write)."""
+    if not is_main:
+        yield None
+        return
+    with out.open("a", encoding="utf-8") as fh:
+        yield fh
+
+
+def _totals_over_processes(stats: GenerationStats) -> tuple[int, float]:
+    """New tokens summed over the processes, and the slowest process's generation time."""
+    shares = gather_in_order([(stats.new_tokens, stats.seconds)])
+    return sum(tokens for tokens, _ in shares), max(seconds for _, seconds in shares)
 
 
 def _prepare_chat(model, tokenizer) -> None:
