@@ -1,8 +1,9 @@
-"""Worker for tests/train/test_ddp.py: trains the tiny Gemma for a few float32 steps with medtune's loop.
+"""Worker for tests/train/test_ddp.py: trains the tiny Gemma for a few float32 steps with medtune's loop,
+once per objective (SFT, DPO, KTO, reward-weighted), each from the same fresh LoRA adapter.
 
-Run as one process (``python ddp_worker.py ...``) or under ``torchrun``/``accelerate launch``; each rank
-writes ``rank<r>.json`` with its logged per-step losses into the output folder, and checkpoints go to
-``ckpt-rank<r>`` so the test can see which ranks wrote one.
+Run as one process (``python ddp_worker.py ...``) or under ``accelerate launch``; each rank writes
+``rank<r>-<objective>.json`` with its logged per-step losses and figures into the output folder, and
+checkpoints go to ``ckpt-rank<r>-<objective>`` so the test can see which ranks wrote one.
 """
 
 from __future__ import annotations
@@ -15,35 +16,77 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, Gemma3ForCausalLM
 
-from medtune.data.parallel import Pair
 from medtune.models.adapters import attach_lora
-from medtune.train.batching import encode_translation_pairs
+from medtune.train.batching import encode_causal
 from medtune.train.loop import LoopConfig, train_loop
+from medtune.train.objectives import (
+    DPOObjective,
+    KTOExample,
+    KTOObjective,
+    PairExample,
+    RewardWeightedObjective,
+    ScoredExample,
+    SFTObjective,
+)
 
 
-def main(model_dir: str, pairs_file: str, batch_size: int, steps: int, out: str) -> None:
+def training_items(tokenizer, rows: list[dict], objective: str) -> list:
+    """The objective's items from translation rows: SFT examples, DPO pairs (rejected: another row's
+    translation), KTO's unpaired halves of those pairs, or examples with fixed advantages."""
+    half = len(rows) // 2
+
+    def example(i: int, answer_row: int):
+        return encode_causal(tokenizer, f"English: {rows[i]['en']}\nSpanish:", f" {rows[answer_row]['es']}\n", 96)
+
+    if objective == "sft":
+        return [example(i, i) for i in range(len(rows))]
+    if objective == "reward-weighted":
+        return [ScoredExample(example(i, i), (i % 5 - 2) / 2) for i in range(len(rows))]
+    pairs = [PairExample(example(i, i), example(i, i + half)) for i in range(half)]
+    if objective == "dpo":
+        return pairs
+    return [item for p in pairs for item in (KTOExample(p.chosen, True), KTOExample(p.rejected, False))]
+
+
+OBJECTIVES = {
+    "sft": SFTObjective(),
+    "dpo": DPOObjective(beta=0.5),
+    "kto": KTOObjective(beta=0.5),
+    "reward-weighted": RewardWeightedObjective(kl_coef=0.5),
+}
+
+
+def main(model_dir: str, rows_file: str, objectives: str, batch_size: int, steps: int, out: str) -> None:
     torch.set_num_threads(1)  # two ranks on a two-core machine
     rank = int(os.environ.get("RANK", "0"))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    torch.manual_seed(0)  # the same LoRA initialisation on every rank and in the single process
-    model = attach_lora(
-        Gemma3ForCausalLM.from_pretrained(model_dir, dtype=torch.float32), 4, 8, 0.0, ["q_proj", "v_proj"]
-    )
-    pairs = [Pair(row["en"], row["es"]) for row in json.loads(Path(pairs_file).read_text())]
-    train = encode_translation_pairs(tokenizer, pairs, seq2seq=False, max_length=96)
-    cfg = LoopConfig(
-        batch_size=batch_size, grad_accum=1, lr=5e-3, seed=7, max_steps=steps, warmup_ratio=0.0, save_every=1
-    )
-    result = train_loop(
-        model, train, [], cfg, tokenizer.pad_token_id, False, Path(out) / f"ckpt-rank{rank}", log=lambda *_: None
-    )
-    record = {
-        "loss_history": result.loss_history,
-        "input_tokens": result.input_tokens,
-        "target_tokens": result.target_tokens,
-    }
-    (Path(out) / f"rank{rank}.json").write_text(json.dumps(record))
+    rows = json.loads(Path(rows_file).read_text())
+    for name in objectives.split(","):
+        torch.manual_seed(0)  # the same LoRA initialisation on every rank and in the single process
+        base = Gemma3ForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        model = attach_lora(base, 4, 8, 0.0, ["q_proj", "v_proj"])
+        cfg = LoopConfig(
+            batch_size=batch_size, grad_accum=1, lr=5e-3, seed=7, max_steps=steps, warmup_ratio=0.0, save_every=1
+        )
+        result = train_loop(
+            model,
+            training_items(tokenizer, rows, name),
+            [],
+            cfg,
+            tokenizer.pad_token_id,
+            False,
+            Path(out) / f"ckpt-rank{rank}-{name}",
+            log=lambda *_: None,
+            objective=OBJECTIVES[name],
+        )
+        record = {
+            "loss_history": result.loss_history,
+            "metric_history": result.metric_history,
+            "input_tokens": result.input_tokens,
+            "target_tokens": result.target_tokens,
+        }
+        (Path(out) / f"rank{rank}-{name}.json").write_text(json.dumps(record))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])

@@ -1,5 +1,6 @@
-"""Data-parallel training: 2 processes (torchrun, gloo on CPU) with batch B train exactly as 1 process
-with batch 2B (issue 10's acceptance test), and only the main process writes checkpoints."""
+"""Data-parallel training under ``accelerate launch``: 2 processes (gloo on CPU) with batch B train
+exactly as 1 process with batch 2B (issue 10's acceptance tests) for SFT, DPO, KTO and the
+reward-weighted objective, and only the main process writes checkpoints."""
 
 from __future__ import annotations
 
@@ -12,46 +13,63 @@ from pathlib import Path
 import pytest
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
+CPU_2PROC = Path(__file__).parents[2] / "configs" / "accelerate" / "cpu-2proc.yaml"
 STEPS = 3
+BATCH = 2  # per process; the single process trains with 2 x BATCH
+OBJECTIVES = ("sft", "dpo", "kto", "reward-weighted")
 
 
-def _run(command: list[str], out: Path) -> None:
+def _run(command: list[str]) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     for variable in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(variable, None)  # the single process must not think it is part of a group
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
-def pairs_file(tmp_path_factory, demo_pairs) -> Path:
-    path = tmp_path_factory.mktemp("ddp-pairs") / "pairs.json"
-    path.write_text(json.dumps([{"en": p.src, "es": p.tgt} for p in demo_pairs[: 4 * STEPS]]))
-    return path
-
-
-def test_two_processes_give_the_per_step_losses_of_one_with_the_doubled_batch(tmp_path, tiny_gemma_dir, pairs_file):
-    single, double = tmp_path / "single", tmp_path / "double"
+def runs(tmp_path_factory, tiny_gemma_dir, demo_pairs) -> tuple[Path, Path]:
+    """(the single process's output folder, the 2 processes' output folder), every objective trained in both."""
+    folder = tmp_path_factory.mktemp("ddp")
+    rows = folder / "rows.json"
+    # 2 x STEPS x 2B rows: DPO and KTO use half of them as answers to the other half
+    rows.write_text(json.dumps([{"en": p.src, "es": p.tgt} for p in demo_pairs[: 4 * STEPS * BATCH]]))
+    single, double = folder / "single", folder / "double"
     single.mkdir()
     double.mkdir()
-    args = [str(tiny_gemma_dir), str(pairs_file)]
-    _run([sys.executable, str(WORKER), *args, "4", str(STEPS), str(single)], single)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    _run([*torchrun, str(WORKER), *args, "2", str(STEPS), str(double)], double)
+    args = [str(tiny_gemma_dir), str(rows), ",".join(OBJECTIVES)]
+    _run([sys.executable, str(WORKER), *args, str(2 * BATCH), str(STEPS), str(single)])
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC)]
+    _run([*launch, str(WORKER), *args, str(BATCH), str(STEPS), str(double)])
+    return single, double
 
-    one = json.loads((single / "rank0.json").read_text())
-    ranks = [json.loads((double / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_two_processes_give_the_per_step_losses_of_one_with_the_doubled_batch(runs, objective):
+    single, double = runs
+    one = json.loads((single / f"rank0-{objective}.json").read_text())
+    ranks = [json.loads((double / f"rank{r}-{objective}.json").read_text()) for r in (0, 1)]
     reference = [loss for _, loss in one["loss_history"]]
     assert [step for step, _ in one["loss_history"]] == [1, 2, 3]
     assert len(set(reference)) == STEPS  # training moved the loss, so equal histories mean equal updates
     for rank in ranks:
         assert [step for step, _ in rank["loss_history"]] == [1, 2, 3]
         assert [loss for _, loss in rank["loss_history"]] == pytest.approx(reference, abs=1e-4)
+        # the objective's figures (DPO's rewards, KTO's reference point, ...) cover the global batch too
+        for (step, figures), (ref_step, ref_figures) in zip(rank["metric_history"], one["metric_history"], strict=True):
+            assert step == ref_step and figures == pytest.approx(ref_figures, abs=1e-4)
         # every rank reports the whole global batch: tokens summed over ranks equal the single process's
         assert (rank["input_tokens"], rank["target_tokens"]) == (one["input_tokens"], one["target_tokens"])
-    assert (single / "ckpt-rank0" / "last" / "state.pt").is_file()
-    assert (double / "ckpt-rank0" / "last" / "state.pt").is_file()
-    assert not (double / "ckpt-rank1").exists()  # only the main process writes checkpoints
+    assert (single / f"ckpt-rank0-{objective}" / "last" / "state.pt").is_file()
+    assert (double / f"ckpt-rank0-{objective}" / "last" / "state.pt").is_file()
+    assert not (double / f"ckpt-rank1-{objective}").exists()  # only the main process writes checkpoints
+
+
+def test_kto_reference_point_moves_so_its_equality_is_not_trivial(runs):
+    single, _ = runs
+    one = json.loads((single / "rank0-kto.json").read_text())
+    assert one["metric_history"][0][1]["kl"] == 0.0  # policy = reference at the first step
+    assert any(figures["kl"] > 0 for _, figures in one["metric_history"][1:])
 
 
 @pytest.mark.parametrize(("n_items", "n_ranks"), [(8, 2), (7, 2), (1, 2), (10, 3), (5, 1)])
@@ -62,6 +80,9 @@ def test_rank_slices_cover_the_global_batch_once_in_order(n_items, n_ranks):
     slices = [rank_slice(items, rank, n_ranks) for rank in range(n_ranks)]
     assert sum(slices, []) == items  # contiguous, in rank order, nothing twice or missing
     assert max(map(len, slices)) - min(map(len, slices)) <= 1
+    assert [rank_slice(range(n_items), rank, n_ranks) for rank in range(n_ranks)] == [
+        range(s[0], s[-1] + 1) if s else range(0) for s in slices
+    ]
 
 
 def test_a_rank_share_too_small_for_the_objective_is_refused_before_training():
@@ -76,3 +97,31 @@ def test_a_rank_share_too_small_for_the_objective_is_refused_before_training():
     with pytest.raises(MedtuneError, match="x processes"):
         # 2 processes: the last step's 3 examples split 2 + 1, and KTO needs 2 per micro-batch
         _check_micro_batches(kto, cfg, effective=4, n_ranks=2, n_train=7, n_dev=0)
+
+
+def test_a_checkpoint_resumes_only_with_the_number_of_processes_that_wrote_it(tiny_gemma_dir, demo_pairs, tmp_path):
+    """Every rank's random state is kept (rank order) and a rank resumes with its own; a checkpoint of
+    one process is refused by a run of two, whose global batches differ."""
+    import torch
+    from transformers import AutoTokenizer, Gemma3ForCausalLM
+
+    from medtune.errors import MedtuneError
+    from medtune.models.adapters import attach_lora
+    from medtune.train.loop import LoopConfig, TrainingInterrupted, TrainResult, _load_checkpoint, train_loop
+
+    sys.path.insert(0, str(WORKER.parent))
+    from ddp_worker import training_items
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gemma_dir)
+    rows = [{"en": p.src, "es": p.tgt} for p in demo_pairs[:8]]
+    model = attach_lora(Gemma3ForCausalLM.from_pretrained(tiny_gemma_dir, dtype=torch.float32), 4, 8, 0.0, ["q_proj"])
+    cfg = LoopConfig(batch_size=2, grad_accum=1, lr=1e-3, seed=0, max_steps=3, stop_after=1)
+    with pytest.raises(TrainingInterrupted):
+        train_loop(model, training_items(tokenizer, rows, "sft"), [], cfg, 0, False, tmp_path, log=lambda *_: None)
+    state = torch.load(tmp_path / "last" / "state.pt", weights_only=False)
+    assert state["processes"] == 1 and len(state["rng_by_rank"]) == 1
+    assert torch.equal(state["rng_by_rank"][0]["torch"], state["rng"]["torch"])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    with pytest.raises(MedtuneError, match=r"1 process\(es\).*this run has 2.*--num_processes 1"):
+        _load_checkpoint(tmp_path / "last", model, optimizer, scheduler, TrainResult(0, 0.0, None), 1, 2)

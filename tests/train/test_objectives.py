@@ -450,3 +450,55 @@ def test_sft_objective_is_the_default_and_reports_no_figures(gemma, tiny_tokeniz
     result = train_loop(model, examples, [], cfg, tokenizer.pad_token_id, False, tmp_path, log=_quiet)
     assert SFTObjective().units(examples) == result.target_tokens == sum(e.n_target for e in examples)
     assert result.metric_history == [] and "metric_history" not in result.to_dict()
+
+
+def _kto_run(model_dir, items, ckpt, **overrides):
+    loaded = load_model(str(model_dir), dtype="float32")
+    torch.manual_seed(0)
+    model = attach_lora(loaded.model, 4, 8, 0.0, GEMMA_TARGETS)
+    cfg = dict(batch_size=4, grad_accum=1, lr=1e-2, seed=3, max_steps=3, warmup_ratio=0.0, eval_every=50)
+    cfg.update(overrides)
+    pad = loaded.tokenizer.pad_token_id
+    result = train_loop(model, items, [], LoopConfig(**cfg), pad, False, ckpt, log=_quiet, objective=KTOObjective(0.5))
+    return result, model
+
+
+def test_kto_reference_point_is_the_steps_so_accumulation_matches_one_large_batch(
+    tiny_gemma_dir, tiny_tokenizer, demo_pairs, tmp_path
+):
+    pairs = _causal_pairs(tiny_tokenizer, demo_pairs, 6)
+    items = [item for p in pairs for item in (KTOExample(p.chosen, True), KTOExample(p.rejected, False))]
+    big, big_model = _kto_run(tiny_gemma_dir, items, tmp_path / "a", batch_size=4, grad_accum=1)
+    acc, acc_model = _kto_run(tiny_gemma_dir, items, tmp_path / "b", batch_size=2, grad_accum=2)
+
+    assert [loss for _, loss in acc.loss_history] == pytest.approx([loss for _, loss in big.loss_history], rel=1e-5)
+    z = [figures["kl"] for _, figures in big.metric_history]
+    assert z[0] == 0.0 and z[2] > 0  # the reference point moved, so its equality below means something
+    assert [figures["kl"] for _, figures in acc.metric_history] == pytest.approx(z, rel=1e-5)
+    a, b = _trainable(acc_model), _trainable(big_model)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_kto_step_reference_point_is_the_mean_mismatched_log_ratio(gemma, demo_pairs):
+    """step_context's z equals kto_loss's z on the same rows collated as one batch (the per-batch path)."""
+    model, tokenizer = gemma
+    _perturb_lora(model, scale=0.05)
+    pairs = _causal_pairs(tokenizer, demo_pairs, 3)
+    items = [KTOExample(p.chosen, True) for p in pairs] + [KTOExample(p.rejected, False) for p in pairs]
+    objective, pad = KTOObjective(beta=0.5), tokenizer.pad_token_id
+    model.train()
+    context = objective.step_context(model, items, range(len(items)), pad, False, batch_size=4)
+    whole_sum, whole_metrics = objective.loss(model, objective.collate(items, pad, False), False)
+    step_sum, step_metrics = objective.loss(model, objective.collate(items, pad, False, **context), False)
+    assert context["reference_point"] == pytest.approx(whole_metrics["kl"][0], rel=1e-5, abs=1e-7)
+    assert float(step_sum) == pytest.approx(float(whole_sum), rel=1e-5)
+    # by hand: z is the clamped mean over the rotated rows of policy - reference
+    rows = collate_pairs(
+        [PairExample(e, e) for e in mismatched_examples([i.example for i in items], False)], pad, False
+    )
+    with torch.no_grad():
+        ratio = (
+            sequence_logps(model, rows, False)[: len(items)] - batch_reference_logps(model, rows, False)[: len(items)]
+        )
+    assert context["reference_point"] == pytest.approx(max(0.0, float(ratio.mean())), rel=1e-5, abs=1e-7)

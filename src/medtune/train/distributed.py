@@ -11,27 +11,40 @@ of the single-process loss.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 def world() -> tuple[int, int]:
     """(this process's rank, number of processes); starts the process group when launched with several.
 
-    ``accelerate.PartialState`` reads the launcher's environment and picks the backend (gloo on CPU).
+    ``accelerate.PartialState`` reads the launcher's environment (``accelerate launch``, ``torchrun``)
+    and starts the group: nccl on GPUs, gloo on CPU.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
     if not dist.is_initialized():
         from accelerate import PartialState
 
-        PartialState()
+        # without cpu=True accelerate finds no GPU backend, calls the group "not distributed" and leaves
+        # torch to pick one; with it, it knows the run is multi-CPU and starts gloo itself
+        PartialState(cpu=_on_cpu())
     return dist.get_rank(), dist.get_world_size()
 
 
-def rank_slice(items: list, rank: int, size: int) -> list:
-    """This rank's contiguous share of a global batch (shares differ by at most one item)."""
+def _on_cpu() -> bool:
+    """The processes train on CPU: no GPU here, or the launcher was told to use the CPU."""
+    return not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+
+
+def rank_slice(items: Sequence[T], rank: int, size: int) -> Sequence[T]:
+    """This rank's contiguous share of a global batch (shares differ by at most one item); a range
+    gives a range."""
     base, extra = divmod(len(items), size)
     start = rank * base + min(rank, extra)
     return items[start : start + base + (1 if rank < extra else 0)]
@@ -50,6 +63,15 @@ def sum_gradients(params: list[torch.nn.Parameter]) -> None:
         count = param.numel()
         param.grad.copy_(flat[offset : offset + count].view_as(param.grad))
         offset += count
+
+
+def sum_over_processes(values: torch.Tensor) -> torch.Tensor:
+    """``values`` summed element-wise over every process (unchanged in a single process)."""
+    if world()[1] == 1:
+        return values
+    values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
 
 
 def gather_all(value):

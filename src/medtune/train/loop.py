@@ -245,7 +245,9 @@ def train_loop(
     start_step, window_loss, window_units = 0, 0.0, 0
     ckpt = checkpoint_dir / CHECKPOINT
     if resume and (ckpt / "state.pt").is_file():
-        start_step, window_loss, window_units = _load_checkpoint(ckpt, model, optimizer, scheduler, result)
+        start_step, window_loss, window_units = _load_checkpoint(
+            ckpt, model, optimizer, scheduler, result, rank, n_ranks
+        )
         if main:
             log(f"Resuming from step {start_step} of {total_steps} ({ckpt})")
     elif resume and main:
@@ -253,6 +255,8 @@ def train_loop(
 
     model.train()
     epoch_plans: dict[int, list[list[int]]] = {}
+    # a figure of the whole step that every micro-batch's loss needs (KTO's reference point)
+    step_context = getattr(objective, "step_context", None)
 
     def batch_for(step: int) -> list:
         epoch, index = divmod(step, steps_per_epoch)
@@ -274,9 +278,13 @@ def train_loop(
             n_tokens = sum(e.n_target for e in examples)
             optimizer.zero_grad(set_to_none=True)
             step_loss, step_metrics, real_tokens, padding_tokens = 0.0, {}, 0, 0
-            mine = rank_slice(examples, rank, n_ranks)
+            share = rank_slice(range(len(examples)), rank, n_ranks)
+            context = {}
+            if step_context is not None:
+                context = step_context(model, examples, share, pad_id, seq2seq, cfg.batch_size, cfg.autocast_dtype)
+            mine = examples[share.start : share.stop]
             for micro in micro_batches(mine, cfg.batch_size, objective.min_batch_size):
-                batch = objective.collate(micro, pad_id, seq2seq)
+                batch = objective.collate(micro, pad_id, seq2seq, **context)
                 real = _real_tokens(batch, micro)
                 real_tokens += real
                 padding_tokens += batch["input_ids"].numel() - real
@@ -321,14 +329,18 @@ def train_loop(
                 window_loss, window_units = 0.0, 0
             if figures:
                 result.metric_history.append((done, figures))
-            if main and done % cfg.save_every == 0 and done < total_steps:
-                _save_checkpoint(ckpt, model, optimizer, scheduler, result, done, (window_loss, window_units))
+            if done % cfg.save_every == 0 and done < total_steps:
+                rngs = _rng_states_of_every_rank(n_ranks)  # every rank takes part; the main one writes
+                if main:
+                    _save_checkpoint(ckpt, model, optimizer, scheduler, result, done, (window_loss, window_units), rngs)
             if cfg.stop_after is not None and done == cfg.stop_after and done < total_steps:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
+        rngs = _rng_states_of_every_rank(n_ranks)
         if main:
-            _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps, (window_loss, window_units))
+            window = (window_loss, window_units)
+            _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps, window, rngs)
         raise TrainingInterrupted(
             f"Training interrupted after step {result.steps} of {total_steps}. A checkpoint is saved in "
             f"{ckpt}; run the same command with --resume to continue."
@@ -353,17 +365,30 @@ def _sum_over_ranks(
     return total_loss, total_metrics, total_real, total_padding
 
 
+def _rng_states_of_every_rank(n_ranks: int) -> list[dict]:
+    """Every rank's random state, in rank order (collective: every rank calls it)."""
+    return gather_all(rng_state()) if n_ranks > 1 else [rng_state()]
+
+
 def _trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def _save_checkpoint(
-    path: Path, model, optimizer, scheduler, result: TrainResult, step: int, window: tuple[float, int]
+    path: Path,
+    model,
+    optimizer,
+    scheduler,
+    result: TrainResult,
+    step: int,
+    window: tuple[float, int],
+    rngs: list[dict],
 ) -> None:
     """Write the checkpoint to a temporary folder, then swap it in (never a half-written 'last').
 
     ``window`` is the (summed loss, units) of the unfinished logging window, so a resumed
-    run reports the same train_loss as an uninterrupted one.
+    run reports the same train_loss as an uninterrupted one. ``rngs`` holds every rank's random
+    state (rank order): each rank resumes with its own dropout stream.
     """
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -374,7 +399,9 @@ def _save_checkpoint(
             "params": _trainable_state(model),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "rng": rng_state(),
+            "rng": rngs[0],
+            "rng_by_rank": rngs,
+            "processes": len(rngs),
             "result": result.to_dict(),
             "window": list(window),
         },
@@ -387,9 +414,25 @@ def _save_checkpoint(
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResult) -> tuple[int, float, int]:
-    """Restore a checkpoint into model, optimizer, scheduler and result; returns (step, window loss, window units)."""
+def _load_checkpoint(
+    path: Path, model, optimizer, scheduler, result: TrainResult, rank: int = 0, n_ranks: int = 1
+) -> tuple[int, float, int]:
+    """Restore a checkpoint into model, optimizer, scheduler and result (this rank's random state);
+    returns (step, window loss, window units).
+
+    Raises:
+        MedtuneError: the checkpoint was written by a run with another number of processes (its
+            global batches, and so its data position, differ); or it belongs to another model.
+    """
     state = torch.load(path / "state.pt", weights_only=False)
+    processes = state.get("processes", 1)
+    if processes != n_ranks:
+        raise MedtuneError(
+            f"The checkpoint {path} was written by a run with {processes} process(es), and this run has {n_ranks}. "
+            f"The global batch is train.batch_size x train.grad_accum x processes, so the data position only "
+            f"carries over with the same number: resume with {processes} process(es) (accelerate launch "
+            f"--num_processes {processes}), or start over without --resume."
+        )
     named = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in state["params"].items():
@@ -398,7 +441,7 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, result: TrainResul
             named[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
+    set_rng_state(state.get("rng_by_rank", [state["rng"]])[rank])
     saved = state["result"]
     result.steps = state["step"]
     result.target_tokens = saved["target_tokens"]

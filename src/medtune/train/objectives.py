@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from medtune.data.examples import IGNORE, Example
 from medtune.errors import MedtuneError
 from medtune.train.batching import collate
+from medtune.train.distributed import sum_over_processes
 from medtune.train.loss import labelled_token_counts, sequence_logps, target_loss
 
 # A step's figures as (sum, count) per name: micro-batches add up, the loop divides at the end.
@@ -86,7 +87,13 @@ class KTOExample(NamedTuple):
 
 
 class Objective(Protocol):
-    """What the training loop needs from an objective."""
+    """What the training loop needs from an objective.
+
+    An objective whose loss depends on a figure of the whole optimizer step (KTO's reference point)
+    also has ``step_context(model, step_items, mine, pad_id, seq2seq, batch_size, autocast_dtype)``:
+    the loop calls it once per step with the step's global items and this process's share of them
+    (a range), and passes what it returns to every ``collate`` of the step as keyword arguments.
+    """
 
     name: str
     needs_reference: bool  # reads reference log-probs (adapter disabled, or precomputed ``ref_logps``)
@@ -143,10 +150,24 @@ def kto_loss(
     ``w_u (1 - σ(β(z - r)))``, where r is the example's log-ratio. Returns ``(losses, z)``.
     """
     z = (policy_mismatched - ref_mismatched).mean().detach().clamp(min=0)
+    return kto_loss_at(policy, ref, desirable, z, beta, desirable_weight, undesirable_weight), z
+
+
+def kto_loss_at(
+    policy: torch.Tensor,
+    ref: torch.Tensor,
+    desirable: torch.Tensor,
+    z: torch.Tensor,
+    beta: float,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> torch.Tensor:
+    """The KTO loss of each example ``[examples]`` for a given (detached, clamped) reference point ``z``:
+    ``w_d (1 - σ(β(r - z)))`` for desirable examples, ``w_u (1 - σ(β(z - r)))`` for the others."""
     ratio = policy - ref
     good = desirable_weight * (1 - torch.sigmoid(beta * (ratio - z)))
     bad = undesirable_weight * (1 - torch.sigmoid(beta * (z - ratio)))
-    return torch.where(desirable, good, bad), z
+    return torch.where(desirable, good, bad)
 
 
 DEFAULT_LOGP_FLOOR = 10.0  # nats: a mean per-token probability of e^-10 (about 4.5e-5)
@@ -399,11 +420,13 @@ class DPOObjective:
 class KTOObjective:
     """Kahneman-Tversky optimisation on unpaired desirable / undesirable examples, per example.
 
-    Each micro-batch also scores every prompt with the previous example's answer (built at collate
-    time, because batches are shuffled), under ``no_grad``, to estimate the reference point z; so z
-    depends on the micro-batch, and a micro-batch needs at least two examples. The reference comes
-    from the disabled adapter: z's mismatched pairs change with the batching, so they cannot be
-    precomputed for full fine-tuning.
+    The reference point z is the mean log-ratio of every prompt with the previous example's answer
+    (built when the batch is, because batches are shuffled), under ``no_grad``. In training the loop
+    estimates it once per optimizer step over the step's whole global batch (:meth:`step_context`,
+    summed across processes), so accumulated micro-batches and N processes x batch B give exactly the
+    z, loss and gradient of one batch N·B; a batch collated alone (evaluation) estimates its own, so
+    a micro-batch needs at least two examples. The reference comes from the disabled adapter: z's
+    mismatched pairs change with the batching, so they cannot be precomputed for full fine-tuning.
     """
 
     beta: float = 0.1
@@ -416,12 +439,49 @@ class KTOObjective:
     def units(self, items: Sequence[KTOExample]) -> int:
         return len(items)
 
-    def collate(self, items: Sequence[KTOExample], pad_id: int, seq2seq: bool) -> dict[str, torch.Tensor]:
-        """Examples first, then their mismatched rows; ``desirable`` ``[examples]`` says which are good.
+    def step_context(
+        self,
+        model,
+        step_items: Sequence[KTOExample],
+        mine: range,
+        pad_id: int,
+        seq2seq: bool,
+        batch_size: int,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> dict[str, float]:
+        """The reference point z of a whole optimizer step, for :meth:`collate`: ``{"reference_point": z}``.
+
+        The answers rotate by one over the step's global items; this process scores the mismatched rows
+        of its own share ``mine`` (micro-batches of ``batch_size``), and the sums of the log-ratios and
+        their counts are added up across processes, so every process gets the z of the global batch.
+        """
+        rows = mismatched_examples([item.example for item in step_items], seq2seq)[mine.start : mine.stop]
+        total = torch.zeros(2, dtype=torch.float64)  # (summed log-ratio, rows)
+        with torch.no_grad():
+            for start in range(0, len(rows), batch_size):
+                batch = on_model_device(collate(rows[start : start + batch_size], pad_id, seq2seq), model)
+                with precision_context(model, autocast_dtype):
+                    ref = batch_reference_logps(model, batch, seq2seq)
+                    policy = sequence_logps(model, batch, seq2seq)
+                total += torch.tensor([float((policy - ref.to(policy)).sum()), len(ref)], dtype=torch.float64)
+        total = sum_over_processes(total)
+        return {"reference_point": max(0.0, float(total[0] / total[1]))}
+
+    def collate(
+        self, items: Sequence[KTOExample], pad_id: int, seq2seq: bool, reference_point: float | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Examples first, then (without a ``reference_point`` from :meth:`step_context`) their mismatched
+        rows to estimate this batch's own z; ``desirable`` ``[examples]`` says which are good.
 
         Raises:
-            MedtuneError: fewer than two examples (z needs another example's answer).
+            MedtuneError: fewer than two examples and no reference point (z needs another example's answer).
         """
+        desirable = torch.tensor([bool(item.desirable) for item in items])
+        if reference_point is not None:
+            batch = collate([item.example for item in items], pad_id, seq2seq)
+            batch["desirable"] = desirable
+            batch["reference_point"] = torch.tensor(reference_point, dtype=torch.float64)
+            return batch
         if len(items) < 2:
             raise MedtuneError(
                 f"KTO needs at least 2 examples per micro-batch to estimate its reference point (this one holds "
@@ -429,12 +489,12 @@ class KTOObjective:
             )
         examples = [item.example for item in items]
         batch = collate(examples + mismatched_examples(examples, seq2seq), pad_id, seq2seq)
-        batch["desirable"] = torch.tensor([bool(item.desirable) for item in items])
+        batch["desirable"] = desirable
         return batch
 
     def loss(self, model, batch: dict[str, torch.Tensor], seq2seq: bool) -> tuple[torch.Tensor, Metrics]:
         desirable = batch["desirable"]
-        rows = {k: v for k, v in batch.items() if k != "desirable"}
+        rows = {k: v for k, v in batch.items() if k not in ("desirable", "reference_point")}
         if not hasattr(model, "disable_adapter"):
             raise MedtuneError(
                 "KTO takes its reference from the model with its LoRA adapter disabled, and this model has no "
@@ -443,21 +503,26 @@ class KTOObjective:
             )
         n = desirable.shape[0]
         ref = batch_reference_logps(model, rows, seq2seq)
-        with torch.no_grad():  # z is detached: the mismatched rows need no graph
-            policy_mismatched = sequence_logps(model, _rows(rows, slice(n, None)), seq2seq)
-        policy = sequence_logps(model, _rows(rows, slice(0, n)), seq2seq)
-        ref = ref.to(policy)
-        desirable = desirable.to(policy.device)
-        losses, z = kto_loss(
-            policy,
-            ref[:n],
-            desirable,
-            policy_mismatched.to(policy),
-            ref[n:],
-            self.beta,
-            self.desirable_weight,
-            self.undesirable_weight,
-        )
+        if "reference_point" in batch:  # the step's z, from step_context: the batch holds no mismatched rows
+            policy = sequence_logps(model, rows, seq2seq)
+            ref, desirable = ref.to(policy), desirable.to(policy.device)
+            z = batch["reference_point"].to(policy)
+            losses = kto_loss_at(policy, ref, desirable, z, self.beta, self.desirable_weight, self.undesirable_weight)
+        else:
+            with torch.no_grad():  # z is detached: the mismatched rows need no graph
+                policy_mismatched = sequence_logps(model, _rows(rows, slice(n, None)), seq2seq)
+            policy = sequence_logps(model, _rows(rows, slice(0, n)), seq2seq)
+            ref, desirable = ref.to(policy), desirable.to(policy.device)
+            losses, z = kto_loss(
+                policy,
+                ref[:n],
+                desirable,
+                policy_mismatched.to(policy),
+                ref[n:],
+                self.beta,
+                self.desirable_weight,
+                self.undesirable_weight,
+            )
         rewards = self.beta * (policy.detach() - ref[:n])
         good = int(desirable.sum())
         return losses.sum(), {
