@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from medtune.data.digest import text_digest
 from medtune.data.io import Row, columns_of, read_rows
 from medtune.data.validate import Issue, ValidationReport, enforce_bad_row_policy
 from medtune.errors import MedtuneError
@@ -82,7 +83,7 @@ def load_conversations(
     layout = _detect_layout(spec, rows)
     report = ValidationReport(name=name, total=len(rows), unit="conversations")
     kept: list[Conversation] = []
-    seen: set[tuple[tuple[str, str], ...]] = set()
+    seen: set[bytes] = set()  # digests of the conversations: memory grows with the row count, not the text
     for row in rows:
         try:
             raw = _raw_messages(row, layout)
@@ -94,7 +95,7 @@ def load_conversations(
             report.issues.append(Issue(row.origin, *problem))
             continue
         messages = tuple({"role": role, "content": content.strip()} for role, content in raw)
-        key = tuple((m["role"], m["content"]) for m in messages)
+        key = text_digest(*(part for m in messages for part in (m["role"], m["content"])))
         if key in seen:
             report.issues.append(Issue(row.origin, "duplicate_row", _preview(messages)))
             continue

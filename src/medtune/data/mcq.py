@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from medtune.data.digest import text_digest
 from medtune.data.ids import text_id
 from medtune.data.io import Row, columns_of, read_rows
 from medtune.data.validate import Issue, ValidationReport, enforce_bad_row_policy
@@ -75,7 +76,7 @@ def load_mcq(
     raw_layout = _detect_raw_layout(spec, rows)
     report = ValidationReport(name=name, total=len(rows), unit="questions")
     kept: list[MCQItem] = []
-    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    seen: set[bytes] = set()  # digests of the questions: memory grows with the row count, not the text
     for row in rows:
         try:
             options = _raw_options(row.fields) if raw_layout else _options(row.fields.get("options"))
@@ -95,12 +96,13 @@ def load_mcq(
         if problem:
             report.issues.append(Issue(row.origin, *problem))
             continue
-        key = (question.strip(), tuple((k, v.strip()) for k, v in options.items()))
+        text, stripped = question.strip(), {k: v.strip() for k, v in options.items()}
+        key = text_digest(text, *(part for item in stripped.items() for part in item))
         if key in seen:
-            report.issues.append(Issue(row.origin, "duplicate_row", repr(key[0][:40])))
+            report.issues.append(Issue(row.origin, "duplicate_row", repr(text[:40])))
             continue
         seen.add(key)
-        kept.append(_item(row, key[0], dict(key[1]), answer))
+        kept.append(_item(row, text, stripped, answer))
     enforce_bad_row_policy(report, len(kept), on_bad_rows)
     log(report.summary())
     return kept, report

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medtune.data.chat import ROLES
+from medtune.data.digest import text_digest
 from medtune.data.ids import stable_ids
 from medtune.data.io import Row, columns_of, read_rows
 from medtune.data.validate import Issue, ValidationReport, enforce_bad_row_policy
@@ -91,7 +92,7 @@ def load_preference_pairs(
     _check_columns(spec, rows)
     report = ValidationReport(name=name, total=len(rows), unit="pairs")
     parsed: list[tuple[Row, str | list[dict], str, str, float | None, float | None]] = []
-    seen: set[str] = set()
+    seen: set[bytes] = set()  # digests of the pairs: memory grows with the row count, not the text
     for row in rows:
         try:
             prompt, chosen, rejected = _read_pair(row.fields)
@@ -99,7 +100,7 @@ def load_preference_pairs(
         except _BadRow as bad:
             report.issues.append(Issue(row.origin, *bad.args))
             continue
-        key = json.dumps([prompt, chosen, rejected], ensure_ascii=False, sort_keys=True)
+        key = text_digest(json.dumps([prompt, chosen, rejected], ensure_ascii=False, sort_keys=True))
         if key in seen:
             report.issues.append(Issue(row.origin, "duplicate_row", repr(_prompt_text(prompt)[:40])))
             continue
