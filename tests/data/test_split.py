@@ -92,3 +92,41 @@ def test_split_leaving_no_training_pairs_raises():
         MedtuneError, match="Too few pairs to split: 10 pairs in 1 document; .*leave the training split empty"
     ):
         split_pairs(pairs, 0.1, 0.0, seed=0, by="document")
+
+
+def _list_split(pairs, test_size, dev_size, seed, by):
+    """The split as medtune did it on lists of pairs before it worked on row indices: the oracle."""
+    import random
+    from collections import OrderedDict
+
+    rng = random.Random(seed)
+    if by == "random":
+        groups = [[p] for p in pairs]
+    else:
+        grouped: OrderedDict[str, list[Pair]] = OrderedDict()
+        for i, pair in enumerate(pairs):
+            grouped.setdefault(pair.doc if pair.doc is not None else f"#row{i}", []).append(pair)
+        groups = list(grouped.values())
+    rng.shuffle(groups)
+    test, dev, train = [], [], []
+    for group in groups:
+        if len(test) < round(test_size * len(pairs)):
+            test.extend(group)
+        elif len(dev) < round(dev_size * len(pairs)):
+            dev.extend(group)
+        else:
+            train.extend(group)
+    return train, dev, test
+
+
+@pytest.mark.parametrize("by", ["document", "random"])
+@pytest.mark.parametrize("seed", range(4))
+def test_index_split_equals_the_list_split_in_content_and_order(by, seed):
+    import random
+
+    rng = random.Random(100 + seed)
+    # Documents of uneven sizes, interleaved (a document's rows need not be adjacent), some rows without one.
+    pairs = [
+        Pair(f"S{i}.", f"F{i}.", None if rng.random() < 0.2 else f"d{rng.randrange(60)}", f"f:{i}") for i in range(500)
+    ]
+    assert split_pairs(pairs, 0.13, 0.07, seed, by) == _list_split(pairs, 0.13, 0.07, seed, by)

@@ -29,6 +29,17 @@ class TextDigests:
     def __init__(self, texts: Iterable[str] = ()) -> None:
         self._digests: set[bytes] = {text_digest(text) for text in texts}
 
+    @classmethod
+    def of_digests(cls, digests: Iterable[bytes]) -> TextDigests:
+        """The set of the texts whose :func:`text_digest` values are ``digests``."""
+        made = cls()
+        made._digests = set(digests)
+        return made
+
+    def has_digest(self, digest: bytes) -> bool:
+        """Whether the text whose :func:`text_digest` is ``digest`` is in the set."""
+        return digest in self._digests
+
     def __contains__(self, text: object) -> bool:
         return isinstance(text, str) and text_digest(text) in self._digests
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from medtune.errors import MedtuneError
 DEMO_PREFIX = "demo:"
 HF_PREFIX = "hf:"
 FORMATS = ("jsonl", "csv", "tsv")
+UTF8_BOM = b"\xef\xbb\xbf"
+COLUMN_SAMPLE = 50  # rows whose keys make up the columns a file is checked against
 
 
 @dataclass(frozen=True)
@@ -60,18 +63,39 @@ def decode_lines(path: Path) -> list[str]:
     Raises:
         MedtuneError: the file is not UTF-8 (with the line number and a way to convert it).
     """
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line_no = raw[: exc.start].count(b"\n") + 1
-        raise MedtuneError(
-            f"{path}:{line_no}: the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
-            f"offset {exc.start}). Re-save it as UTF-8, e.g. 'iconv -f latin1 -t utf-8'."
-        ) from None
-    # Split on newlines only: str.splitlines() also breaks at U+2028, form feeds etc., which
-    # json.dumps(ensure_ascii=False) writes raw inside strings.
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return list(iter_lines(path))
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 file, one at a time, as :func:`decode_lines` returns them.
+
+    Lines end at "\n", "\r\n" or "\r"; the text after the last line break is the last line (empty
+    when the file ends with one). A leading byte-order mark is dropped. Memory stays one line whatever
+    the file's size.
+
+    Raises:
+        MedtuneError: invalid UTF-8, naming the line and byte offset and how to convert the file.
+    """
+    offset = 0  # bytes read before the current line
+    number = 0  # "\n"-terminated lines read before the current one
+    tail = ""
+    with path.open("rb") as fh:
+        for raw in fh:
+            start = len(UTF8_BOM) if offset == 0 and raw.startswith(UTF8_BOM) else 0
+            try:
+                text = raw[start:].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                at = start + exc.start
+                raise MedtuneError(
+                    f"{path}:{number + 1}: the file is not valid UTF-8 (byte 0x{raw[at]:02x} at "
+                    f"offset {offset + at}). Re-save it as UTF-8, e.g. 'iconv -f latin1 -t utf-8'."
+                ) from None
+            offset, number = offset + len(raw), number + 1
+            # Split on line breaks only: str.splitlines() also breaks at U+2028, form feeds etc., which
+            # json.dumps(ensure_ascii=False) writes raw inside strings.
+            *lines, tail = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            yield from lines
+    yield tail
 
 
 _decode_lines = decode_lines  # the earlier private name, for code written against it
@@ -89,6 +113,16 @@ def read_rows(spec: str) -> list[Row]:
     Raises:
         MedtuneError: missing file, bad UTF-8, malformed JSON (with the line number).
     """
+    return list(iter_rows(spec))
+
+
+def iter_rows(spec: str) -> Iterator[Row]:
+    """The records of a data source one at a time (see :func:`read_rows`), so memory does not grow
+    with the file. The missing-file and format checks run at once; the rest as rows are read.
+
+    Raises:
+        MedtuneError: as :func:`read_rows`, each problem when its row is reached.
+    """
     if spec.startswith(HF_PREFIX):
         return _read_hf(spec[len(HF_PREFIX) :])
     path = resolve_data_path(spec)
@@ -100,14 +134,12 @@ def read_rows(spec: str) -> list[Row]:
     if not path.is_file():
         raise MedtuneError(f"Data file not found: {path}. Check the path (relative to {Path.cwd()}).")
     fmt = _detect_format(path)
-    lines = decode_lines(path)
     if fmt == "jsonl":
-        return _read_jsonl(path, lines)
-    return _read_delimited(path, lines, "\t" if fmt == "tsv" else ",")
+        return _read_jsonl(path, iter_lines(path))
+    return _read_delimited(path, iter_lines(path), "\t" if fmt == "tsv" else ",")
 
 
-def _read_jsonl(path: Path, lines: list[str]) -> list[Row]:
-    rows = []
+def _read_jsonl(path: Path, lines: Iterable[str]) -> Iterator[Row]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -120,11 +152,10 @@ def _read_jsonl(path: Path, lines: list[str]) -> list[Row]:
             ) from None
         if not isinstance(record, dict):
             raise MedtuneError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}.")
-        rows.append(Row(record, f"{path}:{number}"))
-    return rows
+        yield Row(record, f"{path}:{number}")
 
 
-def _read_delimited(path: Path, lines: list[str], delimiter: str) -> list[Row]:
+def _read_delimited(path: Path, lines: Iterable[str], delimiter: str) -> Iterator[Row]:
     """Rows of a CSV or TSV file, each with the line it starts on.
 
     Both are read with RFC 4180 quoting, strictly: a quoted cell may hold the delimiter, quotes
@@ -133,25 +164,23 @@ def _read_delimited(path: Path, lines: list[str], delimiter: str) -> list[Row]:
     pandas, Python's csv module and spreadsheets quote TSV cells that hold quotes: read without
     quote handling, their doubled quotes would become text.
     """
-    # One item per physical line, so reader.line_num counts lines.
-    reader = csv.reader([line + "\n" for line in lines], delimiter=delimiter, strict=True)
-    rows: list[Row] = []
+    feed = _LineFeed(lines)
+    reader = csv.reader(feed, delimiter=delimiter, strict=True)
     header: list[str] | None = None
     start = 1  # the line the next record starts on
-    records = iter(reader)
     while True:
+        feed.first_non_blank = None
         try:
-            cells = next(records)
+            cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            start = _first_non_blank(lines, start)
             raise MedtuneError(
-                f"{path}:{start}: a cell on this line opens a quote that is not closed properly ({exc}), "
-                "so the lines after it would be swallowed into one cell. A cell that starts with a quote "
-                'must be quoted whole, each quote inside it doubled: "He said ""stop""." Fix that line.'
+                f"{path}:{feed.first_non_blank or start}: a cell on this line opens a quote that is not closed "
+                f"properly ({exc}), so the lines after it would be swallowed into one cell. A cell that starts "
+                'with a quote must be quoted whole, each quote inside it doubled: "He said ""stop""." Fix that line.'
             ) from None
-        first_line, start = _first_non_blank(lines, start), reader.line_num + 1
+        first_line, start = feed.first_non_blank or start, feed.number + 1
         if not cells:
             continue
         if header is None:
@@ -162,20 +191,32 @@ def _read_delimited(path: Path, lines: list[str], delimiter: str) -> list[Row]:
             raise MedtuneError(
                 f"{origin}: more cells than header columns ({len(header)}). Quote cells that contain the delimiter."
             )
-        rows.append(Row(dict(zip(header, cells + [None] * (len(header) - len(cells)), strict=True)), origin))
+        yield Row(dict(zip(header, cells + [None] * (len(header) - len(cells)), strict=True)), origin)
     if header is None:
         raise MedtuneError(f"{path}: the file is empty; expected a header row with column names.")
-    return rows
 
 
-def _first_non_blank(lines: list[str], number: int) -> int:
-    """The first line from ``number`` on (1-based) that is not blank: where a record really starts."""
-    while number <= len(lines) and not lines[number - 1].strip():
-        number += 1
-    return number
+class _LineFeed:
+    """Feeds lines to ``csv.reader`` one at a time, counting them and noting the first non-blank line
+    of the record being read (where it really starts, for messages)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self.number = 0
+        self.first_non_blank: int | None = None
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.number += 1
+        if self.first_non_blank is None and line.strip():
+            self.first_non_blank = self.number
+        return line + "\n"
 
 
-def _read_hf(name: str) -> list[Row]:
+def _read_hf(name: str) -> Iterator[Row]:
     dataset, _, split = name.partition(":")
     split = split or "train"
     try:
@@ -187,7 +228,7 @@ def _read_hf(name: str) -> list[Row]:
             f"Could not load the Hugging Face dataset '{dataset}' (split '{split}'): "
             f"{exc}. Hub datasets need network access or a local datasets cache."
         ) from None
-    return rows_from_dataset(data, f"hf:{dataset}")
+    return iter_dataset_rows(data, f"hf:{dataset}")
 
 
 def _load_hf_dataset(dataset: str, split: str):
@@ -209,6 +250,11 @@ def _load_hf_dataset(dataset: str, split: str):
 
 
 def rows_from_dataset(data, origin_prefix: str) -> list[Row]:
+    """Every row of a ``datasets.Dataset`` (see :func:`iter_dataset_rows`)."""
+    return list(iter_dataset_rows(data, origin_prefix))
+
+
+def iter_dataset_rows(data, origin_prefix: str) -> Iterator[Row]:
     """Rows of a ``datasets.Dataset``, origins ``<origin_prefix>[<index>]``.
 
     A ``ClassLabel`` column stores class indices; each row holds the label's name instead (what the
@@ -219,27 +265,26 @@ def rows_from_dataset(data, origin_prefix: str) -> list[Row]:
 
     labels = {column: feature for column, feature in data.features.items() if isinstance(feature, ClassLabel)}
     names = {column: list(feature.names) for column, feature in labels.items()}
-    rows = []
     for index, record in enumerate(data):
         fields = dict(record)
         for column, feature in labels.items():
             value = fields.get(column)
             fields[column] = feature.int2str(value) if isinstance(value, int) and value >= 0 else None
-        rows.append(Row(fields, f"{origin_prefix}[{index}]", names))
-    return rows
+        yield Row(fields, f"{origin_prefix}[{index}]", names)
 
 
 def columns_of(rows: list[Row]) -> list[str]:
-    """The column names seen in the first rows, in order."""
+    """The column names seen in the first rows (``COLUMN_SAMPLE``), in order."""
     seen: dict[str, None] = {}
-    for row in rows[:50]:
+    for row in rows[:COLUMN_SAMPLE]:
         for key in row.fields:
             seen.setdefault(key, None)
     return list(seen)
 
 
-def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    """Write records as UTF-8 JSONL, atomically (a temporary file renamed into place)."""
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write records (a list, or a stream of them) as UTF-8 JSONL, atomically (a temporary file renamed
+    into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
@@ -250,4 +295,4 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL file written by medtune (no validation beyond JSON)."""
-    return [row.fields for row in _read_jsonl(path, decode_lines(path))]
+    return [row.fields for row in _read_jsonl(path, iter_lines(path))]

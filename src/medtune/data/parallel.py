@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from itertools import chain, islice
 
-from medtune.data.io import DEMO_PREFIX, Row, columns_of, read_rows
+from medtune.data.io import COLUMN_SAMPLE, DEMO_PREFIX, Row, columns_of, iter_rows
 from medtune.errors import MedtuneError
 
 
@@ -38,10 +40,28 @@ def load_pairs(
     Raises:
         MedtuneError: when the source or target column is missing, listing the columns found.
     """
-    rows = read_rows(spec)
-    if not rows:
+    return list(iter_pairs(spec, src_col, tgt_col, doc_col, column_options))
+
+
+def iter_pairs(
+    spec: str,
+    src_col: str = "en",
+    tgt_col: str = "es",
+    doc_col: str | None = None,
+    column_options: str = "--src-col/--tgt-col",
+) -> Iterator[Pair]:
+    """The pairs of :func:`load_pairs` one at a time, so memory does not grow with the corpus.
+
+    The columns are checked at once, on the first rows (as :func:`~medtune.data.io.columns_of` sees them).
+
+    Raises:
+        MedtuneError: as :func:`load_pairs`; a problem in a later row when that row is reached.
+    """
+    rows = iter_rows(spec)
+    head = list(islice(rows, COLUMN_SAMPLE))
+    if not head:
         raise MedtuneError(f"{spec}: no rows found; expected parallel text with columns '{src_col}' and '{tgt_col}'.")
-    found = columns_of(rows)
+    found = columns_of(head)
     missing = [c for c in (src_col, tgt_col) if c not in found]
     if missing:
         raise MedtuneError(
@@ -49,7 +69,7 @@ def load_pairs(
             f"{', '.join(repr(c) for c in found)}. Set them with {column_options}."
         )
     use_doc = doc_col if doc_col and doc_col in found else None
-    return [_pair(row, src_col, tgt_col, use_doc) for row in rows]
+    return (_pair(row, src_col, tgt_col, use_doc) for row in chain(head, rows))
 
 
 def pair_columns(spec: str, src_col: str, tgt_col: str, src_lang: str, tgt_lang: str) -> tuple[str, str]:

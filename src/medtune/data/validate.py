@@ -118,26 +118,55 @@ def validate_pairs(
     Raises:
         MedtuneError: with ``fail`` and any problem, or when nothing is left.
     """
-    report = ValidationReport(name=name, total=len(pairs), unit="pairs")
-    seen: set[bytes] = set()  # digests, not the pairs: memory grows with the row count, not the text
-    kept: list[Pair] = []
-    for pair in pairs:
-        problem = _problem(pair, max_length_ratio, min_chars_for_ratio)
+    checks = PairChecks(name, max_length_ratio, min_chars_for_ratio, exclude_sources)
+    kept = [pair for pair in map(checks.check, pairs) if pair is not None]
+    return kept, checks.finish(on_bad_rows)
+
+
+class PairChecks:
+    """:func:`validate_pairs` one pair at a time, for corpora read as a stream: ``check`` each pair in
+    order, then ``finish``. Holds a 16-byte digest per kept pair, never the pairs."""
+
+    def __init__(
+        self,
+        name: str,
+        max_length_ratio: float = 3.0,
+        min_chars_for_ratio: int = 12,
+        exclude_sources: Container[str] | None = None,
+    ) -> None:
+        self.report = ValidationReport(name=name, unit="pairs")
+        self._limits = (max_length_ratio, min_chars_for_ratio)
+        self._exclude = exclude_sources
+        self._seen: set[bytes] = set()  # digests, not the pairs: memory grows with the row count, not the text
+        self._kept = 0
+
+    def check(self, pair: Pair) -> Pair | None:
+        """The pair whitespace-stripped, or None when it is dropped (the problem goes into the report)."""
+        self.report.total += 1
+        problem = _problem(pair, *self._limits)
         if problem is None:
             src, tgt = pair.src.strip(), pair.tgt.strip()
             key = text_digest(src, tgt)
-            if key in seen:
+            if key in self._seen:
                 problem = ("duplicate", f"{src[:40]!r}")
-            elif exclude_sources is not None and src in exclude_sources:
+            elif self._exclude is not None and src in self._exclude:
                 problem = ("test_overlap", f"{src[:40]!r}")
             else:
-                seen.add(key)
+                self._seen.add(key)
         if problem:
-            report.issues.append(Issue(pair.origin, *problem))
-            continue
-        kept.append(Pair(pair.src.strip(), pair.tgt.strip(), pair.doc, pair.origin, pair.id))
-    enforce_bad_row_policy(report, len(kept), on_bad_rows)
-    return kept, report
+            self.report.issues.append(Issue(pair.origin, *problem))
+            return None
+        self._kept += 1
+        return Pair(src, tgt, pair.doc, pair.origin, pair.id)
+
+    def finish(self, on_bad_rows: str) -> ValidationReport:
+        """The report, once every pair was checked, after the ``data.on_bad_rows`` policy.
+
+        Raises:
+            MedtuneError: as :func:`enforce_bad_row_policy`.
+        """
+        enforce_bad_row_policy(self.report, self._kept, on_bad_rows)
+        return self.report
 
 
 def enforce_bad_row_policy(report: ValidationReport, kept: int, on_bad_rows: str) -> None:

@@ -6,92 +6,18 @@ skips those whose inputs are unchanged). Knows nothing of tensors: each stage ca
 
 from __future__ import annotations
 
-import json
-import random
-from dataclasses import dataclass
+import tempfile
+from pathlib import Path
 
-from medtune.data.digest import TextDigests
-from medtune.data.glossary import Term, load_glossary
-from medtune.data.io import DEMO_PREFIX, read_jsonl, write_jsonl
-from medtune.data.parallel import Pair, load_pairs, pair_columns, pairs_from_records
-from medtune.data.split import split_pairs
-from medtune.data.validate import validate_pairs
 from medtune.pipeline.common import Memo, before_after_stages, data_stage
 from medtune.pipeline.stages import Stage
+from medtune.pipeline.translation_data import (
+    PreparedData,
+    prepare_translation_data,
+    read_translation_data,
+)
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
-
-SPLITS = ("train", "dev", "test", "general")
-RECIPE_COLUMN_OPTIONS = "--set data.src_col=... --set data.tgt_col=..."  # run/train have no --src-col
-
-
-@dataclass
-class PreparedData:
-    train: list[Pair]
-    dev: list[Pair]
-    test: list[Pair]
-    general: list[Pair]
-    glossary: list[Term]
-
-
-def read_translation_data(recipe: Recipe, run: RunFolder) -> PreparedData:
-    """The splits the data stage wrote to ``<run>/data``, and the recipe's glossary."""
-    glossary = load_glossary(recipe.data.glossary) if recipe.data.glossary else []
-    splits = {s: pairs_from_records(read_jsonl(run.sub("data", f"{s}.jsonl"))) for s in SPLITS}
-    return PreparedData(**splits, glossary=glossary)
-
-
-def prepare_translation_data(recipe: Recipe, run: RunFolder, log=print) -> PreparedData:
-    """Load, validate and split the recipe's data; write splits and the validation report."""
-    d = recipe.data
-    glossary = load_glossary(d.glossary) if d.glossary else []
-    reports = []
-
-    def load(spec: str, name: str, exclude_sources: TextDigests | None = None) -> list[Pair]:
-        columns = pair_columns(spec, d.src_col, d.tgt_col, d.src_lang, d.tgt_lang)
-        how = _demo_columns(name) if spec.startswith(DEMO_PREFIX) else RECIPE_COLUMN_OPTIONS
-        pairs = load_pairs(spec, *columns, doc_col=d.doc_col, column_options=how)
-        kept, report = validate_pairs(pairs, name, d.on_bad_rows, d.max_length_ratio, exclude_sources=exclude_sources)
-        reports.append(report)
-        return kept
-
-    if d.test:
-        test = load(d.test, "test")
-        pool = load(d.train, "train", exclude_sources=TextDigests(p.src for p in test))
-        train, dev, _ = split_pairs(pool, 0.0, d.dev_size, recipe.seed, d.split, validation=reports[-1])
-    else:
-        pool = load(d.train, "train")
-        train, dev, test = split_pairs(pool, d.test_size, d.dev_size, recipe.seed, d.split, validation=reports[-1])
-    general = load(d.general, "general") if d.general else []
-    held_out = TextDigests(p.src for p in test).union(TextDigests(p.src for p in general))
-    leaked = [p for p in train if p.src in held_out]
-    if leaked:  # same sentence in train and a held-out set: drop it from train, say so
-        log(f"Dropped {len(leaked)} training pair(s) whose source is also in the test/general sets.")
-        train = [p for p in train if p.src not in held_out]
-    if d.replay and d.replay_fraction > 0:
-        replay = load(d.replay, "replay", exclude_sources=held_out)
-        want = round(len(train) * d.replay_fraction / (1 - d.replay_fraction))
-        train = train + random.Random(recipe.seed).sample(replay, min(want, len(replay)))
-        log(f"Replay: mixed {min(want, len(replay))} general-domain pairs into training.")
-    for rep in reports:
-        log(rep.summary())
-    splits = {"train": train, "dev": dev, "test": test, "general": general}
-    if run.writes:
-        for name, pairs in splits.items():
-            write_jsonl(run.sub("data", f"{name}.jsonl"), [p.to_record() for p in pairs])
-        validation = {"reports": [r.to_dict() for r in reports], "leaked_from_train": len(leaked)}
-        run.sub("data", "validation.json").write_text(
-            json.dumps(validation, indent=2, ensure_ascii=False), encoding="utf-8"
-        )
-    return PreparedData(**splits, glossary=glossary)
-
-
-def _demo_columns(name: str) -> str:
-    skip = " or set data.general=null (no forgetting check)" if name == "general" else ""
-    return (
-        "data.src_lang/data.tgt_lang: bundled demo files hold English/Spanish pairs in columns named by "
-        f"language code; for another language pair give your own file as data.{name}{skip}"
-    )
 
 
 def _score(stage: str, loaded, data: PreparedData, recipe: Recipe, run: RunFolder, few_shot: int, log) -> dict:
@@ -125,11 +51,16 @@ def _score(stage: str, loaded, data: PreparedData, recipe: Recipe, run: RunFolde
 
 def _data(recipe: Recipe, run: RunFolder, log) -> tuple[Stage, Memo[PreparedData]]:
     """The data stage, and the prepared data (kept from the stage, or read back when it was skipped)."""
-    data = Memo(lambda: read_translation_data(recipe, run))
+    data = Memo(lambda: read_translation_data(recipe, run.sub("data")))
 
     def prepare() -> dict:
-        prepared = data.set(prepare_translation_data(recipe, run, log))
-        return {name: len(getattr(prepared, name)) for name in SPLITS}
+        data.clear()  # later stages read the splits back from the files, only if they need them
+        if run.writes:
+            return prepare_translation_data(recipe, run.sub("data"), log)
+        with tempfile.TemporaryDirectory(prefix="medtune-data-") as scratch:  # only the main process writes the run
+            counts = prepare_translation_data(recipe, Path(scratch), log)
+            data.set(read_translation_data(recipe, Path(scratch)))
+            return counts
 
     return data_stage(prepare), data
 
