@@ -5,6 +5,9 @@ body, pick the hidden states they need (labelled positions, the last prompt posi
 output layer to those rows only, in chunks, so the full (rows x vocab) logits never exist at once.
 This re-implements the model's head (a linear layer, plus Gemma 2's logit soft-capping): use it only
 through :mod:`medtune.models.scoring`, whose parity probe checks it against the model's own forward.
+It reads the head's whole weight outside the model's forward, which an engine that shards parameters
+across processes (FSDP2, DeepSpeed ZeRO-3) does not allow: :func:`sharded_head_reason` tells the
+scorer so, and the model's own forward (which gathers the weight itself) scores instead.
 """
 
 from __future__ import annotations
@@ -184,6 +187,44 @@ def linear_cross_entropy(
         logits = torch.tanh(z / softcap) * softcap if softcap else z
         total += F.cross_entropy(logits, targets[start : start + CHUNK_ROWS], reduction="sum")
     return total
+
+
+def sharded_head_reason(model) -> str | None:
+    """Why the fused path cannot read the output layer's weight, or None when it can.
+
+    Outside the model's forward, FSDP2 keeps each parameter as a ``DTensor`` holding this process's
+    shard, and DeepSpeed ZeRO-3 as an empty tensor with its real size in ``ds_numel``; FSDP1 and other
+    engines leave an empty or flattened tensor. Only the model's own forward gathers the whole weight.
+    """
+    head = unwrap_model(model).get_output_embeddings()
+    weight = getattr(head, "weight", None)
+    if weight is None:
+        return None
+    if _is_dtensor(weight) and not all(placement.is_replicate() for placement in weight.placements):
+        return (
+            f"its output layer's weight is sharded across processes (FSDP2 DTensor, placements {weight.placements}, "
+            f"local shard {tuple(weight.to_local().shape)} of {tuple(weight.shape)})"
+        )
+    if hasattr(weight, "ds_numel"):
+        return (
+            f"its output layer's weight is a DeepSpeed ZeRO-3 partitioned parameter ({weight.ds_numel} elements, "
+            f"{weight.numel()} held here)"
+        )
+    expected = (getattr(head, "out_features", None), getattr(head, "in_features", None))
+    if weight.numel() == 0 or (None not in expected and tuple(weight.shape) != expected):
+        return (
+            f"its output layer's weight has shape {tuple(weight.shape)} instead of {expected} (flattened or "
+            f"emptied by a sharding engine)"
+        )
+    return None
+
+
+def _is_dtensor(tensor: torch.Tensor) -> bool:
+    if not torch.distributed.is_available():  # builds without distributed support have no DTensor
+        return False
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(tensor, DTensor)
 
 
 def model_inputs(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

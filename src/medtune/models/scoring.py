@@ -10,6 +10,8 @@ is scored, a parity probe runs a few tokens through the model's own ``forward`` 
 fused path and compares the log-probabilities within the tolerance of the dtype. The fused path is
 used only where they agree; otherwise every score comes from the model's own forward with the
 logits kept only at the positions that are read (``logits_to_keep``), and one log line says so.
+The same fallback, without a probe, serves a model whose output layer is sharded across processes
+(FSDP2, DeepSpeed ZeRO-3), since only its own forward gathers the weight.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from medtune.models.fused_head import (
     head_logits,
     head_token_nll,
     model_inputs,
+    sharded_head_reason,
     upcast,
 )
 
@@ -69,7 +72,7 @@ def check_output_layer(model, batch: dict[str, torch.Tensor]) -> HeadCheck:
     """
     lm = unwrap_model(model)
     check = _checks.get(lm)
-    if check is None:
+    if check is None or (check.fused and sharded_head_reason(lm)):  # or sharded since its probe
         check = _probe(lm, _probe_ids(batch))
         _checks[lm] = check
         if not check.fused:
@@ -99,6 +102,9 @@ def _compute_dtype(lm) -> torch.dtype:
 
 def _probe(lm, ids: torch.Tensor) -> HeadCheck:
     dtype = _compute_dtype(lm)
+    sharded = sharded_head_reason(lm)
+    if sharded:  # nothing to probe: the fused path cannot read the weight
+        return HeadCheck(False, math.inf, math.nan, dtype, sharded)
     modes = [(module, module.training) for module in lm.modules()]
     lm.eval()  # dropout off for the probe only; the modes are restored below
     try:
