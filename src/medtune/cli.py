@@ -130,6 +130,7 @@ def run(
     """
     from medtune.pipeline import run_recipe
     from medtune.recipes.loader import load_recipe
+    from medtune.runs import is_main_process
 
     try:
         summary = run_recipe(
@@ -137,6 +138,8 @@ def run(
         )
     except MedtuneError as exc:
         _fail(exc)
+    if not is_main_process():  # under a launcher the main process prints the one result
+        return
     # Piped output (logs, CI) gets the whole table on one line per metric instead of 80 wrapped columns.
     out = Console(width=None if sys.stdout.isatty() else 150)
     if summary.get("pipeline") == "rlaif":
@@ -180,6 +183,7 @@ def train(
     """Fine-tune only: validate and split the data, train, save the model to the recipe's output_dir."""
     from medtune.pipeline import train_recipe
     from medtune.recipes.loader import load_recipe
+    from medtune.runs import is_main_process
 
     try:
         path = train_recipe(
@@ -187,6 +191,8 @@ def train(
         )
     except MedtuneError as exc:
         _fail(exc)
+    if not is_main_process():  # under a launcher the main process prints the one result
+        return
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     table = Table(title="training")
     table.add_column("figure")

@@ -306,6 +306,8 @@ class RunFolder:
         Returns True when a run was put back. The folder then holds only what the failed attempt wrote
         (it finished nothing), which is deleted.
         """
+        if not self.writes:  # the main process alone moves and deletes run folders
+            return False
         manifest = self._read()
         aside = Path(manifest.get("replacing", ""))
         if not manifest.get("replacing") or manifest.get("stages") or not aside.is_dir():
@@ -338,6 +340,16 @@ class RunFolder:
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
         tmp.replace(self.manifest_path)
+
+    def adopt_written(self) -> None:
+        """On a process that does not write: take ``run.json`` as the main process wrote it.
+
+        Called where every process waits for the main one (after it opened the folder or finished a
+        stage), so that all of them decide what to skip or run from the same records.
+        """
+        if not self.writes:
+            self._unwritten = None
+            self._unwritten = self._read()
 
     def manifest(self) -> dict[str, Any]:
         """A copy of ``run.json`` as it is now (empty before the folder is opened)."""

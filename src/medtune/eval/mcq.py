@@ -11,7 +11,6 @@ the model's choice:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -21,15 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from medtune.data.chat_template import ensure_chat_template, render_chat_prompt, stop_token_ids, template_family
-from medtune.data.io import write_jsonl
 from medtune.data.mcq import MCQItem
 from medtune.data.prompts import ANSWER_PREFIX, mcq_answer_text, mcq_to_messages, mcq_user_message
 from medtune.errors import MedtuneError
 from medtune.eval.letters import extract_letter
 from medtune.eval.loglik import continuation_log_probs
+from medtune.eval.out_folder import write_evaluation
 from medtune.eval.significance import bootstrap_interval
 from medtune.generate.engine import SamplingSettings, sample_texts
 from medtune.models.loading import LoadedModel
+from medtune.runs import is_main_process
+from medtune.sharding import gather_in_order, item_shard
 
 MODES = ("loglik", "generate")
 
@@ -157,6 +158,9 @@ def evaluate_mcq(
 ) -> dict:
     """Answer every question with the model, score it, and write ``metrics.json`` and ``outputs.jsonl``.
 
+    Under several processes each answers its share of the questions (``item_shard``) and the answers
+    are gathered in order: every process returns the metrics of one, the main one writes.
+
     Args:
         loaded: a causal LM and its tokenizer.
         items: the questions to score.
@@ -196,32 +200,16 @@ def evaluate_mcq(
             f"--max-length {max_length} (eval.max_length in a recipe) leaves no room for a prompt; "
             f"use at least {reserve + 64}."
         )
+    # Every process encodes every prompt: a question too long for the window fails on all of them.
     prompts = [encode_mcq_prompt(tokenizer, item, list(few_shot), chat, window - reserve) for item in items]
-
+    mine = item_shard(len(items))  # several processes: each answers its share of the questions
     started = time.perf_counter()
-    records: list[dict[str, Any]] = []
-    if mode == "loglik":
-        requests = [(p.ids, [continuations[x] for x in item.options]) for p, item in zip(prompts, items, strict=True)]
-        scores = continuation_log_probs(model, tokenizer.pad_token_id, requests, batch_size, progress=label)
-        for item, option_scores in zip(items, scores, strict=True):
-            best = max(range(len(option_scores)), key=lambda k: option_scores[k])  # ties: the earlier letter
-            records.append(
-                {
-                    "predicted": list(item.options)[best],
-                    "option_logprobs": dict(zip(item.options, option_scores, strict=True)),
-                    "option_probs": dict(zip(item.options, _softmax(option_scores), strict=True)),
-                }
-            )
-    else:
-        settings = SamplingSettings(max_new_tokens=max_new_tokens).with_stop_tokens(stop_token_ids(tokenizer))
-        texts = [p.text for p in prompts]
-        replies = sample_texts(model, tokenizer, texts, settings, None, batch_size, not chat, progress=label)
-        replies = [reply.strip() for reply in replies]
-        records = [
-            {"predicted": extract_letter(r, item.options), "generated": r}
-            for r, item in zip(replies, items, strict=True)
-        ]
-    seconds = time.perf_counter() - started
+    share, shown = slice(mine.start, mine.stop), label if is_main_process() else None  # one progress bar
+    answers = _answer(
+        loaded, items[share], prompts[share], mode, continuations, chat, batch_size, max_new_tokens, shown
+    )
+    records = gather_in_order(answers)
+    seconds = max(gather_in_order([time.perf_counter() - started]))  # the slowest process's
 
     correct = [r["predicted"] == item.answer for r, item in zip(records, items, strict=True)]
     low, high = bootstrap_interval(correct, n_bootstrap, seed)
@@ -261,10 +249,46 @@ def evaluate_mcq(
         }
         for item, record, ok, prompt in zip(items, records, correct, prompts, strict=True)
     ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out_dir / "outputs.jsonl", rows)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_evaluation(out_dir, rows, metrics)
     return metrics
+
+
+def _answer(
+    loaded: LoadedModel,
+    items: Sequence[MCQItem],
+    prompts: Sequence[MCQPrompt],
+    mode: str,
+    continuations: dict[str, list[int]],
+    chat: bool,
+    batch_size: int,
+    max_new_tokens: int,
+    label: str | None,
+) -> list[dict[str, Any]]:
+    """The model's answer to each question (``predicted`` letter, and the scores or reply it came from)."""
+    model, tokenizer = loaded.model, loaded.tokenizer
+    if not items:
+        return []
+    if mode == "loglik":
+        requests = [(p.ids, [continuations[x] for x in item.options]) for p, item in zip(prompts, items, strict=True)]
+        scores = continuation_log_probs(model, tokenizer.pad_token_id, requests, batch_size, progress=label)
+        records = []
+        for item, option_scores in zip(items, scores, strict=True):
+            best = max(range(len(option_scores)), key=lambda k: option_scores[k])  # ties: the earlier letter
+            records.append(
+                {
+                    "predicted": list(item.options)[best],
+                    "option_logprobs": dict(zip(item.options, option_scores, strict=True)),
+                    "option_probs": dict(zip(item.options, _softmax(option_scores), strict=True)),
+                }
+            )
+        return records
+    settings = SamplingSettings(max_new_tokens=max_new_tokens).with_stop_tokens(stop_token_ids(tokenizer))
+    texts = [p.text for p in prompts]
+    replies = sample_texts(model, tokenizer, texts, settings, None, batch_size, not chat, progress=label)
+    return [
+        {"predicted": extract_letter(r.strip(), item.options), "generated": r.strip()}
+        for r, item in zip(replies, items, strict=True)
+    ]
 
 
 def evaluate_mcq_file(

@@ -10,11 +10,13 @@ again, and only with ``--overwrite``. A failed evaluation leaves nothing behind.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from medtune.data.io import DEMO_PREFIX, HF_PREFIX
+from medtune.data.io import DEMO_PREFIX, HF_PREFIX, write_jsonl
 from medtune.errors import MedtuneError
+from medtune.sharding import main_process_first
 
 IDENTITY_FILE = "evaluation.json"
 
@@ -85,6 +87,19 @@ def check_eval_out(out: Path, identity: EvaluationIdentity, overwrite: bool) -> 
             f"--out {out} already holds this evaluation ({identity.describe()}). Pass --overwrite to "
             "replace its results, or give another --out folder."
         )
+
+
+def write_evaluation(out_dir: Path, rows: Sequence[dict], metrics: dict) -> None:
+    """Write an evaluation's ``outputs.jsonl`` (one row per item, in item order) and ``metrics.json`` to ``out_dir``.
+
+    Under several processes (each scored its share of the items, then gathered them) the main process
+    writes the files while the others wait, so every process returns once they are there.
+    """
+    with main_process_first() as main:
+        if main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_jsonl(out_dir / "outputs.jsonl", rows)
+            (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def record_evaluation(out: Path, identity: EvaluationIdentity) -> None:

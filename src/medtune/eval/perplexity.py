@@ -21,11 +21,14 @@ from medtune.data.chat import LAYOUTS, Conversation
 from medtune.data.chat_template import encode_conversation
 from medtune.data.examples import IGNORE, Example
 from medtune.data.ids import stable_ids
-from medtune.data.io import columns_of, read_rows, resolve_data_path, write_jsonl
+from medtune.data.io import columns_of, read_rows, resolve_data_path
 from medtune.data.text import Document
 from medtune.errors import MedtuneError
 from medtune.eval.loglik import row_target_nll
+from medtune.eval.out_folder import write_evaluation
 from medtune.models.loading import LoadedModel
+from medtune.runs import is_main_process
+from medtune.sharding import gather_in_order, item_shard
 from medtune.train.batching import collate
 
 FORMATS = ("auto", "text", "conversations")
@@ -40,17 +43,20 @@ def document_windows(tokenizer, document: Document, max_length: int) -> list[Exa
     return [Example(w, [IGNORE, *w[1:]]) for w in windows if len(w) > 1]  # a lone last token predicts nothing
 
 
-def _examples(loaded: LoadedModel, data: Sequence[Document | Conversation], max_length: int):
-    """``(kind, [(item index, example), ...])`` for a list of documents or of conversations."""
+def _kind(data: Sequence[Document | Conversation]) -> str:
+    """``text`` (documents) or ``conversations``; a mix is refused."""
     if all(isinstance(d, Document) for d in data):
-        pairs = [(i, ex) for i, d in enumerate(data) for ex in document_windows(loaded.tokenizer, d, max_length)]
-        return "text", pairs
+        return "text"
     if all(isinstance(d, Conversation) for d in data):
-        tokenizer = loaded.tokenizer
-        return "conversations", [
-            (i, encode_conversation(tokenizer, list(c.messages), max_length)) for i, c in enumerate(data)
-        ]
+        return "conversations"
     raise MedtuneError("Perplexity data must be all documents or all conversations, not a mix.")
+
+
+def _examples(loaded: LoadedModel, data: Sequence[Document | Conversation], kind: str, max_length: int):
+    """``[(item index, example), ...]`` for a list of documents (``kind`` text) or of conversations."""
+    if kind == "text":
+        return [(i, ex) for i, d in enumerate(data) for ex in document_windows(loaded.tokenizer, d, max_length)]
+    return [(i, encode_conversation(loaded.tokenizer, list(c.messages), max_length)) for i, c in enumerate(data)]
 
 
 def _method(kind: str, max_length: int) -> str:
@@ -72,6 +78,9 @@ def evaluate_perplexity(
     label: str = "perplexity",
 ) -> dict:
     """Score documents or conversations and write ``metrics.json`` and ``outputs.jsonl``.
+
+    Under several processes each scores its share of the items (``item_shard``) and the per-item
+    figures are gathered in order: every process returns the metrics of one, the main one writes.
 
     ``outputs.jsonl`` has one row per item: ``id`` (:func:`perplexity_ids`), ``origin``, and the
     item's summed ``nll`` (nats) over its ``tokens`` predicted tokens, the statistics of
@@ -105,19 +114,24 @@ def evaluate_perplexity(
     max_length = min(max_length, getattr(model.config, "max_position_embeddings", None) or max_length)
     if max_length < 2:
         raise MedtuneError(f"--max-length must be at least 2 tokens for perplexity, got {max_length}.")
-    kind, examples = _examples(loaded, data, max_length)
-    nll = [0.0] * len(data)
-    counts = [0] * len(data)
+    kind = _kind(data)
+    mine = item_shard(len(data))  # several processes: each scores its share of the items
+    examples = _examples(loaded, data[mine.start : mine.stop], kind, max_length)
+    nll = [0.0] * len(mine)
+    counts = [0] * len(mine)
     order = sorted(range(len(examples)), key=lambda i: -examples[i][1].length)
+    shown = label is not None and is_main_process()
     started = time.perf_counter()
-    for start in tqdm(range(0, len(order), batch_size), desc=label, disable=label is None, dynamic_ncols=True):
+    for start in tqdm(range(0, len(order), batch_size), desc=label, disable=not shown, dynamic_ncols=True):
         chunk = [examples[i] for i in order[start : start + batch_size]]
         batch = collate([example for _, example in chunk], loaded.tokenizer.pad_token_id, seq2seq=False)
         row_nll, row_counts = row_target_nll(model, batch)
         for (item, _), value, count in zip(chunk, row_nll.tolist(), row_counts.tolist(), strict=True):
             nll[item] += value
             counts[item] += count
-    seconds = time.perf_counter() - started
+    seconds = max(gather_in_order([time.perf_counter() - started]))  # the slowest process's
+    nll, counts = gather_in_order(nll), gather_in_order(counts)
+    n_sequences = sum(gather_in_order([len(examples)]))
     n_tokens = sum(counts)
     if n_tokens == 0:
         raise MedtuneError(f"Nothing to score: the {kind} data has no predicted tokens (only empty or cut-off turns).")
@@ -129,7 +143,7 @@ def evaluate_perplexity(
         "n": len(data),
         "kind": kind,
         "method": _method(kind, max_length),
-        "sequences": len(examples),
+        "sequences": n_sequences,
         "max_length": max_length,
         "seconds": round(seconds, 2),
         "tokens_per_s": round(n_tokens / seconds, 1) if seconds else None,
@@ -140,9 +154,7 @@ def evaluate_perplexity(
         {"id": item_id, "origin": d.origin, "nll": v, "tokens": c}
         for item_id, d, c, v in zip(perplexity_ids(data), data, counts, nll, strict=True)
     ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out_dir / "outputs.jsonl", rows)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_evaluation(out_dir, rows, metrics)
     return metrics
 
 

@@ -9,18 +9,20 @@ percentile bootstraps over pairs (:func:`medtune.eval.significance.bootstrap_int
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from medtune.data.io import write_jsonl
+import torch
+
 from medtune.data.preference import PreferencePair
 from medtune.errors import MedtuneError
+from medtune.eval.out_folder import write_evaluation
 from medtune.eval.significance import bootstrap_interval
 from medtune.models.loading import LoadedModel
-from medtune.train.objectives import reference_logps
+from medtune.sharding import gather_in_order, item_shard
+from medtune.train.objectives import PairExample, reference_logps
 from medtune.train.preference_data import PairEncoding, encode_preference_pairs
 
 PROMPT_FORMATS = ("auto", "translation", "chat")
@@ -42,6 +44,9 @@ def evaluate_preference(
     log: Callable[[str], Any] = print,
 ) -> dict:
     """Score every pair with ``loaded`` (and ``reference``) and write ``metrics.json`` and ``outputs.jsonl``.
+
+    Under several processes each scores its share of the pairs (``item_shard``), gathered in order:
+    every process returns the metrics of one, the main one writes.
 
     Args:
         loaded: the model judged.
@@ -76,7 +81,7 @@ def evaluate_preference(
         log(report.summary("eval"))
     started = time.perf_counter()
     pad = tokenizer.pad_token_id
-    policy = reference_logps(loaded.model, encoded, pad, loaded.is_seq2seq, batch_size)  # the model as it is
+    policy = _pair_logps(loaded.model, encoded, pad, how.seq2seq, batch_size)  # the model as it is
     counts = [
         [_scored_tokens(p.chosen.labels, how.seq2seq), _scored_tokens(p.rejected.labels, how.seq2seq)] for p in encoded
     ]
@@ -117,7 +122,7 @@ def evaluate_preference(
     }
     if reference is not None:
         beta = beta if beta is not None else float((loaded.ref.info or {}).get("beta", DEFAULT_BETA))
-        ref = reference_logps(reference.model, encoded, pad, loaded.is_seq2seq, batch_size)
+        ref = _pair_logps(reference.model, encoded, pad, how.seq2seq, batch_size)
         rewards = (beta * (policy - ref)).tolist()
         won = [r[0] > r[1] for r in rewards]
         for row, ref_logp, reward in zip(rows, ref.tolist(), rewards, strict=True):
@@ -139,10 +144,16 @@ def evaluate_preference(
         )
     seconds = time.perf_counter() - started
     metrics.update(seconds=round(seconds, 2), pairs_per_s=round(len(rows) / seconds, 2) if seconds else None)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out_dir / "outputs.jsonl", rows)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_evaluation(out_dir, rows, metrics)
     return metrics
+
+
+def _pair_logps(model, encoded: Sequence[PairExample], pad: int, seq2seq: bool, batch_size: int) -> torch.Tensor:
+    """``[pairs, 2]`` summed log-probs (chosen, rejected) of ``model``; under several processes each
+    scores its share of the pairs (``item_shard``) and the shares are gathered in order."""
+    mine = item_shard(len(encoded))
+    local = reference_logps(model, encoded[mine.start : mine.stop], pad, seq2seq, batch_size).tolist() if mine else []
+    return torch.tensor(gather_in_order(local), dtype=torch.float64).reshape(len(encoded), 2)
 
 
 def _scored_tokens(labels: Sequence[int], seq2seq: bool) -> int:

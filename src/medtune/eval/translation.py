@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,15 +9,17 @@ from typing import Any
 
 from medtune.data.glossary import Term
 from medtune.data.ids import stable_ids
-from medtune.data.io import write_jsonl
 from medtune.data.parallel import Pair
 from medtune.data.prompts import translation_prompt
 from medtune.errors import MedtuneError
 from medtune.eval.metrics import corpus_scores, sentence_chrf_scores
+from medtune.eval.out_folder import write_evaluation
 from medtune.eval.significance import paired_mean_delta, paired_translation_deltas
 from medtune.eval.terminology import terminology_accuracy
 from medtune.generate.engine import GenerationStats, generate_texts
 from medtune.models.loading import LoadedModel
+from medtune.runs import is_main_process
+from medtune.sharding import gather_in_order, item_shard
 
 
 def pick_examples(pool: list[Pair], k: int, seed: int) -> list[Pair]:
@@ -85,13 +86,19 @@ def evaluate_translation(
 ) -> dict:
     """Translate ``pairs`` and write ``outputs.jsonl`` and ``metrics.json`` to ``out_dir``.
 
+    Under several processes each translates its share of the pairs (``item_shard``); the shares are
+    gathered in order, so every process returns the metrics of one process and the main one writes.
+
     Returns the metrics of :func:`score_translations`, plus few_shot, model, num_beams,
-    sentences_per_s and generation_seconds.
+    sentences_per_s and generation_seconds (of the slowest process).
     """
     stats = GenerationStats()
-    hyps = translate_pairs(
-        loaded, pairs, examples, src_lang, tgt_lang, batch_size, num_beams, max_new_tokens, label, stats
-    )
+    mine = item_shard(len(pairs))
+    shown = label if is_main_process() else None  # one progress bar, the main process's
+    settings = (src_lang, tgt_lang, batch_size, num_beams, max_new_tokens, shown, stats)
+    local = translate_pairs(loaded, pairs[mine.start : mine.stop], examples, *settings) if mine else []
+    hyps = gather_in_order(local)
+    seconds = max(gather_in_order([stats.seconds]))
     return score_translations(
         pairs,
         hyps,
@@ -101,8 +108,8 @@ def evaluate_translation(
             "few_shot": len(examples),
             "model": loaded.ref.name,
             "num_beams": num_beams,
-            "sentences_per_s": round(stats.sequences_per_s, 3),
-            "generation_seconds": round(stats.seconds, 2),
+            "sentences_per_s": round(len(pairs) / seconds, 3) if seconds else 0.0,
+            "generation_seconds": round(seconds, 2),
             **loaded.runtime_info(),
         },
     )
@@ -159,9 +166,7 @@ def score_translations(
             translation_ids(pairs), pairs, hyps, sentence_chrf_scores(hyps, refs), per_term, strict=True
         )
     ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out_dir / "outputs.jsonl", records)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_evaluation(out_dir, records, metrics)
     return metrics
 
 

@@ -6,6 +6,10 @@ Each task module lists its stages (``*_stages(recipe, run, log)``: data -> eval_
 (``pipeline/stages.py`` skips those whose inputs are unchanged). ``medtune train`` runs only the
 ``data`` and ``train`` stages of the same list (an rlaif recipe: data to dpo, ``pipeline/rlaif.py``; a
 feedback_rlhf recipe: all its stages, ``pipeline/feedback_rlhf.py``).
+
+Under ``accelerate launch``/``torchrun`` every process runs the same command: the result is the one
+run of a single process (one ``run.json``, one report; see ``pipeline/stages.py``), and only the
+main process prints messages.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from medtune.pipeline.common import open_run, trained_model_dir
 from medtune.pipeline.stages import Stage, check_from_stage, run_stages
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
+from medtune.train.distributed import world
 
 
 def recipe_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
@@ -68,6 +73,11 @@ def _run(
     from_stage,
     log,
 ) -> RunFolder:
+    rank, processes = world()  # under a launcher: joins the process group (and picks this process's GPU) first
+    if processes > 1:
+        _check_several_processes(recipe, processes)
+    if rank != 0:
+        log = _quiet  # the main process tells the user what happens
     run = RunFolder(Path(recipe.run_dir), recipe.name)
     stages = recipe_stages(recipe, run, log)
     runs = [s for s in stages if only is None or s.name in only]
@@ -84,6 +94,23 @@ def _run(
             log(f"The earlier run in {run.path} is kept as it was.")
         raise
     return run
+
+
+# Pipelines whose stages talk to the feedback store and train in one process; rlaif and full_training
+# refuse in their own modules.
+ONE_PROCESS_PIPELINES = ("feedback_rlhf", "feedback_reward")
+
+
+def _check_several_processes(recipe: Recipe, processes: int) -> None:
+    if recipe.pipeline in ONE_PROCESS_PIPELINES:
+        raise MedtuneError(
+            f"Recipe {recipe.name} (pipeline {recipe.pipeline}) runs in one process, but {processes} were started "
+            "(WORLD_SIZE is set by torchrun/accelerate launch): start the medtune command without the launcher."
+        )
+
+
+def _quiet(message: str) -> None:
+    """The log of a process other than the main one."""
 
 
 def validate_recipe_data(

@@ -3,6 +3,8 @@
 ``before_after_stages`` lists the stages every task runs (each task supplies its data stage and
 how to score, train and report): data -> eval_base [-> eval_base_zero_shot] -> train ->
 eval_tuned -> report. ``pipeline/stages.py`` runs them, skipping those whose inputs are unchanged.
+Under several processes the data and report stages run on the main process (the others read the
+data it wrote), training and the evaluations on every process (each scores its share of the items).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from medtune.recipes.loader import recipe_to_yaml
 from medtune.recipes.schema import Recipe
 from medtune.report.comparison import Evaluations
 from medtune.runs import RunFolder, StageInputs, remove_checkpoints
+from medtune.sharding import main_process_first
 
 T = TypeVar("T")
 
@@ -45,9 +48,15 @@ def open_run(
     is the (unopened) folder object the stages were built on, when they were.
     """
     run = run or RunFolder(Path(recipe.run_dir), recipe.name)
-    run.open(recipe.model_dump(mode="json"), resume=resume, overwrite=overwrite, force=force, stages=stages, log=log)
-    if run.writes:
-        run.sub("recipe.yaml").write_text(recipe_to_yaml(recipe), encoding="utf-8")
+    # Several processes: the main one checks, moves and writes first; the others then find its run.json
+    # (a refusal raised there is raised again by each of them, as nothing was moved).
+    with main_process_first():
+        run.open(
+            recipe.model_dump(mode="json"), resume=resume, overwrite=overwrite, force=force, stages=stages, log=log
+        )
+        if run.writes:
+            run.sub("recipe.yaml").write_text(recipe_to_yaml(recipe), encoding="utf-8")
+    run.adopt_written()
     return run
 
 
@@ -108,7 +117,7 @@ def train_stage(
         return train_record(trained)
 
     output_dir = str(Path(recipe.output_dir).resolve())
-    return Stage("train", run_training, reads=TRAIN_READS, needs=("data",), outputs=(output_dir,))
+    return Stage("train", run_training, reads=TRAIN_READS, needs=("data",), outputs=(output_dir,), every_process=True)
 
 
 def trained_model_dir(run: RunFolder) -> Path:
@@ -171,15 +180,24 @@ def before_after_stages(
 
     stages = [
         data,
-        Stage("eval_base", lambda: score("eval_base", base.get()), EVAL_READS, ("data",), (), ("eval/eval_base",)),
+        Stage(
+            "eval_base",
+            lambda: score("eval_base", base.get()),
+            EVAL_READS,
+            ("data",),
+            outputs=("eval/eval_base",),
+            every_process=True,  # the score functions share the items across processes
+        ),
     ]
     if same_base_reason is not None:
         # A zero-shot evaluation scored as one with eval_base writes nothing of its own.
-        zero = Stage("eval_base_zero_shot", eval_base_zero_shot, EVAL_READS, ("data", "eval_base"))
+        zero = Stage("eval_base_zero_shot", eval_base_zero_shot, EVAL_READS, ("data", "eval_base"), every_process=True)
         stages.append(zero)
     stages += [
         train_stage(run, recipe, train, before=base.clear),
-        Stage("eval_tuned", eval_tuned, EVAL_READS, ("data", "train"), (), ("eval/eval_tuned",)),
+        Stage(
+            "eval_tuned", eval_tuned, EVAL_READS, ("data", "train"), outputs=("eval/eval_tuned",), every_process=True
+        ),
         Stage(
             "report",
             write_report,

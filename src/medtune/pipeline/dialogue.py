@@ -178,8 +178,9 @@ def _score(stage: str, loaded, data: DialogueData, recipe: Recipe, run: RunFolde
         log(
             f"{stage}: perplexity {result['perplexity']['perplexity']:.3f} on {result['perplexity']['n_tokens']} tokens"
         )
-        samples = _reply_samples(loaded, data.test, e.report_samples, e.max_new_tokens)
-        write_jsonl(run.sub("eval", stage, "samples.jsonl"), samples)
+        if run.writes:  # a few replies for the report: the main process alone makes and writes them
+            samples = _reply_samples(loaded, data.test, e.report_samples, e.max_new_tokens)
+            write_jsonl(run.sub("eval", stage, "samples.jsonl"), samples)
     else:
         test = data.mcq_test[: e.limit] if e.limit else data.mcq_test
         few = (

@@ -96,8 +96,9 @@ def _score(stage: str, loaded, data: TextData, recipe: Recipe, run: RunFolder, l
             out = run.sub("eval", stage, split)
             result[split] = evaluate_perplexity(loaded, docs, out, e.max_length, e.batch_size, f"{stage}:{split}")
             log(f"{stage} {split}: perplexity {result[split]['perplexity']:.3f} ({result[split]['n_tokens']} tokens)")
-    samples = _continuations(loaded, data.test, min(e.report_samples, 6), min(e.max_new_tokens, 60))
-    write_jsonl(run.sub("eval", stage, "samples.jsonl"), samples)
+    if run.writes:  # a few continuations for the report: the main process alone makes and writes them
+        samples = _continuations(loaded, data.test, min(e.report_samples, 6), min(e.max_new_tokens, 60))
+        write_jsonl(run.sub("eval", stage, "samples.jsonl"), samples)
     return result
 
 

@@ -15,9 +15,15 @@ outputs are set aside, it runs, and they are deleted only once it succeeded (``p
   attempt had the same fingerprint (judging, candidates and training write incrementally);
   partial work of other inputs is set aside like finished outputs.
 
-Multi-process runs: only the main process (``is_main_process``) writes ``run.json`` and moves
-outputs; the others run the same stage functions with ``run.json`` kept in memory. Nothing waits
-for the main process yet, so work that other processes read from disk must be written by it first.
+Several processes (``torchrun``, ``accelerate launch``): only the main process writes ``run.json``,
+moves outputs and writes a stage's files; every process takes the same skip/run decisions from
+the same records. A stage runs in one of two ways:
+
+* on the main process only (the default: data, report): the others wait, then read what it wrote
+  (a stage that failed there fails on them too, without running);
+* on every process (``every_process``: training, evaluation), which share the work themselves
+  (data-parallel batches, ``medtune.sharding.item_shard`` of the evaluated items) while the main
+  process writes the results; all of them then adopt the main process's record of it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from medtune.pipeline.fingerprint import hash_input, read_values, stage_fingerpr
 from medtune.pipeline.set_aside import drop_set_aside, put_back, recover_set_aside, set_aside
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder, absolute_folders, flatten_settings, is_main_process
+from medtune.sharding import barrier, gather_in_order
+from medtune.train.distributed import world
 
 __all__ = ["Stage", "check_from_stage", "is_main_process", "run_stages", "stage_fingerprints"]
 
@@ -50,6 +58,9 @@ class Stage:
         files: recipe keys naming input files or folders whose content enters its fingerprint.
         outputs: paths it writes, relative to the run folder (an absolute path stays as it is); set
             aside before it runs again (a folder keeps its ``checkpoints/``).
+        every_process: under several processes, every one runs it and they share its work (training,
+            sharded evaluation; only the main process writes); otherwise the main process runs it
+            alone while the others wait.
     """
 
     name: str
@@ -58,6 +69,7 @@ class Stage:
     needs: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    every_process: bool = False
 
 
 def check_from_stage(from_stage: str | None, stages: Sequence[Stage], command: str = "this command") -> None:
@@ -161,11 +173,49 @@ def _is_current(run: RunFolder, stage: Stage, record: dict[str, Any] | None, fin
 
 
 def _run_one(run: RunFolder, stage: Stage, inputs: _Inputs, record: dict[str, Any] | None) -> dict[str, Any]:
+    """Run a stage (on the main process alone or on every process, as it says) and return its record."""
+    if world()[1] == 1:
+        return _run_here(run, stage, inputs, record)
+    if stage.every_process:
+        result = _run_here(run, stage, inputs, record, start=barrier)
+        barrier()  # the main process recorded it
+        run.adopt_written()
+        return result if run.writes else run.done(stage.name) or {}
+    if run.writes:
+        try:
+            result = _run_here(run, stage, inputs, record)
+        except BaseException:
+            _main_outcome(False)
+            raise
+        _main_outcome(True)
+        return result
+    if not _main_outcome(None):
+        raise MedtuneError(
+            f"Stage {stage.name} failed on the main process (rank 0), which shows why; this process stops too."
+        )
+    run.adopt_written()
+    return run.done(stage.name) or {}
+
+
+def _main_outcome(succeeded: bool | None) -> bool:
+    """Whether the main process's stage succeeded, told to every process (the others wait for it here)."""
+    return bool(gather_in_order([succeeded])[0])
+
+
+def _run_here(
+    run: RunFolder,
+    stage: Stage,
+    inputs: _Inputs,
+    record: dict[str, Any] | None,
+    start: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """Run the stage in this process: set its earlier outputs aside, run it, record it (``start``: then begin)."""
     resumes_own_work = record is None and run.attempt(stage.name) == inputs.fingerprint
     if run.writes:
         if not resumes_own_work:
             set_aside(run, stage.name, [run.path / o for o in stage.outputs], record)
         run.start_attempt(stage.name, inputs.fingerprint)
+    start()  # several processes: the others start once the earlier outputs are out of the way
     try:
         result = stage.run()
     except BaseException:
@@ -212,6 +262,9 @@ def run_stages(
     inputs = _inputs(stages, recipe)
     first_forced = names.index(from_stage) if from_stage else len(stages)
     _accept_changed_inputs(run, stages[:first_forced], inputs, recipe, log)
+    if world()[1] > 1:  # set-aside outputs put back, forced changes: every process decides from the same records
+        barrier()
+        run.adopt_written()
     results: dict[str, dict] = {}
     for stage in runs:
         record = run.done(stage.name)

@@ -18,6 +18,7 @@ from medtune.models.device import dtype_name, resolve_device, resolve_dtype, run
 from medtune.models.loading import MODEL_INFO_FILE, LoadedModel, load_model
 from medtune.recipes.loader import recipe_to_yaml
 from medtune.recipes.schema import Recipe
+from medtune.sharding import main_process_first
 from medtune.train.loop import LoopConfig, TrainResult, train_loop
 from medtune.train.objectives import Objective, SFTObjective
 
@@ -162,9 +163,19 @@ def save_trained_model(
 ) -> TrainedModel:
     """Write adapter (or weights), tokenizer (with its chat template), recipe, metrics and model info.
 
-    The folder can then be given anywhere a model is expected.
+    The folder can then be given anywhere a model is expected. Under several processes the main one
+    writes it while the others wait, so that every process returns once the folder is complete.
     """
     out = Path(recipe.output_dir)
+    with main_process_first() as main:
+        if main:
+            _write_trained_model(out, recipe, trainable, result, info, metrics)
+    return TrainedModel(out, result, trainable.trainable_params, trainable.total_params)
+
+
+def _write_trained_model(
+    out: Path, recipe: Recipe, trainable: TrainableModel, result: TrainResult, info: dict, metrics: dict
+) -> None:
     loaded, cfg = trainable.loaded, recipe.train
     trainable.model.save_pretrained(out, safe_serialization=True)
     loaded.tokenizer.save_pretrained(out)
@@ -187,7 +198,6 @@ def save_trained_model(
         **metrics,
     }
     (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2), encoding="utf-8")
-    return TrainedModel(out, result, trainable.trainable_params, trainable.total_params)
 
 
 def _adapter_base(loaded: LoadedModel) -> str:
