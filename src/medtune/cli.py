@@ -82,6 +82,10 @@ def _log(message: str) -> None:
     console.print(message, highlight=False)
 
 
+def _quiet(message: str) -> None:
+    """The log of a process other than the main one of a launch: the main process tells the user."""
+
+
 # Ctrl-C after the work so far was saved: the shell's exit code for an interrupt.
 INTERRUPTIONS = ("TrainingInterrupted", "GenerationInterrupted")
 
@@ -377,9 +381,16 @@ def eval_(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None:
-    """Score a model on a file: translation quality, multiple-choice accuracy, or perplexity."""
-    from medtune.eval.out_folder import EvaluationIdentity, check_eval_out, record_evaluation
+    """Score a model on a file: translation quality, multiple-choice accuracy, or perplexity.
 
+    Under accelerate launch or torchrun each process scores its share of the items; the main process
+    writes the files and prints the result.
+    """
+    from medtune.eval.out_folder import EvaluationIdentity, check_eval_out, record_evaluation
+    from medtune.sharding import quiet_unless_main
+
+    main = quiet_unless_main()  # joins the process group first, so under a launcher each process picks its own GPU
+    log = _log if main else _quiet
     try:
         if task not in EVAL_TASKS:
             raise MedtuneError(f"--task {task!r} is not supported; supported tasks: {', '.join(EVAL_TASKS)}.")
@@ -390,7 +401,7 @@ def eval_(
             from medtune.eval.translation import score_translation_outputs_file
 
             metrics = score_translation_outputs_file(
-                data, outputs, out, src_col, tgt_col, glossary, compare_to, limit, seed, log=_log
+                data, outputs, out, src_col, tgt_col, glossary, compare_to, limit, seed, log=log
             )
         elif task == "mcq":
             from medtune.eval.mcq import evaluate_mcq_file
@@ -407,7 +418,7 @@ def eval_(
                 max_length or 1024,
                 max_new_tokens or 32,
                 seed,
-                log=_log,
+                log=log,
                 device=device,
                 dtype=dtype,
             )
@@ -425,7 +436,7 @@ def eval_(
                 seed,
                 src_lang,
                 tgt_lang,
-                log=_log,
+                log=log,
                 device=device,
                 dtype=dtype,
             )
@@ -441,7 +452,7 @@ def eval_(
                 limit,
                 max_length or 512,
                 batch_size or 8,
-                log=_log,
+                log=log,
                 device=device,
                 dtype=dtype,
             )
@@ -464,13 +475,16 @@ def eval_(
                 num_beams=num_beams,
                 max_new_tokens=max_new_tokens or 160,
                 seed=seed,
-                log=_log,
+                log=log,
                 device=device,
                 dtype=dtype,
             )
-        record_evaluation(out, identity)  # only a finished evaluation claims the folder
+        if main:
+            record_evaluation(out, identity)  # only a finished evaluation claims the folder
     except MedtuneError as exc:
         _fail(exc)
+    if not main:
+        return
     table = Table(title=f"{model or outputs} on {data} ({task})")
     table.add_column("metric")
     table.add_column("value", justify="right")

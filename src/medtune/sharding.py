@@ -19,7 +19,7 @@ from medtune.train.distributed import world
 
 T = TypeVar("T")
 
-__all__ = ["barrier", "gather_in_order", "item_shard", "main_process_first"]
+__all__ = ["barrier", "gather_in_order", "item_shard", "main_process_first", "quiet_unless_main"]
 
 
 def item_shard(count: int) -> range:
@@ -68,3 +68,17 @@ def main_process_first() -> Iterator[bool]:
     finally:
         if rank == 0 and size > 1:
             barrier()
+
+
+def quiet_unless_main() -> bool:
+    """Whether this is the main process (joining the process group under a launcher, so call it first).
+
+    The other processes turn off transformers' own progress bars (loading weights), so that a launch
+    shows one of each; medtune's messages are the caller's to keep to the main process.
+    """
+    rank, _ = world()
+    if rank != 0:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    return rank == 0

@@ -1,5 +1,5 @@
 """Evaluation under ``accelerate launch`` with 2 processes (gloo on CPU): each process scores its share of the items and
-the shares are gathered in order, so the files and metrics equal a single process's."""
+the shares are gathered in order, so the files and metrics equal a single process's (functions and ``medtune eval``)."""
 
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ EVALUATIONS = (
 TIMINGS = {"seconds", "tokens_per_s", "items_per_s", "sentences_per_s", "generation_seconds", "pairs_per_s"}
 
 
-def _run(command: list[str]) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
     for variable in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(variable, None)  # the single process must not think it is part of a group
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
 
 
 def _without_timings(metrics: dict) -> dict:
@@ -63,3 +64,25 @@ def test_two_processes_evaluate_every_item_once_with_the_metrics_of_one(tmp_path
         assert _without_timings(written) == expected, name
     assert one["translation"]["n"] == 5 and one["translation_one"]["n"] == 1
     assert one["perplexity_text"]["sequences"] > one["perplexity_text"]["n"]  # documents span several windows
+
+
+def test_eval_command_under_two_processes_writes_the_one_process_evaluation(tmp_path, tiny_chatml_dir, medtune_home):
+    from cli_checks import run_cli
+
+    def args(out: Path) -> list[str]:
+        return [
+            "eval", "--task", "translation", "--model", str(tiny_chatml_dir), "--data", "demo:medical_en_es.jsonl",
+            "--limit", "5", "--few-shot", "1", "--batch-size", "1", "--max-new-tokens", "6", "--out", str(out),
+            "--dtype", "float32", "--device", "cpu",
+        ]  # fmt: skip
+
+    single, double = tmp_path / "single", tmp_path / "double"
+    assert run_cli(args(single), home=medtune_home).exit_code == 0
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC), "-m"]
+    done = _run([*launch, "medtune.cli", *args(double)])
+    output = " ".join((done.stdout + done.stderr).split())
+    assert output.count("(translation)") == output.count("Wrote ") == 1  # one process reports: one table, one line
+    for name in ("outputs.jsonl", "evaluation.json"):
+        assert (double / name).read_text(encoding="utf-8") == (single / name).read_text(encoding="utf-8"), name
+    written, expected = (json.loads((folder / "metrics.json").read_text()) for folder in (double, single))
+    assert _without_timings(written) == _without_timings(expected) and written["n"] == 5

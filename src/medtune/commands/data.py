@@ -83,6 +83,8 @@ def validate(
         run, record = validate_recipe_data(load_recipe(recipe, set_), resume, overwrite, force)
     except MedtuneError as exc:
         _fail(exc)
+    if not run.writes:  # under a launcher the main process prints the one result
+        return
     report_path, reports, extras = read_validation(run.sub("data"))
     console = Console()
     if reports:

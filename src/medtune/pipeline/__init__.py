@@ -22,6 +22,7 @@ from medtune.pipeline.common import open_run, trained_model_dir
 from medtune.pipeline.stages import Stage, check_from_stage, run_stages
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
+from medtune.sharding import quiet_unless_main
 from medtune.train.distributed import world
 
 
@@ -73,10 +74,9 @@ def _run(
     from_stage,
     log,
 ) -> RunFolder:
-    rank, processes = world()  # under a launcher: joins the process group (and picks this process's GPU) first
-    if processes > 1:
-        _check_several_processes(recipe, processes)
-    if rank != 0:
+    main = quiet_unless_main()  # under a launcher: joins the process group (and picks this process's GPU) first
+    _check_several_processes(recipe, world()[1])
+    if not main:
         log = _quiet  # the main process tells the user what happens
     run = RunFolder(Path(recipe.run_dir), recipe.name)
     stages = recipe_stages(recipe, run, log)
@@ -102,7 +102,7 @@ ONE_PROCESS_PIPELINES = ("feedback_rlhf", "feedback_reward")
 
 
 def _check_several_processes(recipe: Recipe, processes: int) -> None:
-    if recipe.pipeline in ONE_PROCESS_PIPELINES:
+    if processes > 1 and recipe.pipeline in ONE_PROCESS_PIPELINES:
         raise MedtuneError(
             f"Recipe {recipe.name} (pipeline {recipe.pipeline}) runs in one process, but {processes} were started "
             "(WORLD_SIZE is set by torchrun/accelerate launch): start the medtune command without the launcher."
