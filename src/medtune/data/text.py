@@ -6,13 +6,14 @@ each), or JSONL/CSV/TSV/``demo:``/``hf:`` data with a text column.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
 from medtune.data.digest import TextDigests
-from medtune.data.io import HF_PREFIX, Row, columns_of, decode_lines, read_rows, resolve_data_path
+from medtune.data.io import COLUMN_SAMPLE, HF_PREFIX, Row, columns_of, iter_lines, iter_rows, resolve_data_path
 from medtune.data.validate import Issue, ValidationReport, enforce_bad_row_policy
 from medtune.errors import MedtuneError
 
@@ -53,25 +54,47 @@ def load_documents(
         MedtuneError: missing file or folder, no ``.txt`` in a folder, bad UTF-8 (with the line),
             ``text_col`` not among the columns (listing them), ``fail`` with any bad row, or nothing left.
     """
-    rows = _read_text_rows(spec, text_col)
-    report = ValidationReport(name=name, total=len(rows), unit="documents")
-    kept: list[Document] = []
-    seen = TextDigests()  # digests, not the documents: a 1 GB corpus is not held twice
-    for row in rows:
-        text = row.fields.get(text_col)
-        if not isinstance(text, str) or not text.strip():
-            report.issues.append(Issue(row.origin, "empty_text", f"{text_col} is {text!r}"))
-            continue
-        text = text.strip()
-        if text in seen:
-            report.issues.append(Issue(row.origin, "duplicate_row", repr(text[:40])))
-            continue
-        seen.add(text)
-        doc_id = row.fields.get("id")
-        kept.append(Document(text, None if doc_id in (None, "") else str(doc_id), row.origin))
-    enforce_bad_row_policy(report, len(kept), on_bad_rows)
+    checks = DocumentChecks(name, text_col)
+    kept = [doc for doc in map(checks.check, iter_text_rows(spec, text_col)) if doc is not None]
+    report = checks.finish(on_bad_rows)
     log(report.summary())
     return kept, report
+
+
+class DocumentChecks:
+    """:func:`load_documents`'s validation one row at a time, for corpora read as a stream: ``check``
+    each row in order, then ``finish``. Holds a 16-byte digest per kept document, never the text."""
+
+    def __init__(self, name: str, text_col: str = "text") -> None:
+        self.report = ValidationReport(name=name, unit="documents")
+        self.text_col = text_col
+        self._seen = TextDigests()  # digests, not the documents: a 1 GB corpus is not held twice
+        self._kept = 0
+
+    def check(self, row: Row) -> Document | None:
+        """The row's document (text stripped), or None when it is dropped (the problem goes into the report)."""
+        self.report.total += 1
+        text = row.fields.get(self.text_col)
+        if not isinstance(text, str) or not text.strip():
+            self.report.issues.append(Issue(row.origin, "empty_text", f"{self.text_col} is {text!r}"))
+            return None
+        text = text.strip()
+        if text in self._seen:
+            self.report.issues.append(Issue(row.origin, "duplicate_row", repr(text[:40])))
+            return None
+        self._seen.add(text)
+        self._kept += 1
+        doc_id = row.fields.get("id")
+        return Document(text, None if doc_id in (None, "") else str(doc_id), row.origin)
+
+    def finish(self, on_bad_rows: str) -> ValidationReport:
+        """The report, once every row was checked, after the ``data.on_bad_rows`` policy.
+
+        Raises:
+            MedtuneError: as :func:`~medtune.data.validate.enforce_bad_row_policy`.
+        """
+        enforce_bad_row_policy(self.report, self._kept, on_bad_rows)
+        return self.report
 
 
 def documents_from_records(records: list[dict]) -> list[Document]:
@@ -85,42 +108,53 @@ def split_paragraphs(path: Path, text_col: str = "text") -> list[Row]:
     Raises:
         MedtuneError: the file is not UTF-8 (naming the line).
     """
-    rows: list[Row] = []
+    return list(iter_paragraphs(path, text_col))
+
+
+def iter_paragraphs(path: Path, text_col: str = "text") -> Iterator[Row]:
+    """:func:`split_paragraphs` one document at a time."""
     block: list[str] = []
     start = 0
-    for number, line in enumerate([*decode_lines(path), ""], start=1):  # the "" closes the last block
+    for number, line in enumerate(chain(iter_lines(path), [""]), start=1):  # the "" closes the last block
         if line.strip():
             start = start or number
             block.append(line)
         elif block:
-            rows.append(Row({text_col: "\n".join(block)}, f"{path}:{start}"))
+            yield Row({text_col: "\n".join(block)}, f"{path}:{start}")
             block, start = [], 0
-    return rows
 
 
-def _read_text_rows(spec: str, text_col: str) -> list[Row]:
-    """Rows with the text under ``text_col``, whatever the source."""
+def iter_text_rows(spec: str, text_col: str) -> Iterator[Row]:
+    """Rows with the text under ``text_col``, whatever the source, one at a time (a folder's files are
+    read one by one). The checks that need no reading (the folder has ``.txt`` files, the file exists,
+    the text column is among the first rows' columns) run at once.
+
+    Raises:
+        MedtuneError: as :func:`load_documents`.
+    """
     path = None if spec.startswith(HF_PREFIX) else resolve_data_path(spec)
     if path is not None and path.is_dir():
         files = sorted(path.glob("*.txt"))
         if not files:
             raise MedtuneError(f"{path}: the folder has no .txt files. Put one document per .txt file in it.")
-        return [Row({text_col: "\n".join(decode_lines(f)), "id": f.name}, f"{f}:1") for f in files]
+        return (Row({text_col: "\n".join(iter_lines(f)), "id": f.name}, f"{f}:1") for f in files)
     if path is not None and path.suffix.lower() == ".txt":
         if not path.is_file():
             raise MedtuneError(f"Text file not found: {path}. Check the path (relative to {Path.cwd()}).")
-        rows = split_paragraphs(path, text_col)
-        if not rows:
+        paragraphs = iter_paragraphs(path, text_col)
+        first = next(paragraphs, None)
+        if first is None:
             raise MedtuneError(f"{path}: the file has no text; expected documents separated by blank lines.")
-        return rows
-    rows = read_rows(spec)
-    if not rows:
+        return chain([first], paragraphs)
+    rows = iter_rows(spec)
+    head = list(islice(rows, COLUMN_SAMPLE))
+    if not head:
         raise MedtuneError(f"{spec}: no rows found; expected documents in a column '{text_col}'.")
-    found = columns_of(rows)
+    found = columns_of(head)
     if text_col not in found:
         raise MedtuneError(
             f"{spec}: no text column '{text_col}'. Columns found: {', '.join(repr(c) for c in found)}. "
             "Name the column holding the documents as the text column (text_col), or use a .txt file or a "
             "folder of .txt files."
         )
-    return rows
+    return chain(head, rows)

@@ -8,6 +8,7 @@ padding stays small, in an order fixed by the seed and epoch (so a resumed run s
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import torch
 
@@ -44,15 +45,20 @@ def encode_translation_pairs(
     ]
 
 
-def plan_batches(examples: list[Example], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Index lists of one epoch's batches: shuffled, then length-grouped within windows of 32 batches."""
+def plan_batches(examples: Sequence, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Index lists of one epoch's batches: shuffled, then length-grouped within windows of 32 batches.
+
+    A sequence with a ``lengths`` attribute (packed blocks read from the token cache) is planned from
+    it, without building its items.
+    """
     rng = random.Random(seed * 1_000_003 + epoch)
+    lengths = getattr(examples, "lengths", None) or [e.length for e in examples]
     order = list(range(len(examples)))
     rng.shuffle(order)
     window = batch_size * 32
     batches: list[list[int]] = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: examples[i].length)
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
