@@ -30,7 +30,7 @@ def document_token_ids(tokenizer, text: str) -> list[int]:
 def document_token_id_lists(tokenizer, texts: list[str]) -> list[list[int]]:
     """:func:`document_token_ids` of several documents in one tokenizer call (a fast tokenizer batches them)."""
     eos = tokenizer.eos_token_id
-    lists = tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else []
+    lists = tokenizer(texts, add_special_tokens=True, return_attention_mask=False)["input_ids"] if texts else []
     return [ids + [eos] if eos is not None and (not ids or ids[-1] != eos) else ids for ids in lists]
 
 

@@ -24,7 +24,10 @@ from medtune.train.packing import TokenStream, document_token_id_lists
 
 IDS, ENDS, STATE = "ids.u32", "ends.i64", "state.json"
 CACHE_VERSION = 1  # bump when the layout or the way documents are tokenised changes
-CHUNK_DOCUMENTS = 256  # documents tokenised per call: large enough for the fast tokenizer's batching
+# Text tokenised per call: enough for the fast tokenizer's batching, small next to the model (a call's
+# token lists and encodings take ~50x the text's bytes).
+CHUNK_CHARACTERS = 1 << 20
+CHUNK_DOCUMENTS = 256
 
 
 def cache_fingerprint(tokenizer, source: Path) -> str:
@@ -69,9 +72,9 @@ def build_token_cache(
     for name, size in ((IDS, done_tokens * 4), (ENDS, done_docs * 8)):
         with (folder / name).open("ab") as fh:
             fh.truncate(size)  # drop whatever a stopped build wrote after its last recorded chunk
-    texts = islice(iter(documents()), done_docs, None)
+    texts = islice(iter(documents()), done_docs, None)  # a resumed build skips what it already holds
     with (folder / IDS).open("ab") as ids_file, (folder / ENDS).open("ab") as ends_file:
-        while chunk := list(islice(texts, CHUNK_DOCUMENTS)):
+        for chunk in _chunks(texts):
             lists = document_token_id_lists(tokenizer, chunk)
             lengths = np.fromiter((len(ids) for ids in lists), dtype=np.int64, count=len(lists))
             ids_file.write(np.fromiter((t for ids in lists for t in ids), np.uint32, int(lengths.sum())).tobytes())
@@ -83,6 +86,21 @@ def build_token_cache(
     how = f"resumed at document {state['documents']:,}" if resume and state.get("documents") else "built"
     log(f"Token cache: {how} {folder} ({done_tokens:,} tokens in {done_docs:,} documents)")
     return open_token_cache(folder)
+
+
+def _chunks(texts: Iterator[str]) -> Iterator[list[str]]:
+    """Consecutive runs of documents of about ``CHUNK_CHARACTERS`` (at most ``CHUNK_DOCUMENTS``; a longer
+    document is a chunk of its own)."""
+    chunk: list[str] = []
+    size = 0
+    for text in texts:
+        chunk.append(text)
+        size += len(text)
+        if size >= CHUNK_CHARACTERS or len(chunk) >= CHUNK_DOCUMENTS:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 def open_token_cache(folder: Path) -> TokenStream:
