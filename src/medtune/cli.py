@@ -16,7 +16,7 @@ from rich.table import Table
 from medtune.commands.data import data_app
 from medtune.commands.feedback import feedback_app
 from medtune.commands.judge import judge
-from medtune.commands.options import DeviceOpt, DtypeOpt
+from medtune.commands.options import CacheOpt, CompileOpt, DeviceOpt, DtypeOpt
 from medtune.commands.serve import serve
 from medtune.errors import MedtuneError
 
@@ -633,18 +633,21 @@ def generate(
     ] = True,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
+    cache: CacheOpt = "dynamic",
+    compile_step: CompileOpt = False,
 ) -> None:
     """Answer every prompt of a file: batched, reproducible, resumable; one JSONL row per prompt.
 
     Under torchrun or accelerate launch each process answers its share; the main process writes the file.
     """
-    from medtune.generate.engine import SamplingSettings
+    from medtune.generate.engine import DecodingOptions, SamplingSettings
     from medtune.generate.prompt_file import check_answers_path, generate_prompt_file, read_prompt_rows
     from medtune.models.loading import load_model
     from medtune.train.distributed import world
 
     try:
         settings = SamplingSettings(max_new_tokens, temperature, top_p)
+        decoding = DecodingOptions(cache, compile_step, option_names=("--cache", "--compile"))
         check_answers_path(data, out)
         rows = read_prompt_rows(data, prompt_col, id_col)  # bad rows fail before the model loads
         rank, _ = world()  # joins the process group first, so under a launcher each process picks its own GPU
@@ -664,6 +667,7 @@ def generate(
             seed=seed,
             batch_size=batch_size,
             log=_log,
+            decoding=decoding,
         )
     except MedtuneError as exc:
         _fail(exc)

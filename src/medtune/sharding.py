@@ -9,17 +9,18 @@ process every function is the plain, collective-free path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
 import torch.distributed as dist
 
+from medtune.errors import MedtuneError
 from medtune.train.distributed import world
 
 T = TypeVar("T")
 
-__all__ = ["barrier", "gather_in_order", "item_shard", "main_process_first", "quiet_unless_main"]
+__all__ = ["barrier", "gather_in_order", "gather_rounds", "item_shard", "main_process_first", "quiet_unless_main"]
 
 
 def item_shard(count: int) -> range:
@@ -82,3 +83,38 @@ def quiet_unless_main() -> bool:
 
         transformers_logging.disable_progress_bar()
     return rank == 0
+
+
+R = TypeVar("R")
+
+
+def gather_rounds(items: Sequence[T], per_round: int, work: Callable[[list[T]], list[R]]) -> Iterator[list[R]]:
+    """Work through ``items`` spread over the processes, yielding every round's results in item order.
+
+    Each process takes its ``item_shard`` and calls ``work`` on ``per_round`` of its items a round; a
+    round yields all processes' results, concatenated in rank order (on every process), so the caller
+    can write them (on the main process) before the next round: incremental, resumable output. Every
+    process joins every round, also once its own share is done. In a single process this is plain
+    batching.
+
+    Raises:
+        The exception ``work`` raised, on the process where it was raised; ``MedtuneError`` naming that
+        process and its error on the others (so no process is left waiting for a failed one).
+    """
+    shard = item_shard(len(items))
+    mine = list(items[shard.start : shard.stop])
+    rounds = -(-max(gather_in_order([len(mine)])) // per_round)
+    for start in range(0, rounds * per_round, per_round):
+        chunk = mine[start : start + per_round]
+        failure: Exception | None = None
+        try:
+            local = work(chunk) if chunk else []
+        except Exception as exc:  # reported to the other processes before it is raised here
+            local, failure = [], exc
+        shares = gather_in_order([(local, None if failure is None else f"{type(failure).__name__}: {failure}")])
+        if failure is not None:
+            raise failure
+        for rank, (_, error) in enumerate(shares):
+            if error is not None:
+                raise MedtuneError(f"Process {rank} of this run failed, so this one stops too: {error}")
+        yield [result for results, _ in shares for result in results]

@@ -21,6 +21,22 @@ DtypeOpt = Annotated[
         "GPUs with bf16, CPUs with AMX or AVX512-BF16; else float32), float32, bfloat16 or float16 (GPUs).",
     ),
 ]
+CacheOpt = Annotated[
+    str,
+    typer.Option(
+        "--cache",
+        help="Key/value cache while decoding: dynamic (grows with the text; the default, faster on CPU) or static "
+        "(preallocated for prompt + --max-new-tokens; same outputs; needed by --compile).",
+    ),
+]
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compile/--no-compile",
+        help="torch.compile the decoding step (needs --cache static; same outputs; each new batch shape compiles "
+        "first, which costs more than it saves on short CPU runs).",
+    ),
+]
 FeedbackDbOpt = Annotated[
     str | None,
     typer.Option(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import torch
 from tqdm.auto import tqdm
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import CompileConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from medtune.errors import MedtuneError
 
@@ -70,6 +70,52 @@ class SamplingSettings:
     def with_stop_tokens(self, ids: Sequence[int]) -> SamplingSettings:
         """The same settings, also stopping at ``ids`` (e.g. the chat template's end-of-turn tokens)."""
         return replace(self, stop_token_ids=tuple(sorted(set(self.stop_token_ids) | set(ids))))
+
+
+CACHE_KINDS = ("dynamic", "static")
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How ``generate`` keeps its key/value cache, and whether its decoding step is compiled.
+
+    ``cache="static"`` preallocates the cache for prompt + ``max_new_tokens`` (transformers'
+    ``cache_implementation="static"``); ``compile`` runs each decoding step through ``torch.compile``
+    (transformers' compile path, which needs the static cache; the first batch of each new shape pays
+    the compilation). Outputs equal the default's (tests check greedy tokens). Both default off, as in
+    transformers on CPU; the README's Benchmarks section has the figures that keep them off.
+
+    Raises:
+        MedtuneError: an unknown cache kind, or compile without the static cache (naming the options).
+    """
+
+    cache: str = "dynamic"
+    compile: bool = False
+    option_names: tuple[str, str] = ("generate.cache", "generate.compile")  # for messages: recipe keys or CLI options
+
+    def __post_init__(self) -> None:
+        cache_name, compile_name = self.option_names
+        if self.cache not in CACHE_KINDS:
+            raise MedtuneError(f"{cache_name} must be one of {', '.join(CACHE_KINDS)}; got {self.cache!r}.")
+        if self.compile and self.cache != "static":
+            raise MedtuneError(
+                f"{compile_name} needs {cache_name} static (torch.compile of a decoding step needs a cache of "
+                f"fixed shape); {cache_name} is {self.cache!r}. Set {cache_name} to static as well, or drop "
+                f"{compile_name}."
+            )
+
+    def generate_kwargs(self) -> dict:
+        """The ``model.generate`` arguments that select this cache and compilation."""
+        if self.cache == "dynamic":
+            return {}
+        if not self.compile:
+            return {
+                "cache_implementation": "static",
+                "disable_compile": True,
+            }  # transformers compiles on GPU by default
+        config = CompileConfig()
+        config._compile_all_devices = True  # why: transformers compiles only on accelerators unless told
+        return {"cache_implementation": "static", "compile_config": config}
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -268,6 +314,7 @@ def _generate_batched(
     add_special_tokens: bool,
     progress: str | None,
     stats: GenerationStats | None,
+    decoding: DecodingOptions,
 ) -> list[RawSequence]:
     """Run ``generate`` over length-sorted batches; returns each prompt's new token ids, cut at a stop id.
 
@@ -290,7 +337,8 @@ def _generate_batched(
                 [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=add_special_tokens
             ).to(model.device)
             width = enc["input_ids"].shape[1]
-            generated = model.generate(**enc, pad_token_id=tokenizer.pad_token_id, **batch_kwargs(idx, width))
+            kwargs = batch_kwargs(idx, width) | decoding.generate_kwargs()
+            generated = model.generate(**enc, pad_token_id=tokenizer.pad_token_id, **kwargs)
             new = generated if seq2seq else generated[:, width:]
             for row, i in enumerate(idx):
                 new_ids[i] = _cut_at_stop(new[row].tolist(), stop_set, tokenizer.pad_token_id)
@@ -317,13 +365,15 @@ def generate_texts(
     stop_at_newline: bool = True,
     progress: str | None = "translate",
     stats: GenerationStats | None = None,
+    decoding: DecodingOptions = DecodingOptions(),
 ) -> list[str]:
     """Generate one continuation per prompt, in the prompts' order.
 
     Prompts are sorted by length so each batch pads little; causal models are left-padded.
     Greedy when ``num_beams == 1``. For causal LMs the output is cut at the first line break.
     ``max_new_tokens`` may be one limit per prompt: a batch then stops at its largest limit, so one
-    runaway sequence cannot keep a whole batch decoding to a global maximum.
+    runaway sequence cannot keep a whole batch decoding to a global maximum. ``decoding`` picks the
+    cache and compilation (same outputs, other speed).
     """
     limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
@@ -335,7 +385,7 @@ def generate_texts(
         return kwargs
 
     new_ids = _generate_batched(
-        model, tokenizer, prompts, batch_size, batch_kwargs, model_eos_ids(model), True, progress, stats
+        model, tokenizer, prompts, batch_size, batch_kwargs, model_eos_ids(model), True, progress, stats, decoding
     )
     # A batch decodes to its largest limit; each text keeps only its own (greedy tokens do not
     # depend on how long the batch runs, so this equals decoding the prompt alone with its limit).
@@ -374,6 +424,7 @@ def sample_sequences(
     progress: str | None = None,
     stats: GenerationStats | None = None,
     streamer=None,
+    decoding: DecodingOptions = DecodingOptions(),
 ) -> list[GeneratedSequence]:
     """Generate one continuation per prompt, in the prompts' order, greedy or sampled.
 
@@ -385,6 +436,7 @@ def sample_sequences(
             prompt and its seed, not on the batch it lands in; repeat a prompt with several seeds to
             get several samples.
         streamer: a transformers streamer for a single prompt (chat); it sees every new token.
+        decoding: the cache and compilation (same outputs, other speed).
     Returns:
         Each prompt's text (cut before the first EOS / stop token / stop string, special tokens removed),
         its tokens, how many tokens were generated and whether it stopped before the length limit.
@@ -411,7 +463,7 @@ def sample_sequences(
         return kwargs
 
     raw = _generate_batched(
-        model, tokenizer, prompts, batch_size, batch_kwargs, stop_ids, add_special_tokens, progress, stats
+        model, tokenizer, prompts, batch_size, batch_kwargs, stop_ids, add_special_tokens, progress, stats, decoding
     )
     sequences = []
     for seq in raw:
@@ -434,11 +486,12 @@ def sample_texts(
     progress: str | None = None,
     stats: GenerationStats | None = None,
     streamer=None,
+    decoding: DecodingOptions = DecodingOptions(),
 ) -> list[str]:
     """Generate one reply per prompt, in the prompts' order, greedy or sampled: the texts of
     :func:`sample_sequences` (same arguments, same errors).
     """
     sequences = sample_sequences(
-        model, tokenizer, prompts, settings, seeds, batch_size, add_special_tokens, progress, stats, streamer
+        model, tokenizer, prompts, settings, seeds, batch_size, add_special_tokens, progress, stats, streamer, decoding
     )
     return [seq.text for seq in sequences]

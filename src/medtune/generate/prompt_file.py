@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 from medtune.data.chat_template import ensure_chat_template, render_chat_prompt, stop_token_ids
 from medtune.data.io import Row, columns_of, read_rows, resolve_data_path, write_jsonl
 from medtune.errors import MedtuneError
-from medtune.generate.engine import GenerationStats, SamplingSettings, derive_seed, sample_texts
-from medtune.sharding import gather_in_order, item_shard, main_process_first
+from medtune.generate.engine import DecodingOptions, GenerationStats, SamplingSettings, derive_seed, sample_texts
+from medtune.sharding import gather_in_order, gather_rounds, main_process_first
 
 ROLES = ("system", "user", "assistant")
 ANSWER_KEYS = ("id", "outputs", "output", "params")  # every answer row medtune writes has these
@@ -297,6 +297,7 @@ def generate_prompt_file(
     batch_size: int = 8,
     log: Callable[[str], None] = print,
     progress: bool = True,
+    decoding: DecodingOptions = DecodingOptions(),
 ) -> PromptFileSummary:
     """Answer every prompt into the JSONL file ``out``, resuming where a previous run stopped.
 
@@ -310,6 +311,7 @@ def generate_prompt_file(
         seed: base of the per-(prompt, sample) seeds.
         batch_size: prompts per batch (each batch decodes ``batch_size * num_return_sequences`` sequences).
         log: receives progress messages (skipped count, repaired line).
+        decoding: the cache and compilation (same answers, other speed; not part of ``params``).
     Returns:
         Counts and speed of this run.
     Raises:
@@ -349,28 +351,21 @@ def generate_prompt_file(
         log(f"Skipping {skipped} of {len(rows)} prompts already answered in {out}.")
     lengths = {row.key: len(tokenizer(texts[row.key], add_special_tokens=not chat)["input_ids"]) for row in pending}
     pending.sort(key=lambda row: -lengths[row.key])  # similar lengths per batch: little padding
-    shard = item_shard(len(pending))
-    mine = pending[shard.start : shard.stop]
-    # every process takes part in every gather, also once its own share is done
-    rounds = -(-max(gather_in_order([len(mine)])) // batch_size)
     stats = GenerationStats()
     if is_main:
         out.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(
         total=len(pending), desc="generate", unit="prompt", disable=not (progress and is_main), dynamic_ncols=True
     )
+
+    def answer(batch: list[PromptRow]) -> list[dict[str, Any]]:
+        return _answer_batch(
+            model, tokenizer, batch, texts, settings, params, num_return_sequences, seed, chat, stats, decoding
+        )
+
     try:
         with _append_if(is_main, out) as fh:
-            for start in range(0, rounds * batch_size, batch_size):
-                batch = mine[start : start + batch_size]
-                local = (
-                    _answer_batch(
-                        model, tokenizer, batch, texts, settings, params, num_return_sequences, seed, chat, stats
-                    )
-                    if batch
-                    else []
-                )
-                records = gather_in_order(local)
+            for records in gather_rounds(pending, batch_size, answer):
                 if fh is not None:
                     fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
                     fh.flush()
@@ -431,6 +426,7 @@ def _answer_batch(
     seed: int,
     chat: bool,
     stats: GenerationStats,
+    decoding: DecodingOptions,
 ) -> list[dict[str, Any]]:
     """Generate ``num_return_sequences`` answers for each row of one batch; returns the output rows."""
     n = num_return_sequences
@@ -445,6 +441,7 @@ def _answer_batch(
         batch_size=len(prompts),
         add_special_tokens=not chat,
         stats=stats,
+        decoding=decoding,
     )
     records = []
     for position, row in enumerate(batch):

@@ -1,4 +1,9 @@
-"""Judge a list of items into a JSONL file, resumably: the function the judge stage and ``medtune judge`` call."""
+"""Judge a list of items into a JSONL file, resumably: the function the judge stage and ``medtune judge`` call.
+
+Under a launcher (``torchrun``, ``accelerate launch``) each process judges its ``item_shard`` of the
+items still to judge; every round's judgments are gathered in item order and appended by the main
+process alone.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from tqdm.auto import tqdm
 from medtune.errors import MedtuneError
 from medtune.judge.base import Judge, JudgeItem, Judgment
 from medtune.judge.cache import JsonlLog, judgment_key
+from medtune.sharding import gather_rounds, main_process_first
 
 DEFAULT_BATCH_SIZE = 16
 
@@ -46,14 +52,17 @@ def judge_file(
     fingerprint = judge.fingerprint()
     keys = [judgment_key(item, fingerprint) for item in items]
     wanted = {(item.id, key) for item, key in zip(items, keys, strict=True)}
-    store = JsonlLog(out_path)
-    kept = [r for r in store.records if (str(r.get("id")), r.get("key")) in wanted]
-    if len(kept) != len(store.records):
-        log(
-            f"{out_path}: dropping {len(store.records) - len(kept)} judgment(s) made by another judge or of changed items."
-        )
-        store.rewrite(kept)
+    with main_process_first() as is_main:  # the main process repairs and prunes the file; the others then read it
+        store = JsonlLog(out_path)
+        kept = [r for r in store.records if (str(r.get("id")), r.get("key")) in wanted]
+        if len(kept) != len(store.records):
+            log(
+                f"{out_path}: dropping {len(store.records) - len(kept)} judgment(s) made by another judge or of "
+                "changed items."
+            )
+            store.rewrite(kept)
     done: dict[str, Judgment] = {str(r["id"]): Judgment.from_record(r) for r in kept}
+    rows_by_id = {str(r["id"]): r for r in kept}  # each item's row as written, for the final order
     by_key: dict[str, Judgment] = {r["key"]: done[str(r["id"])] for r in kept}
 
     reused, todo = [], []
@@ -64,33 +73,42 @@ def judge_file(
             judgment = _with_id(by_key[key], item.id)
             done[item.id] = judgment
             reused.append({**judgment.to_record(), "key": key})
+            rows_by_id[item.id] = reused[-1]
         else:
             todo.append((item, key))
-    store.append(reused)
-    if len(done) and todo:
-        log(f"{out_path}: {len(done)} of {len(items)} judgments already there; judging the other {len(todo)}.")
+    if is_main:
+        store.append(reused)
+        if len(done) and todo:
+            log(f"{out_path}: {len(done)} of {len(items)} judgments already there; judging the other {len(todo)}.")
+
+    def score(batch: list[tuple[JudgeItem, str]]) -> list[tuple[str, str, Judgment]]:
+        judgments = judge.score([item for item, _ in batch])
+        if len(judgments) != len(batch):
+            raise MedtuneError(
+                f"Judge '{judge.name}' returned {len(judgments)} judgments for {len(batch)} items; "
+                "a judge must return exactly one per item."
+            )
+        return [(item.id, key, _with_id(j, item.id)) for (item, key), j in zip(batch, judgments, strict=True)]
 
     size = batch_size or getattr(judge, "batch_size", DEFAULT_BATCH_SIZE)
-    bar = tqdm(total=len(todo), desc=progress, disable=progress is None or not todo, unit="item")
+    bar = tqdm(total=len(todo), desc=progress, disable=progress is None or not todo or not is_main, unit="item")
     try:
-        for start in range(0, len(todo), size):
-            batch = todo[start : start + size]
-            judgments = judge.score([item for item, _ in batch])
-            if len(judgments) != len(batch):
-                raise MedtuneError(
-                    f"Judge '{judge.name}' returned {len(judgments)} judgments for {len(batch)} items; "
-                    "a judge must return exactly one per item."
-                )
+        for scored in gather_rounds(todo, size, score):  # every process's batch, in item order
             rows = []
-            for (item, key), judgment in zip(batch, judgments, strict=True):
-                judgment = _with_id(judgment, item.id)
-                done[item.id] = judgment
+            for item_id, key, judgment in scored:
+                done[item_id] = judgment
                 by_key[key] = judgment
                 rows.append({**judgment.to_record(), "key": key})
-            store.append(rows)
-            bar.update(len(batch))
+                rows_by_id[item_id] = rows[-1]
+            if is_main:
+                store.append(rows)
+            bar.update(len(scored))
     finally:
         bar.close()
+    with main_process_first() as is_main:  # the others return once the file is final
+        ordered = [rows_by_id[item.id] for item in items]
+        if is_main and [str(r["id"]) for r in JsonlLog(out_path).records] != [str(r["id"]) for r in ordered]:
+            store.rewrite(ordered)  # appends came in another order (cache hits first, resumes, processes)
     return [done[item.id] for item in items]
 
 

@@ -172,6 +172,7 @@ class RlaifStages:
     def generate(self) -> dict:
         """``generate.n`` candidates for (a seeded sample of ``generate.max_prompts``) training prompts."""
         from medtune.data.sampling import sample_items
+        from medtune.generate.engine import DecodingOptions
         from medtune.rlaif.candidates import generate_candidates
 
         r, g = self.recipe, self.recipe.generate
@@ -193,6 +194,7 @@ class RlaifStages:
             src_lang=r.data.src_lang,
             tgt_lang=r.data.tgt_lang,
             log=self.log,
+            decoding=DecodingOptions(g.cache, g.compile),
         )
         policy = f"{g.endpoint} ({g.endpoint_model})" if endpoint is not None else self.sft_model()
         return {"candidates": str(self.run.sub(*CANDIDATES.parts)), "policy": policy, **stats.to_dict()}

@@ -174,6 +174,16 @@ class GenerateSection(Section):
         256, gt=0, description="Longest candidate in tokens (candidate length drives the run time)."
     )
     batch_size: int = Field(16, gt=0, description="Prompts generated per batch by the local model.")
+    cache: Literal["dynamic", "static"] = Field(
+        "dynamic",
+        description="The local model's key/value cache: dynamic (faster on CPU) or static (preallocated; same "
+        "candidates; needed by generate.compile).",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the local model's decoding step (needs generate.cache=static; same candidates; "
+        "each new batch shape compiles first).",
+    )
     max_prompts: int | None = Field(
         None, gt=0, description="Generate for at most this many training prompts (a seeded sample); unset: all."
     )

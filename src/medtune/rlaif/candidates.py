@@ -5,6 +5,9 @@ its own generator seeded by ``derive_seed(seed, prompt_id, k)``, so batching nev
 an OpenAI-compatible endpoint is asked once per prompt for ``n`` samples with a per-prompt seed.
 Rows are appended to ``candidates.jsonl`` a batch of prompts at a time, so an interrupted run loses
 only the batch in flight and a re-run generates only the prompts not yet complete in the file.
+Under a launcher (``torchrun``, ``accelerate launch``) each process samples its ``item_shard`` of the
+prompts still to do; each round's rows are gathered in rank order and appended by the main process
+alone, and the finished file is put in prompt order, so it equals a single process's.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from medtune.data.ids import text_id
 from medtune.data.io import write_jsonl
 from medtune.data.prompts import translation_prompt
 from medtune.errors import MedtuneError
-from medtune.generate.engine import SamplingSettings, derive_seed
+from medtune.generate.engine import DecodingOptions, SamplingSettings, derive_seed
 from medtune.rlaif.dedupe import mark_duplicates
 from medtune.rlaif.prompt_items import PromptItem
+from medtune.sharding import gather_in_order, gather_rounds, main_process_first
 
 if TYPE_CHECKING:
     from medtune.endpoint import Endpoint
@@ -84,6 +88,7 @@ def generate_candidates(
     tgt_lang: str = "es",
     progress: str | None = "generate",
     log: Callable[[str], Any] = print,
+    decoding: DecodingOptions = DecodingOptions(),
 ) -> CandidateStats:
     """Write ``n`` candidates per prompt to ``out_path`` (JSONL), resuming what an earlier call wrote.
 
@@ -101,6 +106,7 @@ def generate_candidates(
         batch_size: local: sequences per forward pass; endpoint: prompts in flight between two writes.
         src_lang, tgt_lang: the translation prompt's languages.
         progress: the progress bar's label (None: no bar).
+        decoding: the local policy's cache and compilation (same texts, other speed).
     Returns:
         :class:`CandidateStats` over every prompt in the file.
     Raises:
@@ -111,40 +117,62 @@ def generate_candidates(
     if settings.greedy and n > 1:
         log(f"Temperature 0 is greedy decoding: the {n} candidates of each prompt will be identical.")
     by_id = {p.id: p for p in prompts}
-    done = _resume(out_path, by_id, n, seed, log)
+    with main_process_first() as is_main:  # the main process repairs the file; the others then read it
+        done = _resume(out_path, by_id, n, seed, log if is_main else _quiet)
     todo = [p for p in prompts if p.id not in done]
     stats = CandidateStats(resumed_prompts=len(done))
-    if done:
+    if done and is_main:
         log(
             f"{out_path}: {len(done)} of {len(prompts)} prompts already have their {n} candidates; generating the rest."
         )
     if todo:
         if loaded is not None:
-            sampler = _local_sampler(loaded, task, settings, n, seed, batch_size, src_lang, tgt_lang)
+            sampler = _local_sampler(loaded, task, settings, n, seed, batch_size, src_lang, tgt_lang, decoding)
             per_chunk = max(1, batch_size // n)
         else:
             sampler = _endpoint_sampler(endpoint, task, settings, n, seed, src_lang, tgt_lang)
             per_chunk = batch_size
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if is_main:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        with tqdm(total=len(todo), desc=progress, unit="prompt", disable=progress is None, dynamic_ncols=True) as bar:
-            for start in range(0, len(todo), per_chunk):
-                chunk = todo[start : start + per_chunk]
-                rows = [
-                    row for item, texts in zip(chunk, sampler(chunk), strict=True) for row in _rows(item, texts, seed)
-                ]
-                _append(out_path, rows)
-                done.update((item.id, rows[i * n : (i + 1) * n]) for i, item in enumerate(chunk))
-                bar.update(len(chunk))
-        stats.seconds = time.perf_counter() - started
+
+        def candidate_rows(chunk: list[PromptItem]) -> list[list[dict]]:
+            return [_rows(item, texts, seed) for item, texts in zip(chunk, sampler(chunk), strict=True)]
+
+        bar = tqdm(total=len(todo), desc=progress, unit="prompt", disable=progress is None or not is_main)
+        with bar:
+            for groups in gather_rounds(todo, per_chunk, candidate_rows):  # each prompt's n rows, in prompt order
+                if is_main:
+                    _append(out_path, [row for rows in groups for row in rows])
+                done.update((rows[0]["prompt_id"], rows) for rows in groups)
+                bar.update(len(groups))
+        stats.seconds = max(gather_in_order([time.perf_counter() - started]))
         stats.generated = len(todo) * n
+    with main_process_first() as is_main:  # the others return once the file is final
+        if is_main:
+            _write_in_prompt_order(out_path, [done[p.id] for p in prompts])
     _count(stats, [done[p.id] for p in prompts])
-    log(
+    (log if is_main else _quiet)(
         f"candidates: {stats.candidates} for {stats.prompts} prompts ({stats.exact_duplicates} exact and "
         f"{stats.near_duplicates} near duplicates; {stats.prompts_with_fewer_than_two_distinct} prompts with fewer "
         f"than two distinct); {stats.generated} new at {stats.candidates_per_s:.2f}/s"
     )
     return stats
+
+
+def _quiet(message: str) -> None:
+    """The log of the processes other than the main one: it alone reports."""
+
+
+def _write_in_prompt_order(path: Path, groups: list[list[dict]]) -> None:
+    """Rewrite ``path`` with every prompt's rows in the prompts' order, when its appends left another order.
+
+    Why: a resumed run, or several processes gathering per round, append prompts out of order; the
+    finished file is then the same whatever the interruptions or the number of processes.
+    """
+    ordered = [row for rows in groups for row in rows]
+    if ordered and [row["id"] for row in _read_rows(path)[0]] != [row["id"] for row in ordered]:
+        write_jsonl(path, ordered)
 
 
 def read_candidates(path: Path) -> list[dict]:
@@ -281,7 +309,7 @@ def _resume(path: Path, prompts: dict[str, PromptItem], n: int, seed: int, log) 
     return done
 
 
-def _local_sampler(loaded, task, settings, n, seed, batch_size, src_lang, tgt_lang):
+def _local_sampler(loaded, task, settings, n, seed, batch_size, src_lang, tgt_lang, decoding):
     """A function from prompt items to their ``n`` texts each, sampled by the local policy in batches."""
     from medtune.data.chat_template import render_chat_prompt, stop_token_ids
     from medtune.generate.engine import sample_texts
@@ -312,6 +340,7 @@ def _local_sampler(loaded, task, settings, n, seed, batch_size, src_lang, tgt_la
             seeds=seeds,
             batch_size=batch_size,
             add_special_tokens=translation,
+            decoding=decoding,
         )
         return [[t.strip() for t in out[i * n : (i + 1) * n]] for i in range(len(items))]
 
