@@ -643,14 +643,14 @@ def generate(
     from medtune.generate.engine import DecodingOptions, SamplingSettings
     from medtune.generate.prompt_file import check_answers_path, generate_prompt_file, read_prompt_rows
     from medtune.models.loading import load_model
-    from medtune.train.distributed import world
+    from medtune.sharding import quiet_unless_main
 
     try:
         settings = SamplingSettings(max_new_tokens, temperature, top_p)
         decoding = DecodingOptions(cache, compile_step, option_names=("--cache", "--compile"))
         check_answers_path(data, out)
         rows = read_prompt_rows(data, prompt_col, id_col)  # bad rows fail before the model loads
-        rank, _ = world()  # joins the process group first, so under a launcher each process picks its own GPU
+        main = quiet_unless_main()  # joins the process group first: under a launcher each process picks its GPU
         loaded = load_model(model, dtype=dtype, device=device, log=_log)
         if system is None and chat_template:
             system = loaded.trained_system_prompt
@@ -671,7 +671,7 @@ def generate(
         )
     except MedtuneError as exc:
         _fail(exc)
-    if rank != 0:
+    if not main:
         return
     _log(
         f"{summary.prompts} prompts: {summary.generated} answered now, {summary.skipped} skipped (already in {out}); "
