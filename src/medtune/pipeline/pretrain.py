@@ -7,9 +7,7 @@ of held-out openings show the change in style.
 
 from __future__ import annotations
 
-import atexit
 import shutil
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,11 +138,11 @@ def _score(stage: str, loaded, data: TextData, recipe: Recipe, run: RunFolder, l
     return result
 
 
-def _train(recipe: Recipe, run: RunFolder, folder: Memo[Path], log):
+def _train(recipe: Recipe, run: RunFolder, log):
     def train():
         from medtune.train.pretrain import train_pretrain
 
-        splits = folder.get()
+        splits = run.sub("data")
         return train_pretrain(
             recipe, splits / "train.jsonl", splits / "dev.jsonl", run.sub(TOKEN_CACHE), run.resume_training, log
         )
@@ -160,14 +158,11 @@ def pretrain_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
     """
     from medtune.report.pretrain import write_pretrain_report
 
-    folder = Memo(lambda: run.sub("data"))  # where the splits are: another process's copy is its own
-    held_out = Memo(lambda: read_text_data(folder.get(), ("test", "general")))
+    held_out = Memo(lambda: read_text_data(run.sub("data"), ("test", "general")))
 
-    def prepare() -> dict:
+    def prepare() -> dict:  # the runner runs it on the main process only; the others read its files
         held_out.clear()
-        if not run.writes:  # only the main process writes the run folder
-            folder.set(process_scratch_folder())
-        return prepare_text_data(recipe, folder.get(), log)
+        return prepare_text_data(recipe, run.sub("data"), log)
 
     def counts() -> dict[str, int]:
         return {name: run.done("data")[name] for name in SPLITS}
@@ -177,13 +172,6 @@ def pretrain_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
         recipe,
         data_stage(prepare),
         lambda stage, loaded: _score(stage, loaded, held_out.get(), recipe, run, log),
-        _train(recipe, run, folder, log),
+        _train(recipe, run, log),
         lambda evaluations, model_dir: write_pretrain_report(recipe, run, counts(), evaluations, model_dir),
     )
-
-
-def process_scratch_folder() -> Path:
-    """A temporary folder removed when this process exits (another process's copy of the data splits)."""
-    path = Path(tempfile.mkdtemp(prefix="medtune-data-"))
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path

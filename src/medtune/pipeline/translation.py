@@ -6,9 +6,6 @@ skips those whose inputs are unchanged). Knows nothing of tensors: each stage ca
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from medtune.pipeline.common import Memo, before_after_stages, data_stage
 from medtune.pipeline.stages import Stage
 from medtune.pipeline.translation_data import (
@@ -53,14 +50,9 @@ def _data(recipe: Recipe, run: RunFolder, log) -> tuple[Stage, Memo[PreparedData
     """The data stage, and the prepared data (kept from the stage, or read back when it was skipped)."""
     data = Memo(lambda: read_translation_data(recipe, run.sub("data")))
 
-    def prepare() -> dict:
+    def prepare() -> dict:  # the runner runs it on the main process only; the others read its files
         data.clear()  # later stages read the splits back from the files, only if they need them
-        if run.writes:
-            return prepare_translation_data(recipe, run.sub("data"), log)
-        with tempfile.TemporaryDirectory(prefix="medtune-data-") as scratch:  # only the main process writes the run
-            counts = prepare_translation_data(recipe, Path(scratch), log)
-            data.set(read_translation_data(recipe, Path(scratch)))
-            return counts
+        return prepare_translation_data(recipe, run.sub("data"), log)
 
     return data_stage(prepare), data
 
