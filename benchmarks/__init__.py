@@ -1,0 +1,1 @@
+"""Benchmarks: medtune against TRL and plain transformers (``python -m benchmarks.run``)."""

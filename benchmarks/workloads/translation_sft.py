@@ -1,0 +1,266 @@
+"""Translation SFT on the embedded model: medtune's loop against TRL's SFTTrainer, defaults and best.
+
+Work, the same for every variant: the embedded gemma-3-270m, LoRA r=16 / alpha=32 / dropout 0 on
+q,k,v,o,gate,up,down (the translate-en-es recipe's), batch 8, learning rate 5e-4 with 5% linear
+warm-up then linear decay, gradient clipping at 1.0, seed 42, the same rows of
+shared/data/translation/tico19_en_es_general_health.jsonl (a seeded sample, every row seen once) in
+medtune's prompt format (``English: <en>\\nSpanish:`` -> `` <es>\\n``), sequences of at most 256 tokens.
+One untimed forward and backward pass on one batch warms each variant up; the timed part is the
+trainer's own training call.
+
+Variants:
+  medtune       the translate-en-es recipe's setup: frozen base in bfloat16 where the CPU runs it
+                natively (float32 LoRA weights, optimizer state and loss), activation checkpointing,
+                logits on target positions only, length-grouped batches.
+  trl-defaults  SFTTrainer with TRL 1.16's documented SFTConfig defaults: the model loaded from its
+                folder in float32 (TRL's default dtype), bf16=True (mixed precision: float32 weights
+                under bfloat16 autocast), gradient_checkpointing=True, loss on the completion only (the
+                default for prompt-completion data, completion_only_loss=None), each batch padded to its
+                longest row (no length grouping), per_device_train_batch_size 8, max_length 1024.
+  trl-best      TRL at its fastest here: the base loaded in bfloat16 plus bf16=True, completion-only
+                loss, padding-free batches (padding_free=True, which needs max_length=None without
+                packing: every row is checked to fit in 256 tokens beforehand), batch 8, checkpointing.
+                TRL 1.16 documents padding-free as FlashAttention-only but does not check it: on CPU
+                (SDPA) the batch becomes one row with restarting position_ids and no attention mask,
+                and transformers builds a block-diagonal causal mask from those positions, so the loss
+                is right while attention spans the whole flattened row.
+
+The learning rate and schedule are set to medtune's in every TRL variant (TRL's default 2e-5 would
+make the losses incomparable). Target tokens are counted from the data the same way for all:
+each completion's tokens plus one end-of-sequence token (TRL appends EOS to completions; medtune's
+translation target ends at the newline, so its loop trains one token fewer per row: its own count is
+in extra.trainer_target_tokens). final_loss is every trained model's mean completion-token
+cross-entropy (EOS included) on the same held-out rows, by the same forward pass
+(common.completion_loss); losses are the trainer's own per-step logs.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.workloads.common import (
+    Target,
+    completion_loss,
+    completion_tokens,
+    embedded_model_dir,
+    peak_mem_mb,
+    read_jsonl,
+    shared_data,
+    workload_main,
+)
+
+VARIANTS = ("medtune", "trl-defaults", "trl-best")
+BASELINES = ("trl-defaults", "trl-best")
+TARGETS = (
+    Target("speed", "trl-defaults", 5.0),
+    Target("speed", "trl-best", 2.0),
+    Target("memory", "trl-defaults", 0.7),
+    Target("loss", "trl-best", 0.02),
+)
+DATA = "translation/tico19_en_es_general_health.jsonl"
+BATCH_SIZE = 8
+LR = 5e-4
+WARMUP_RATIO = 0.05  # medtune's default train.warmup_ratio
+SEED = 42
+MAX_LENGTH = 256  # the recipe's train.max_length
+STEPS = {False: 60, True: 6}  # full run, --quick
+HELD_OUT = {False: 64, True: 16}
+
+
+def sample_rows(quick: bool) -> tuple[list[dict], list[dict]]:
+    """(training rows, held-out rows) as ``{"en", "es"}`` dicts: a seeded sample, the same for every variant."""
+    rows = [r for r in read_jsonl(shared_data(DATA)) if r.get("en", "").strip() and r.get("es", "").strip()]
+    random.Random(SEED).shuffle(rows)
+    n_train = STEPS[quick] * BATCH_SIZE
+    return rows[:n_train], rows[n_train : n_train + HELD_OUT[quick]]
+
+
+def prompt_completion(row: dict) -> dict[str, str]:
+    from medtune.data.prompts import translation_prompt, translation_target
+
+    return {"prompt": translation_prompt(row["en"]), "completion": translation_target(row["es"])}
+
+
+def held_out_ids(tokenizer, rows: list[dict]) -> list[tuple[list[int], list[int]]]:
+    """Held-out rows as (prompt ids with BOS, completion ids + EOS), the way TRL tokenizes them."""
+    out = []
+    for row in map(prompt_completion, rows):
+        prompt = tokenizer(row["prompt"])["input_ids"]
+        completion = tokenizer(row["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        out.append((prompt, completion))
+    return out
+
+
+def run_medtune(quick: bool) -> dict:
+    from medtune.data.parallel import Pair
+    from medtune.recipes.loader import load_recipe
+    from medtune.train.batching import encode_translation_pairs
+    from medtune.train.loop import train_loop
+    from medtune.train.objectives import SFTObjective
+    from medtune.train.setup import loop_config, prepare_trainable_model
+
+    train_rows, held_out = sample_rows(quick)
+    steps = STEPS[quick]
+    recipe = load_recipe(
+        "translate-en-es",
+        [
+            f"seed={SEED}",
+            f"train.max_steps={steps}",
+            f"train.batch_size={BATCH_SIZE}",
+            f"train.lr={LR}",
+            f"train.warmup_ratio={WARMUP_RATIO}",
+            f"train.max_length={MAX_LENGTH}",
+            "train.eval_every=1000000",
+            "train.save_every=1000000",
+        ],
+    )
+    trainable = prepare_trainable_model(recipe, log=lambda *_: None)
+    tokenizer, model = trainable.loaded.tokenizer, trainable.model
+    pairs = [Pair(r["en"], r["es"]) for r in train_rows]
+    examples = encode_translation_pairs(tokenizer, pairs, seq2seq=False, max_length=MAX_LENGTH)
+    warm_up_medtune(model, SFTObjective(), examples[:BATCH_SIZE], tokenizer.pad_token_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = train_loop(
+            model,
+            examples,
+            [],
+            loop_config(recipe, trainable.autocast_dtype),
+            tokenizer.pad_token_id,
+            False,
+            Path(tmp),
+            log=lambda *_: None,
+        )
+        wall = time.perf_counter() - started
+    return _fields(
+        tokenizer,
+        train_rows,
+        steps,
+        wall,
+        completion_loss(model, held_out_ids(tokenizer, held_out)),
+        [loss for _, loss in result.loss_history],
+        {
+            "trainer_target_tokens": result.target_tokens,
+            "padding_waste": result.padding_waste,
+            **trainable.precision_info(),
+        },
+    )
+
+
+def warm_up_medtune(model, objective, items: list, pad_id: int) -> None:
+    """One untimed forward and backward pass through medtune's objective; the gradients are dropped."""
+    from medtune.train.objectives import on_model_device
+
+    batch = on_model_device(objective.collate(items, pad_id, False), model)
+    loss_sum, _ = objective.loss(model, batch, False)
+    loss_sum.backward()
+    model.zero_grad(set_to_none=True)
+
+
+def run_trl(variant: str, quick: bool) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoTokenizer, set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    from medtune.recipes.schema import LoraSection
+
+    train_rows, held_out = sample_rows(quick)
+    steps = STEPS[quick]
+    path = embedded_model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    rows = [prompt_completion(r) for r in train_rows]
+    longest = max(len(p) + len(c) for p, c in held_out_ids(tokenizer, train_rows))
+    if longest > MAX_LENGTH:
+        raise ValueError(f"a training row has {longest} tokens, over {MAX_LENGTH}: padding-free would not cut it")
+    lora = LoraSection()
+    peft_config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    best = variant == "trl-best"
+    extra_args = {"padding_free": True, "max_length": None, "completion_only_loss": True} if best else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        args = SFTConfig(
+            output_dir=tmp,
+            per_device_train_batch_size=BATCH_SIZE,
+            max_steps=steps,
+            learning_rate=LR,
+            warmup_steps=int(WARMUP_RATIO * steps),  # medtune's warm-up length
+            seed=SEED,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
+            model_init_kwargs={"dtype": torch.bfloat16} if best else None,
+            **extra_args,
+        )
+        trainer = SFTTrainer(
+            model=str(path),
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+        warm_up_trl(trainer)
+        set_seed(SEED)
+        started = time.perf_counter()
+        trainer.train()
+        wall = time.perf_counter() - started
+    model = trainer.model
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return _fields(
+        tokenizer,
+        train_rows,
+        steps,
+        wall,
+        completion_loss(model, held_out_ids(tokenizer, held_out)),
+        losses,
+        {"base_dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "bf16_autocast": args.bf16},
+    )
+
+
+def warm_up_trl(trainer) -> None:
+    """One untimed training-step pass (forward and backward, no optimizer step) on one batch of the
+    trainer's own data loader; the gradients are dropped."""
+    batch = next(iter(trainer.get_train_dataloader()))  # already on the trainer's device
+    trainer.model.train()
+    with trainer.compute_loss_context_manager():  # the trainer's autocast, as in its training step
+        loss = trainer.compute_loss(trainer.model, batch)
+    trainer.accelerator.backward(loss)
+    trainer.model.zero_grad(set_to_none=True)
+
+
+def _fields(tokenizer, train_rows, steps, wall, final_loss, losses, extra) -> dict:
+    tokens = completion_tokens(tokenizer, [prompt_completion(r)["completion"] for r in train_rows])
+    return {
+        "steps": steps,
+        "target_tokens": tokens,
+        "wall_s": wall,
+        "tokens_per_s": tokens / wall,
+        "peak_mem_mb": peak_mem_mb(),
+        "final_loss": final_loss,
+        "losses": losses,
+        "extra": extra,
+    }
+
+
+def run_variant(variant: str, quick: bool) -> dict:
+    """One variant's result fields (see common.write_result)."""
+    return run_medtune(quick) if variant == "medtune" else run_trl(variant, quick)
+
+
+def main() -> None:
+    workload_main("translation_sft", VARIANTS, run_variant)
+
+
+if __name__ == "__main__":
+    main()
