@@ -18,15 +18,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_translate import LORA, _data, _peak_mb
-
 DTYPES = ("auto", "float32")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _data(n_train: int):
+    """(the first ``n_train`` training pairs, the test pairs) of the bundled corpus, split as translate-en-es does."""
+    from medtune.data.parallel import load_pairs
+    from medtune.data.split import split_pairs
+
+    pairs = load_pairs("demo:medical_en_es.jsonl", doc_col="doc_id")
+    train, _, test = split_pairs(pairs, 0.12, 0.04, 42)
+    return train[:n_train], test
 
 
 def part_train(dtype: str, steps: int, batch_size: int, checkpointing: str = "true") -> dict:
@@ -48,8 +61,6 @@ def part_train(dtype: str, steps: int, batch_size: int, checkpointing: str = "tr
             f"train.dtype={'float32' if dtype == 'autocast' else dtype}",
             f"train.max_steps={steps}",
             f"train.batch_size={batch_size}",
-            f"train.lora.r={LORA['r']}",
-            f"train.lora.alpha={LORA['alpha']}",
             "train.eval_every=1000000",
             "train.save_every=1000000",
             f"train.gradient_checkpointing={checkpointing}",

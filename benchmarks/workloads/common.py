@@ -110,29 +110,52 @@ def completion_tokens(tokenizer, completions: Sequence[str]) -> int:
     return sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1 for text in completions)
 
 
-def completion_loss(model, rows: Sequence[tuple[list[int], list[int]]]) -> float:
-    """Mean cross-entropy per completion token of held-out ``(prompt_ids, completion_ids)`` rows.
+def completion_logps(model, rows: Sequence[tuple[list[int], list[int]]]) -> list[float]:
+    """Summed log-probability of each row's completion given its prompt, rows as ``(prompt_ids, completion_ids)``.
 
-    The same plain forward pass scores every variant's trained model (whatever its trainer), so final
-    losses compare the models, not how each trainer averages its logged loss over different batches.
-    One row at a time with ``logits_to_keep``: full-vocabulary logits of a padded batch took GBs.
+    One row at a time with ``logits_to_keep`` (full-vocabulary logits of a padded batch took GBs); the
+    model is put in eval mode for the pass and left as it was found.
     """
     import torch
-    import torch.nn.functional as F
 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total, count = 0.0, 0
+    logps = []
     with torch.no_grad():
         for prompt, completion in rows:
             ids = torch.tensor([prompt + completion], device=device)
             # the last len(completion) + 1 positions; all but the last predict the completion's tokens
             logits = model(input_ids=ids, logits_to_keep=len(completion) + 1).logits[0, :-1].float()
-            total += float(F.cross_entropy(logits, torch.tensor(completion, device=device), reduction="sum"))
-            count += len(completion)
+            targets = torch.tensor(completion, device=device)
+            logps.append(float(torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).sum()))
     model.train(was_training)
-    return total / count
+    return logps
+
+
+def completion_loss(model, rows: Sequence[tuple[list[int], list[int]]]) -> float:
+    """Mean cross-entropy per completion token of held-out ``(prompt_ids, completion_ids)`` rows.
+
+    The same plain forward pass scores every variant's trained model (whatever its trainer), so final
+    losses compare the models, not how each trainer averages its logged loss over different batches.
+    """
+    return -sum(completion_logps(model, rows)) / sum(len(completion) for _, completion in rows)
+
+
+def dpo_loss(model, pairs: Sequence[tuple[list[int], list[int], list[int]]], beta: float) -> float:
+    """Mean DPO (sigmoid) loss of held-out ``(prompt_ids, chosen_ids, rejected_ids)`` pairs for a PEFT model,
+    the reference being the same model with its adapter disabled."""
+    import math
+
+    rows = [(p, side) for p, chosen, rejected in pairs for side in (chosen, rejected)]
+    policy = completion_logps(model, rows)
+    with model.disable_adapter():
+        reference = completion_logps(model, rows)
+    losses = []
+    for i in range(0, len(rows), 2):
+        margin = beta * ((policy[i] - reference[i]) - (policy[i + 1] - reference[i + 1]))
+        losses.append(max(-margin, 0.0) + math.log1p(math.exp(-abs(margin))))  # -log(sigmoid(margin)), stable
+    return sum(losses) / len(losses)
 
 
 def write_result(path: str | Path, **fields: Any) -> dict:

@@ -41,12 +41,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.workloads._training import (
+    SEED,
+    medtune_overrides,
+    peft_lora_config,
+    result_fields,
+    trl_common_args,
+    trl_losses,
+    warm_up_medtune,
+    warm_up_trl,
+)
 from benchmarks.workloads.common import (
     Target,
     completion_loss,
     completion_tokens,
     embedded_model_dir,
-    peak_mem_mb,
     read_jsonl,
     shared_data,
     workload_main,
@@ -62,11 +71,9 @@ TARGETS = (
 )
 DATA = "translation/tico19_en_es_general_health.jsonl"
 BATCH_SIZE = 8
-LR = 5e-4
-WARMUP_RATIO = 0.05  # medtune's default train.warmup_ratio
-SEED = 42
+LR = 5e-4  # the translate-en-es recipe's
 MAX_LENGTH = 256  # the recipe's train.max_length
-STEPS = {False: 60, True: 6}  # full run, --quick
+STEPS = {False: 60, True: 4}  # full run, --quick
 HELD_OUT = {False: 64, True: 16}
 
 
@@ -104,19 +111,7 @@ def run_medtune(quick: bool) -> dict:
 
     train_rows, held_out = sample_rows(quick)
     steps = STEPS[quick]
-    recipe = load_recipe(
-        "translate-en-es",
-        [
-            f"seed={SEED}",
-            f"train.max_steps={steps}",
-            f"train.batch_size={BATCH_SIZE}",
-            f"train.lr={LR}",
-            f"train.warmup_ratio={WARMUP_RATIO}",
-            f"train.max_length={MAX_LENGTH}",
-            "train.eval_every=1000000",
-            "train.save_every=1000000",
-        ],
-    )
+    recipe = load_recipe("translate-en-es", medtune_overrides(steps, BATCH_SIZE, LR, MAX_LENGTH))
     trainable = prepare_trainable_model(recipe, log=lambda *_: None)
     tokenizer, model = trainable.loaded.tokenizer, trainable.model
     pairs = [Pair(r["en"], r["es"]) for r in train_rows]
@@ -150,24 +145,11 @@ def run_medtune(quick: bool) -> dict:
     )
 
 
-def warm_up_medtune(model, objective, items: list, pad_id: int) -> None:
-    """One untimed forward and backward pass through medtune's objective; the gradients are dropped."""
-    from medtune.train.objectives import on_model_device
-
-    batch = on_model_device(objective.collate(items, pad_id, False), model)
-    loss_sum, _ = objective.loss(model, batch, False)
-    loss_sum.backward()
-    model.zero_grad(set_to_none=True)
-
-
 def run_trl(variant: str, quick: bool) -> dict:
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoTokenizer, set_seed
     from trl import SFTConfig, SFTTrainer
-
-    from medtune.recipes.schema import LoraSection
 
     train_rows, held_out = sample_rows(quick)
     steps = STEPS[quick]
@@ -177,29 +159,11 @@ def run_trl(variant: str, quick: bool) -> dict:
     longest = max(len(p) + len(c) for p, c in held_out_ids(tokenizer, train_rows))
     if longest > MAX_LENGTH:
         raise ValueError(f"a training row has {longest} tokens, over {MAX_LENGTH}: padding-free would not cut it")
-    lora = LoraSection()
-    peft_config = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
     best = variant == "trl-best"
     extra_args = {"padding_free": True, "max_length": None, "completion_only_loss": True} if best else {}
     with tempfile.TemporaryDirectory() as tmp:
         args = SFTConfig(
-            output_dir=tmp,
-            per_device_train_batch_size=BATCH_SIZE,
-            max_steps=steps,
-            learning_rate=LR,
-            warmup_steps=int(WARMUP_RATIO * steps),  # medtune's warm-up length
-            seed=SEED,
-            logging_steps=1,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(),
+            **trl_common_args(tmp, steps, BATCH_SIZE, LR),
             model_init_kwargs={"dtype": torch.bfloat16} if best else None,
             **extra_args,
         )
@@ -208,7 +172,7 @@ def run_trl(variant: str, quick: bool) -> dict:
             args=args,
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
-            peft_config=peft_config,
+            peft_config=peft_lora_config(),
         )
         warm_up_trl(trainer)
         set_seed(SEED)
@@ -216,41 +180,20 @@ def run_trl(variant: str, quick: bool) -> dict:
         trainer.train()
         wall = time.perf_counter() - started
     model = trainer.model
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return _fields(
         tokenizer,
         train_rows,
         steps,
         wall,
         completion_loss(model, held_out_ids(tokenizer, held_out)),
-        losses,
+        trl_losses(trainer),
         {"base_dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "bf16_autocast": args.bf16},
     )
 
 
-def warm_up_trl(trainer) -> None:
-    """One untimed training-step pass (forward and backward, no optimizer step) on one batch of the
-    trainer's own data loader; the gradients are dropped."""
-    batch = next(iter(trainer.get_train_dataloader()))  # already on the trainer's device
-    trainer.model.train()
-    with trainer.compute_loss_context_manager():  # the trainer's autocast, as in its training step
-        loss = trainer.compute_loss(trainer.model, batch)
-    trainer.accelerator.backward(loss)
-    trainer.model.zero_grad(set_to_none=True)
-
-
 def _fields(tokenizer, train_rows, steps, wall, final_loss, losses, extra) -> dict:
     tokens = completion_tokens(tokenizer, [prompt_completion(r)["completion"] for r in train_rows])
-    return {
-        "steps": steps,
-        "target_tokens": tokens,
-        "wall_s": wall,
-        "tokens_per_s": tokens / wall,
-        "peak_mem_mb": peak_mem_mb(),
-        "final_loss": final_loss,
-        "losses": losses,
-        "extra": extra,
-    }
+    return result_fields(steps, tokens, wall, final_loss, losses, extra)
 
 
 def run_variant(variant: str, quick: bool) -> dict:

@@ -11,7 +11,7 @@ from benchmarks.run import WORKLOADS
 from benchmarks.workloads.common import Target
 
 FOLDER = Path(__file__).resolve().parents[2] / "benchmarks" / "workloads"
-MODULES = sorted(p.stem for p in FOLDER.glob("*.py") if p.stem not in ("__init__", "common"))
+MODULES = sorted(p.stem for p in FOLDER.glob("*.py") if p.stem != "common" and not p.stem.startswith("_"))
 
 
 def test_every_workload_module_is_in_the_suite():
