@@ -32,7 +32,10 @@ def _declared(*groups: str) -> set[str]:
 
 def _third_party_imports(root: Path) -> dict[str, str]:
     """Top-level modules imported anywhere under ``root`` (also inside functions) -> one file importing it."""
-    local = {p.stem for p in root.rglob("*.py")} | {p.name for p in root.rglob("*") if p.is_dir()} | {"medtune"}
+    # the folder itself is local too: benchmarks import benchmarks.workloads
+    local = (
+        {p.stem for p in root.rglob("*.py")} | {p.name for p in root.rglob("*") if p.is_dir()} | {"medtune", root.name}
+    )
     found: dict[str, str] = {}
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
