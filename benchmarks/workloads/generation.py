@@ -20,16 +20,23 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import resource
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+from benchmarks.workloads.common import (
+    Target,
+    device_name,
+    embedded_model_dir,
+    peak_mem_mb,
+    read_jsonl,
+    shared_data,
+    write_result,
+)
 
 VARIANTS: tuple[str, ...] = ("medtune-batched", "hf-one-at-a-time", "hf-batched-unsorted")
 BASELINES: tuple[str, ...] = ("hf-one-at-a-time", "hf-batched-unsorted")
+TARGETS = (Target("speed", "hf-one-at-a-time", 5.0),)  # issue 10: batched generation >= 5x one at a time
 
 TEST_FILE = "translation/tico19_en_es_general_health.jsonl"
 FEW_SHOT = 3  # the evaluation's default (eval.few_shot)
@@ -37,23 +44,12 @@ SIZES = {"quick": (16, 32), "full": (96, 64)}  # sentences, max_new_tokens
 BATCH_SIZE = 16
 
 
-def test_file() -> Path:
-    """The TICO-19 health test file under ``$MEDTUNE_SHARED_DATA``, else under the nearest ``shared/data``
-    above the repository (``../shared/data`` for a checkout beside it, as the issue names it)."""
-    if "MEDTUNE_SHARED_DATA" in os.environ:
-        return Path(os.environ["MEDTUNE_SHARED_DATA"]) / TEST_FILE
-    for folder in Path(__file__).resolve().parents[2].parents:
-        if (folder / "shared" / "data" / TEST_FILE).is_file():
-            return folder / "shared" / "data" / TEST_FILE
-    raise SystemExit(f"{TEST_FILE} not found under any shared/data above the repository; set MEDTUNE_SHARED_DATA.")
-
-
 def build_prompts(count: int) -> list[str]:
     """``count`` translation prompts: 3 fixed few-shot pairs from the file's end, then the first sentences."""
     from medtune.data.parallel import Pair
     from medtune.data.prompts import translation_prompt
 
-    rows = [json.loads(line) for line in test_file().read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(shared_data(TEST_FILE))
     pairs = [Pair(src=r["en"], tgt=r["es"]) for r in rows]
     moderate = [p for p in pairs[count:] if 30 <= len(p.src) <= 160]  # short, never a test sentence
     examples = moderate[-FEW_SHOT:]
@@ -153,19 +149,6 @@ def compare_with_one_at_a_time(variant: str, texts: list[str], prompts: list[str
     return {"identical_to_one_at_a_time": all(same), "sentences_identical": sum(same)}
 
 
-def peak_mem_mb(device: torch.device) -> float:
-    # local until benchmarks/workloads/common.py (owner: bench) is on main
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu: {torch.get_num_threads()} threads"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", required=True, choices=VARIANTS)
@@ -177,13 +160,14 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="medtune-batched: torch.compile the decoding step")
     args = parser.parse_args()
 
+    import torch
+
     from medtune.generate.engine import DecodingOptions
-    from medtune.models.gguf import ensure_embedded_model
     from medtune.models.loading import load_model
 
     count, max_new_tokens = SIZES["quick" if args.quick else "full"]
     decoding = DecodingOptions(args.cache, args.compile)
-    loaded = load_model(str(ensure_embedded_model(log=lambda _: None)), dtype="bfloat16", log=lambda _: None)
+    loaded = load_model(str(embedded_model_dir()), dtype="bfloat16", log=lambda _: None)
     model, tokenizer = loaded.model.eval(), loaded.tokenizer
     prompts = build_prompts(count)
     with torch.no_grad():
@@ -191,18 +175,19 @@ def main() -> None:
         started = time.perf_counter()
         texts, tokens = run_variant(args.variant, model, tokenizer, prompts, max_new_tokens, decoding)
         wall = time.perf_counter() - started
-    result = {
-        "workload": "generation",
-        "variant": args.variant,
-        "device": device_name(model.device),
-        "steps": count,
-        "target_tokens": tokens,
-        "wall_s": round(wall, 3),
-        "tokens_per_s": round(tokens / wall, 2),
-        "peak_mem_mb": round(peak_mem_mb(model.device), 1),
-        "final_loss": None,
-        "losses": [],
-        "extra": {
+    write_result(
+        args.out,
+        workload="generation",
+        variant=args.variant,
+        device=device_name(),
+        steps=count,
+        target_tokens=tokens,
+        wall_s=round(wall, 3),
+        tokens_per_s=round(tokens / wall, 2),
+        peak_mem_mb=round(peak_mem_mb(), 1),
+        final_loss=None,
+        losses=[],
+        extra={
             "sentences": count,
             "max_new_tokens": max_new_tokens,
             "batch_size": 1 if args.variant == "hf-one-at-a-time" else BATCH_SIZE,
@@ -211,10 +196,8 @@ def main() -> None:
             "compile": args.compile and args.variant == "medtune-batched",
             **compare_with_one_at_a_time(args.variant, texts, prompts, max_new_tokens),
         },
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result))
+    )
+    print(args.out.read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

@@ -3,27 +3,19 @@ counts (so tokens/s compare like with like), and the one-at-a-time comparison it
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 
+import benchmarks.workloads.generation as generation
 from medtune.data.prompts import translation_prompt
 from medtune.generate.engine import DecodingOptions
 from medtune.models.loading import load_model
 
-WORKLOAD = Path(__file__).resolve().parents[2] / "benchmarks" / "workloads" / "generation.py"
-
 
 @pytest.fixture(scope="module")
 def workload():
-    spec = importlib.util.spec_from_file_location("generation_workload", WORKLOAD)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return generation
 
 
 def test_variants_and_baselines_follow_the_suite_interface(workload):
