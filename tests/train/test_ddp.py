@@ -17,6 +17,7 @@ CPU_2PROC = Path(__file__).parents[2] / "configs" / "accelerate" / "cpu-2proc.ya
 STEPS = 3
 BATCH = 2  # per process; the single process trains with 2 x BATCH
 OBJECTIVES = ("sft", "dpo", "kto", "reward-weighted")
+RESUME = ("sft-dropout", "sft-dropout-resumed")  # per-rank random streams: equal only if each is restored
 
 
 def _run(command: list[str]) -> None:
@@ -37,10 +38,10 @@ def runs(tmp_path_factory, tiny_gemma_dir, demo_pairs) -> tuple[Path, Path]:
     single, double = folder / "single", folder / "double"
     single.mkdir()
     double.mkdir()
-    args = [str(tiny_gemma_dir), str(rows), ",".join(OBJECTIVES)]
-    _run([sys.executable, str(WORKER), *args, str(2 * BATCH), str(STEPS), str(single)])
+    args = [str(tiny_gemma_dir), str(rows)]
+    _run([sys.executable, str(WORKER), *args, ",".join(OBJECTIVES), str(2 * BATCH), str(STEPS), str(single)])
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC)]
-    _run([*launch, str(WORKER), *args, str(BATCH), str(STEPS), str(double)])
+    _run([*launch, str(WORKER), *args, ",".join(OBJECTIVES + RESUME), str(BATCH), str(STEPS), str(double)])
     return single, double
 
 
@@ -63,6 +64,23 @@ def test_two_processes_give_the_per_step_losses_of_one_with_the_doubled_batch(ru
     assert (single / f"ckpt-rank0-{objective}" / "last" / "state.pt").is_file()
     assert (double / f"ckpt-rank0-{objective}" / "last" / "state.pt").is_file()
     assert not (double / f"ckpt-rank1-{objective}").exists()  # only the main process writes checkpoints
+
+
+def test_each_process_resumes_with_its_own_random_state(runs):
+    """With dropout, the 2-process run stopped after step 2 and resumed logs exactly the losses of the
+    uninterrupted run: every rank got its own random state back from the checkpoint."""
+    import torch
+
+    _, double = runs
+    whole = json.loads((double / "rank0-sft-dropout.json").read_text())
+    resumed = json.loads((double / "rank0-sft-dropout-resumed.json").read_text())
+    assert [step for step, _ in resumed["loss_history"]] == [1, 2, 3]
+    assert [loss for _, loss in resumed["loss_history"]] == pytest.approx(
+        [loss for _, loss in whole["loss_history"]], rel=1e-6
+    )
+    state = torch.load(double / "ckpt-rank0-sft-dropout" / "last" / "state.pt", weights_only=False)
+    assert state["processes"] == 2 and len(state["rng_by_rank"]) == 2
+    assert not torch.equal(state["rng_by_rank"][0]["torch"], state["rng_by_rank"][1]["torch"])  # seed + rank
 
 
 def test_kto_reference_point_moves_so_its_equality_is_not_trivial(runs):

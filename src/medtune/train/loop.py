@@ -4,11 +4,12 @@ The objective (:mod:`medtune.train.objectives`: SFT, DPO, KTO) collates the item
 loss. Gradient accumulation divides each micro-batch's summed loss by the units of the whole
 optimizer step (target tokens for SFT, pairs for DPO, examples for KTO), so accumulating k
 micro-batches gives the same loss and gradient as one batch k times larger (KTO's reference point
-is estimated per micro-batch, so there only nearly). Under several processes (``accelerate launch``,
-``torchrun``) every rank takes its contiguous slice of the same global batches and the gradients are
-summed across ranks (:mod:`medtune.train.distributed`), so N processes with batch B train exactly
-as 1 process with batch N·B; only the main process writes checkpoints and progress. Ctrl-C saves a checkpoint of the last completed step; ``resume=True`` restores the
-weights, optimizer, schedule, data position and random state and carries on.
+is estimated once per step over the whole global batch, so KTO too). Under several processes
+(``accelerate launch``, ``torchrun``) every rank takes its contiguous slice of the same global
+batches and the gradients are summed across ranks (:mod:`medtune.train.distributed`), so N processes
+with batch B train exactly as 1 process with batch N·B; only the main process writes checkpoints and
+progress. Ctrl-C saves a checkpoint of the last completed step; ``resume=True`` restores the
+weights, optimizer, schedule, data position and random state (each rank its own) and carries on.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from medtune.errors import MedtuneError
+from medtune.sharding import barrier
 from medtune.train.batching import plan_batches
 from medtune.train.distributed import gather_all, rank_slice, sum_gradients, world
 from medtune.train.objectives import Metrics, Objective, SFTObjective, on_model_device, precision_context
@@ -244,6 +246,8 @@ def train_loop(
     result = TrainResult(steps=0, train_loss=float("nan"), dev_loss=None)
     start_step, window_loss, window_units = 0, 0.0, 0
     ckpt = checkpoint_dir / CHECKPOINT
+    if resume:
+        barrier()  # the main process may still be writing the checkpoint this run resumes from
     if resume and (ckpt / "state.pt").is_file():
         start_step, window_loss, window_units = _load_checkpoint(
             ckpt, model, optimizer, scheduler, result, rank, n_ranks
@@ -270,6 +274,7 @@ def train_loop(
     run_tokens = 0
     bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True, disable=not main)
     step = start_step
+    saved_step = None  # the step of the last periodic checkpoint
     try:
         for step in range(start_step, total_steps):
             examples = batch_for(step)
@@ -330,17 +335,20 @@ def train_loop(
             if figures:
                 result.metric_history.append((done, figures))
             if done % cfg.save_every == 0 and done < total_steps:
+                saved_step = done
                 rngs = _rng_states_of_every_rank(n_ranks)  # every rank takes part; the main one writes
                 if main:
-                    _save_checkpoint(ckpt, model, optimizer, scheduler, result, done, (window_loss, window_units), rngs)
+                    window = (window_loss, window_units)
+                    _save_checkpoint(ckpt, model, optimizer, scheduler, result, done, window, rngs, n_ranks)
             if cfg.stop_after is not None and done == cfg.stop_after and done < total_steps:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
-        rngs = _rng_states_of_every_rank(n_ranks)
-        if main:
+        # no collective here: after Ctrl-C another rank may be stuck in one, so only this rank's state is
+        # kept, and the other ranks resume with fresh seeds (periodic checkpoints keep every rank's)
+        if main and saved_step != result.steps:  # else the periodic one, with every rank's state, is current
             window = (window_loss, window_units)
-            _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps, window, rngs)
+            _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps, window, [rng_state()], n_ranks)
         raise TrainingInterrupted(
             f"Training interrupted after step {result.steps} of {total_steps}. A checkpoint is saved in "
             f"{ckpt}; run the same command with --resume to continue."
@@ -383,12 +391,14 @@ def _save_checkpoint(
     step: int,
     window: tuple[float, int],
     rngs: list[dict],
+    processes: int = 1,
 ) -> None:
     """Write the checkpoint to a temporary folder, then swap it in (never a half-written 'last').
 
     ``window`` is the (summed loss, units) of the unfinished logging window, so a resumed
-    run reports the same train_loss as an uninterrupted one. ``rngs`` holds every rank's random
-    state (rank order): each rank resumes with its own dropout stream.
+    run reports the same train_loss as an uninterrupted one. ``rngs`` holds the random state of
+    every rank (rank order), or of the first ones only: each rank resumes with its own dropout stream
+    where kept. ``processes``: how many processes trained.
     """
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -401,7 +411,7 @@ def _save_checkpoint(
             "scheduler": scheduler.state_dict(),
             "rng": rngs[0],
             "rng_by_rank": rngs,
-            "processes": len(rngs),
+            "processes": processes,
             "result": result.to_dict(),
             "window": list(window),
         },
@@ -441,7 +451,9 @@ def _load_checkpoint(
             named[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state.get("rng_by_rank", [state["rng"]])[rank])
+    kept = state.get("rng_by_rank", [state["rng"]])
+    if rank < len(kept):  # else the fresh per-rank seed stays (see _save_checkpoint)
+        set_rng_state(kept[rank])
     saved = state["result"]
     result.steps = state["step"]
     result.target_tokens = saved["target_tokens"]
