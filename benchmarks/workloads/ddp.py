@@ -19,15 +19,17 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.workloads.common import Target, device_name, peak_mem_mb, shared_data, write_result
+
 VARIANTS: tuple[str, ...] = ("2-processes", "1-process")
 BASELINES: tuple[str, ...] = ("1-process",)
+TARGETS: tuple[Target, ...] = (Target("loss", "1-process", 0.01),)  # same training, whatever the speed
 
 REPO = Path(__file__).resolve().parents[2]
 CPU_2PROC = REPO / "configs" / "accelerate" / "cpu-2proc.yaml"
@@ -37,25 +39,7 @@ PROCESSES = 2
 
 def settings(quick: bool) -> dict:
     """Steps and the per-process batch B (the single process trains with 2B)."""
-    return {"steps": 3, "batch_size": 4} if quick else {"steps": 20, "batch_size": 4}
-
-
-def shared_data(relative: str) -> Path:
-    """A shared dataset file, read in place (``$MEDTUNE_SHARED_DATA`` or ``shared/data`` above the repo)."""
-    roots = [Path(os.environ["MEDTUNE_SHARED_DATA"])] if os.environ.get("MEDTUNE_SHARED_DATA") else []
-    roots += [folder / "shared" / "data" for folder in REPO.parents]
-    for root in roots:
-        if (root / relative).is_file():
-            return root / relative
-    raise FileNotFoundError(f"{relative} not found under {[str(r) for r in roots]}; set MEDTUNE_SHARED_DATA")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def device_name() -> str:
-    return f"cpu: {len(os.sched_getaffinity(0))} cores"
+    return {"steps": 2, "batch_size": 4} if quick else {"steps": 20, "batch_size": 4}
 
 
 def train(batch_size: int, steps: int, dtype: str = "bfloat16", model: str = "gemma-3-270m") -> dict:
@@ -108,7 +92,7 @@ def train(batch_size: int, steps: int, dtype: str = "bfloat16", model: str = "ge
         "steps": result.steps,
         "target_tokens": result.target_tokens,
         "losses": [loss for _, loss in result.loss_history],
-        "peak_mem_mb": peak_rss_mb(),
+        "peak_mem_mb": peak_mem_mb(),
     }
 
 
@@ -142,6 +126,7 @@ def run_variant(variant: str, quick: bool, dtype: str = "bfloat16", model: str =
     losses = main["losses"]
     extra = {
         "processes": len(ranks),
+        "threads_per_process": max(1, len(os.sched_getaffinity(0)) // len(ranks)),
         "batch_per_process": plan["batch_size"] if variant == "2-processes" else PROCESSES * plan["batch_size"],
         "peak_mem_mb_all_processes": sum(rank["peak_mem_mb"] for rank in ranks),
         "ranks_agree": all(rank["losses"] == losses for rank in ranks),
@@ -196,8 +181,7 @@ def main() -> None:
     if args.variant is None or args.out is None:
         parser.error("--variant and --out are required")
     fields = run_variant(args.variant, args.quick)
-    record = {"workload": "ddp", "variant": args.variant, "device": device_name(), **fields}
-    args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    write_result(args.out, workload="ddp", variant=args.variant, device=device_name(), **fields)
 
 
 if __name__ == "__main__":
