@@ -364,3 +364,32 @@ def test_mark_done_and_done_round_trip(tmp_path):
     assert {k: result[k] for k in ("steps", "train_loss")} == {"steps": 12, "train_loss": 1.5}
     assert set(result) == {"steps", "train_loss", "finished"}
     assert run.done("eval_base") is None
+
+
+# Several processes: the main process writes, the others keep run.json in memory
+
+
+def test_a_process_that_does_not_write_adopts_the_main_process_run_json(tmp_path):
+    main = finished_run(tmp_path / "a")
+    other = RunFolder(tmp_path / "a", "translate-en-es", writes=False)
+    other.open(settings(tmp_path / "a"), resume=True, log=lambda _: None, stages=translation_stages(tmp_path / "a"))
+    before = file_checksums(tmp_path / "a")
+    other.mark_done("report", {"stage": "report", "mine": True})  # kept in memory only
+    assert other.done("report")["mine"] and file_checksums(tmp_path / "a") == before
+    main.mark_done("eval_tuned", {"stage": "eval_tuned", "again": 1})
+    other.adopt_written()
+    assert other.manifest() == manifest(tmp_path / "a")  # the main process's records, its own forgotten
+    assert "mine" not in other.done("report") and other.done("eval_tuned")["again"] == 1
+
+
+def test_only_the_main_process_puts_back_a_replaced_run(tmp_path):
+    finished_run(tmp_path / "a")
+    opened(tmp_path / "a", "data.train=typo.csv", overwrite=True)  # the main process set the old run aside
+    other = RunFolder(tmp_path / "a", "translate-en-es", writes=False)
+    other.open(settings(tmp_path / "a", "data.train=typo.csv"), overwrite=True, log=lambda _: None)
+    other.adopt_written()  # it knows what the main process set aside
+    assert "replacing" in other.manifest()
+    after = file_checksums(tmp_path / "a")
+    assert other.put_back_replaced_run() is False  # a failed stage: only the main process moves folders
+    assert file_checksums(tmp_path / "a") == after
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith(".a.replaced-")]) == 1
