@@ -2,7 +2,8 @@
 
 Work, the same for every variant: the embedded gemma-3-270m; a seeded sample of the single-turn
 doctor-patient dialogues of shared/data/chat/genmedgpt5k_synthetic.jsonl (system, user, assistant;
-only dialogues of at most 512 tokens, the chat-sft recipe's train.max_length, so nothing is cut);
+only dialogues of at most 512 tokens, the chat-sft recipe's train.max_length, so nothing is cut;
+256 with --quick);
 each dialogue rendered by the model's own chat template; LoRA r=16 / alpha=32 / dropout 0 on
 q,k,v,o,gate,up,down (the translate-en-es recipe's, the same in every workload); batch 8; learning
 rate 2e-4 (the chat-sft recipe's) with 5% linear warm-up then decay; seed 42. One untimed forward and
@@ -62,13 +63,14 @@ DATA = "chat/genmedgpt5k_synthetic.jsonl"
 BATCH_SIZE = 8
 LR = 2e-4  # the chat-sft recipe's
 MAX_LENGTH = 512  # the chat-sft recipe's train.max_length
-STEPS = {False: 40, True: 3}  # full run, --quick
-HELD_OUT = {False: 32, True: 8}
+STEPS = {False: 20, True: 3}  # full run, --quick
+HELD_OUT = {False: 32, True: 4}
+QUICK_MAX_TOKENS = 256  # --quick takes only the shorter dialogues, to stay in the suite's time budget
 
 
 def sample_dialogues(tokenizer, quick: bool) -> tuple[list[list[dict]], list[list[dict]]]:
     """(training dialogues, held-out dialogues): a seeded sample of single-turn dialogues that fit in
-    MAX_LENGTH tokens, the same for every variant."""
+    MAX_LENGTH tokens (QUICK_MAX_TOKENS with ``quick``), the same for every variant."""
     rows = read_jsonl(shared_data(DATA))
     random.Random(SEED).shuffle(rows)
     wanted = STEPS[quick] * BATCH_SIZE + HELD_OUT[quick]
@@ -77,7 +79,7 @@ def sample_dialogues(tokenizer, quick: bool) -> tuple[list[list[dict]], list[lis
         messages = row["messages"]
         if [m["role"] for m in messages][-1:] != ["assistant"] or sum(m["role"] == "assistant" for m in messages) != 1:
             continue
-        if len(assistant_token_mask(tokenizer, messages)[0]) <= MAX_LENGTH:
+        if len(assistant_token_mask(tokenizer, messages)[0]) <= (QUICK_MAX_TOKENS if quick else MAX_LENGTH):
             picked.append(messages)
         if len(picked) == wanted:
             break

@@ -51,8 +51,8 @@ BATCH_SIZE = 8  # pairs per step
 LR = 5e-5  # the RLAIF recipes' DPO stage
 BETA = 0.1
 MAX_LENGTH = 512
-STEPS = {False: 30, True: 3}  # full run, --quick
-HELD_OUT = {False: 32, True: 8}
+STEPS = {False: 20, True: 3}  # full run, --quick
+HELD_OUT = {False: 32, True: 4}
 
 
 def question_turn(row: dict) -> str:
