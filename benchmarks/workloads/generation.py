@@ -12,7 +12,7 @@ including the one that stopped it. ``extra`` says whether the texts equal the on
 (each variant leaves its texts in the temporary folder; of two variants, the later one compares).
 
 Usage: python -m benchmarks.workloads.generation --variant medtune-batched [--quick] --out result.json
-       [--cache static] [--compile]   (medtune-batched only: the decoding options being measured)
+       [--sentences N --max-new-tokens T] [--cache static] [--compile]   (the last two: medtune-batched only)
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ TARGETS = (Target("speed", "hf-one-at-a-time", 5.0),)  # issue 10: batched gener
 
 TEST_FILE = "translation/tico19_en_es_general_health.jsonl"
 FEW_SHOT = 3  # the evaluation's default (eval.few_shot)
-SIZES = {"quick": (16, 32), "full": (96, 64)}  # sentences, max_new_tokens
+SIZES = {"quick": (8, 16), "full": (96, 64)}  # sentences, max_new_tokens (quick: one prompt at a time is ~8x slower)
 BATCH_SIZE = 16
 
 
@@ -156,6 +156,8 @@ def main() -> None:
         "--quick", action="store_true", help=f"{SIZES['quick'][0]} sentences instead of {SIZES['full'][0]}"
     )
     parser.add_argument("--out", required=True, type=Path, help="where the result JSON is written")
+    parser.add_argument("--sentences", type=int, help="override the number of sentences")
+    parser.add_argument("--max-new-tokens", type=int, help="override the longest translation in tokens")
     parser.add_argument("--cache", choices=("dynamic", "static"), default="dynamic", help="medtune-batched: KV cache")
     parser.add_argument("--compile", action="store_true", help="medtune-batched: torch.compile the decoding step")
     args = parser.parse_args()
@@ -166,6 +168,7 @@ def main() -> None:
     from medtune.models.loading import load_model
 
     count, max_new_tokens = SIZES["quick" if args.quick else "full"]
+    count, max_new_tokens = args.sentences or count, args.max_new_tokens or max_new_tokens
     decoding = DecodingOptions(args.cache, args.compile)
     loaded = load_model(str(embedded_model_dir()), dtype="bfloat16", log=lambda _: None)
     model, tokenizer = loaded.model.eval(), loaded.tokenizer
