@@ -258,7 +258,10 @@ def run_suite(
             started = time.perf_counter()
             result = run_variant(name, variant, quick, package, timeout)
             workload.results.append(result)
-            outcome = f"failed: {result['failed']}" if "failed" in result else "done"
+            if "failed" in result:
+                outcome = f"failed: {result['failed']}"
+            else:  # the figures as they come, so a long suite shows progress
+                outcome = f"{_fmt(result['tokens_per_s'], 1)} tokens/s, peak {_fmt(result['peak_mem_mb'], 0)} MB"
             log(f"{name} / {variant}: {outcome} ({time.perf_counter() - started:.0f} s)")
     ratios = {w.name: compare(w) for w in workloads}
     targets = [t for w in workloads for t in check_targets(w, ratios[w.name])]

@@ -115,6 +115,8 @@ def test_the_printed_table(suite_run):
     done, report = suite_run
     table = report["table"]
     assert table in done.stdout
+    assert "fast / mine: 500.0 tokens/s, peak 100 MB (" in done.stdout  # progress lines come first
+    assert "fast / broken: failed: RuntimeError: out of fake memory (" in done.stdout
     lines = table.splitlines()
     assert lines[0].split() == ["workload", "variant", "tokens/s", "wall", "s", "peak", "MB", "final", "loss"] + [
         "medtune",
