@@ -437,13 +437,6 @@ def test_qa_rlaif_multiple_choice_accuracy_of_base_sft_and_dpo(tiny_chat_gemma_d
     assert row["dpo_vs_sft"]["value"] == pytest.approx(100 * (sum(dpo) - sum(sft)) / 4, abs=1e-4)
 
 
-def test_a_second_process_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("RANK", "1")
-    result = run_cli(["run", "qa-rlaif", "--set", f"run_dir={tmp_path / 'run'}"])
-    assert_user_error(result, "runs in one process", "torchrun")
-    assert not (tmp_path / "run").exists()
-
-
 def test_the_sft_stage_ignores_the_keys_only_the_preference_stage_reads():
     """Changing the DPO/KTO/RLHF settings retrains that stage, not the SFT model under it (rlaif, full_training)."""
     from medtune.pipeline.rlaif import SFT_READS

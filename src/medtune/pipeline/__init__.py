@@ -96,8 +96,8 @@ def _run(
     return run
 
 
-# Pipelines whose stages talk to the feedback store and train in one process; rlaif and full_training
-# refuse in their own modules.
+# Pipelines whose stages talk to the feedback store and train in one process; full_training refuses
+# in its own module.
 ONE_PROCESS_PIPELINES = ("feedback_rlhf", "feedback_reward")
 
 

@@ -14,6 +14,11 @@ judging also resume their own partial work (a killed run loses no finished candi
 * dpo: preference training (``train.objective``) from the SFT model into ``output_dir``.
 * eval: base, SFT and the preference-tuned model on held-out items (:mod:`medtune.pipeline.rlaif_eval`).
 * report: ``report.html``, ``report.md``, ``summary.json`` (:mod:`medtune.report.rlaif`).
+
+Under several processes (``accelerate launch``, ``torchrun``) data, pairs and report run on the main
+process alone; sft, generate, judge, dpo and eval run on every process, which share the work
+(data-parallel training, ``medtune.sharding`` shares of the prompts, candidates and held-out items)
+while the main process alone writes each file, before the others read it.
 """
 
 from __future__ import annotations
@@ -166,7 +171,8 @@ class RlaifStages:
             trained = train_chat(
                 sft_recipe, data.conversations("train"), data.conversations("dev"), self.resume, self.log
             )
-        remove_checkpoints(trained.path)
+        if self.run.writes:  # the main process saved the model; its checkpoints would only take space
+            remove_checkpoints(trained.path)
         return {"sft_model": str(trained.path), **train_record(trained)}
 
     def generate(self) -> dict:
@@ -276,7 +282,8 @@ class RlaifStages:
         trained = train_preference(
             self.recipe, train, dev, self.sft_model(), str(self.recipe.output_dir), self.resume, self.log
         )
-        remove_checkpoints(trained.path)  # the saved model replaces them
+        if self.run.writes:
+            remove_checkpoints(trained.path)  # the saved model replaces them
         release_host_memory()  # the models are scored next, in this process
         history = getattr(trained.result, "metric_history", [])
         return {"dpo_model": str(trained.path), **train_record(trained), "metric_history": [list(h) for h in history]}
@@ -296,21 +303,24 @@ class RlaifStages:
 def rlaif_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
     """The eight stages of an rlaif run, in order, with what each reads and writes (``medtune train`` stops after dpo)."""
     from medtune.pipeline.common import data_stage
-    from medtune.pipeline.stages import Stage, is_main_process
+    from medtune.pipeline.stages import Stage
 
-    if not is_main_process():
-        # Its stage functions write their own outputs (candidates, judgments, pairs, models), which only the
-        # main process may do; a second process would duplicate them.
-        raise MedtuneError(
-            "The rlaif pipeline runs in one process: start 'medtune run' without torchrun/accelerate "
-            "(RANK/LOCAL_RANK set to a non-zero rank here)."
-        )
+    # Under several processes (accelerate launch, torchrun) data, pairs and report run on the main process
+    # alone; the others share the work of every other stage (data-parallel training, sharded sampling,
+    # judging and scoring) while the main process writes the files.
     s = RlaifStages(recipe, run, log)
     device = ("device", "eval.dtype")
     return [
         data_stage(s.prepare),
-        Stage("sft", s.sft, SFT_READS, ("data",), outputs=(SFT_FOLDER,)),
-        Stage("generate", s.generate, ("seed", *device, "generate.*"), ("data", "sft"), outputs=("candidates",)),
+        Stage("sft", s.sft, SFT_READS, ("data",), outputs=(SFT_FOLDER,), every_process=True),
+        Stage(
+            "generate",
+            s.generate,
+            ("seed", *device, "generate.*"),
+            ("data", "sft"),
+            outputs=("candidates",),
+            every_process=True,
+        ),
         Stage(
             "judge",
             s.judge,
@@ -318,6 +328,7 @@ def rlaif_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
             ("generate",),
             files=("judge.glossary",),
             outputs=("judge",),
+            every_process=True,
         ),
         Stage("pairs", s.pairs, ("seed", "pairs.*"), ("generate", "judge"), outputs=(PAIRS_FOLDER,)),
         Stage(
@@ -326,6 +337,7 @@ def rlaif_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
             ("model", "seed", "device", "output_dir", "train.*"),
             ("sft", "pairs"),
             outputs=(str(Path(recipe.output_dir).resolve()),),  # a folder keeps its checkpoints/ when set aside
+            every_process=True,
         ),
         Stage(
             "eval",
@@ -334,6 +346,7 @@ def rlaif_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
             ("data", "sft", "dpo"),
             files=("eval.preference_data", "data.glossary", "judge.glossary"),
             outputs=("eval",),
+            every_process=True,
         ),
         Stage(
             "report",

@@ -13,6 +13,10 @@ Every model is loaded once, in turn, and writes under ``<run>/eval/<model>/``:
   asked in both orders instead).
 
 Paired comparisons between the models are computed by the report from these per-item files.
+
+Under several processes every one runs this stage: each scores, answers and judges its share of the
+items (``medtune.sharding``), the shares are gathered in item order, and the main process alone writes
+the files, which the others read only once they are written.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import TYPE_CHECKING
 
 from medtune.data.io import read_jsonl, write_jsonl
 from medtune.pipeline.rlaif_data import RlaifData, prompt_items
+from medtune.runs import is_main_process
+from medtune.sharding import barrier, gather_in_order, item_shard
 
 if TYPE_CHECKING:
     from medtune.pipeline.rlaif import RlaifStages
@@ -105,9 +111,13 @@ def _greedy_answers(s: RlaifStages, loaded, name: str, data: RlaifData) -> Path:
             }
             for o in read_jsonl(s.run.sub("eval", name, "test", "outputs.jsonl"))
         ]
-        write_jsonl(out, rows)
+        if is_main_process():
+            write_jsonl(out, rows)
+        barrier()  # the win-rate reads the file on every process
         return out
-    out.unlink(missing_ok=True)  # a stage re-run starts its answers afresh
+    if is_main_process():
+        out.unlink(missing_ok=True)  # a stage re-run starts its answers afresh
+    barrier()  # before any process looks for answers to resume
     generate_candidates(
         prompt_items(prompts),
         out,
@@ -166,15 +176,19 @@ def win_rate(s: RlaifStages, sft_answers: Path, dpo_answers: Path) -> dict:
         asked = [
             (prompt_text(sft[p]["prompt"]), sft[p]["text"], dpo[p]["text"], sft[p].get("reference")) for p in shared
         ]
-        verdicts = judge.compare_many(asked, labels=shared)
-        kept = [(p, v) for p, v in zip(shared, verdicts, strict=True) if v.failed is None]
-        write_jsonl(
-            folder / "verdicts.jsonl",
-            [
-                {"prompt_id": p, "winner": v.winner, "consistent": v.consistent, "failed": v.failed}
-                for p, v in zip(shared, verdicts, strict=True)
-            ],
+        mine = item_shard(len(shared))  # each process asks about its share of the prompts
+        verdicts = gather_in_order(
+            judge.compare_many(asked[mine.start : mine.stop], labels=shared[mine.start : mine.stop])
         )
+        kept = [(p, v) for p, v in zip(shared, verdicts, strict=True) if v.failed is None]
+        if is_main_process():
+            write_jsonl(
+                folder / "verdicts.jsonl",
+                [
+                    {"prompt_id": p, "winner": v.winner, "consistent": v.consistent, "failed": v.failed}
+                    for p, v in zip(shared, verdicts, strict=True)
+                ],
+            )
         figures = pairwise_win_rate([v.winner for _, v in kept], [v.consistent for _, v in kept], seed=s.recipe.seed)
         return {**record, "mode": "pairwise, both orders", "failed": len(shared) - len(kept), **figures}
     for name, answers in (("sft", sft), ("dpo", dpo)):
@@ -183,10 +197,11 @@ def win_rate(s: RlaifStages, sft_answers: Path, dpo_answers: Path) -> dict:
         )
     sft_scores, dpo_scores = (read_scores(folder / f"{name}_judgments.jsonl") for name in ("sft", "dpo"))
     scored = [p for p in shared if sft[p]["id"] in sft_scores and dpo[p]["id"] in dpo_scores]
-    write_jsonl(
-        folder / "scores.jsonl",
-        [{"prompt_id": p, "sft": sft_scores[sft[p]["id"]], "dpo": dpo_scores[dpo[p]["id"]]} for p in scored],
-    )
+    if is_main_process():
+        write_jsonl(
+            folder / "scores.jsonl",
+            [{"prompt_id": p, "sft": sft_scores[sft[p]["id"]], "dpo": dpo_scores[dpo[p]["id"]]} for p in scored],
+        )
     figures = pointwise_win_rate(
         [sft_scores[sft[p]["id"]] for p in scored], [dpo_scores[dpo[p]["id"]] for p in scored], seed=s.recipe.seed
     )

@@ -26,6 +26,8 @@ from medtune.data.preference import PreferencePair
 from medtune.errors import MedtuneError
 from medtune.models.loading import read_model_info, resolve_model
 from medtune.recipes.schema import Recipe
+from medtune.runs import is_main_process
+from medtune.sharding import main_process_first
 from medtune.train.objectives import (
     KTOExample,
     PairExample,
@@ -161,7 +163,14 @@ def lora_reference(start_model: str, run_dir: Path, log) -> str:
     ref = resolve_model(start_model)
     if ref.adapter_path is None:
         return start_model
-    return str(merged_sft_model(Path(start_model), run_dir / MERGED_FOLDER, log))
+    # several processes: the main one merges, the others then find its merge and re-use it
+    with main_process_first() as is_main:
+        merged = merged_sft_model(Path(start_model), run_dir / MERGED_FOLDER, log if is_main else _quiet)
+    return str(merged)
+
+
+def _quiet(message: str) -> None:
+    """The log of a process other than the main one (the main one tells the user)."""
 
 
 def merged_sft_model(adapter_dir: Path, merged: Path, log=print) -> Path:
@@ -263,8 +272,9 @@ def cached_reference_logps(
         )
         for name, pairs in sets.items()
     }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    torch.save({"key": key, "logps": logps}, tmp)
-    tmp.replace(cache)
+    if is_main_process():  # under several processes each computed them alike; one writes the cache
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        torch.save({"key": key, "logps": logps}, tmp)
+        tmp.replace(cache)
     return logps
