@@ -8,7 +8,8 @@ is estimated once per step over the whole global batch, so KTO too). Under sever
 (``accelerate launch``, ``torchrun``) every rank takes its contiguous slice of the same global
 batches and the gradients are summed across ranks (:mod:`medtune.train.distributed`), so N processes
 with batch B train exactly as 1 process with batch N·B; only the main process writes checkpoints and
-progress. Ctrl-C saves a checkpoint of the last completed step; ``resume=True`` restores the
+progress. Under an FSDP launch the model is sharded with FSDP2 for the loop (:mod:`medtune.train.fsdp`)
+with the same sums, and unsharded again when it returns. Ctrl-C saves a checkpoint of the last completed step; ``resume=True`` restores the
 weights, optimizer, schedule, data position and random state (each rank its own) and carries on.
 """
 
@@ -29,6 +30,15 @@ from medtune.errors import MedtuneError
 from medtune.sharding import barrier
 from medtune.train.batching import plan_batches
 from medtune.train.distributed import gather_all, rank_slice, sum_gradients, world
+from medtune.train.fsdp import (
+    fsdp_requested,
+    full,
+    full_optimizer_state,
+    like,
+    shard_model,
+    shard_optimizer_state,
+    unshard_for_good,
+)
 from medtune.train.objectives import Metrics, Objective, SFTObjective, on_model_device, precision_context
 
 CHECKPOINT = "last"
@@ -227,6 +237,9 @@ def train_loop(
     main = rank == 0
     effective = cfg.batch_size * cfg.grad_accum * n_ranks  # one optimizer step's global batch
     _check_micro_batches(objective, cfg, effective, n_ranks, len(train), len(dev))
+    sharded = n_ranks > 1 and fsdp_requested()
+    if sharded:
+        shard_model(model)  # before the optimizer, which must hold the sharded parameters
     # per-rank seeds (dropout masks differ across ranks); rank 0 draws what a single process draws
     torch.manual_seed(cfg.seed + rank)  # also seeds every CUDA device
     random.seed(cfg.seed + rank)
@@ -250,7 +263,7 @@ def train_loop(
         barrier()  # the main process may still be writing the checkpoint this run resumes from
     if resume and (ckpt / "state.pt").is_file():
         start_step, window_loss, window_units = _load_checkpoint(
-            ckpt, model, optimizer, scheduler, result, rank, n_ranks
+            ckpt, model, optimizer, scheduler, result, rank, n_ranks, sharded
         )
         if main:
             log(f"Resuming from step {start_step} of {total_steps} ({ckpt})")
@@ -298,8 +311,15 @@ def train_loop(
                 (loss_sum / n_units).backward()
                 step_loss += float(loss_sum.detach())
                 _add_metrics(step_metrics, metrics)
+            if sharded:  # FSDP2 gathers and reduces in every forward and backward: every rank runs as many
+                for _ in range(_idle_micro_batches(len(examples), n_ranks, rank, cfg.batch_size, objective)):
+                    batch = objective.collate(examples[: objective.min_batch_size], pad_id, seq2seq, **context)
+                    with precision_context(model, cfg.autocast_dtype):
+                        loss_sum, _ = objective.loss(model, on_model_device(batch, model), seq2seq)
+                    (loss_sum * 0.0).backward()  # takes part in the collectives, adds nothing
             if n_ranks > 1:
-                sum_gradients(params)
+                if not sharded:  # FSDP2 already reduce-scattered the sum
+                    sum_gradients(params)
                 step_loss, step_metrics, real_tokens, padding_tokens = _sum_over_ranks(
                     step_loss, step_metrics, real_tokens, padding_tokens
                 )
@@ -337,23 +357,38 @@ def train_loop(
             if done % cfg.save_every == 0 and done < total_steps:
                 saved_step = done
                 rngs = _rng_states_of_every_rank(n_ranks)  # every rank takes part; the main one writes
+                weights = _trainable_state(model)  # whole tensors: under FSDP every rank takes part
+                optimizer_state = full_optimizer_state(optimizer) if sharded else optimizer.state_dict()
                 if main:
                     window = (window_loss, window_units)
-                    _save_checkpoint(ckpt, model, optimizer, scheduler, result, done, window, rngs, n_ranks)
+                    _save_checkpoint(ckpt, weights, optimizer_state, scheduler, result, done, window, rngs, n_ranks)
             if cfg.stop_after is not None and done == cfg.stop_after and done < total_steps:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
         # no collective here: after Ctrl-C another rank may be stuck in one, so only this rank's state is
         # kept, and the other ranks resume with fresh seeds (periodic checkpoints keep every rank's)
+        if sharded and saved_step != result.steps:
+            # gathering sharded weights is a collective, which another rank may never join after Ctrl-C
+            kept = f"step {saved_step}" if saved_step else "no step"
+            raise TrainingInterrupted(
+                f"Training interrupted after step {result.steps} of {total_steps}. Under FSDP only periodic "
+                f"checkpoints are written (train.save_every); {ckpt} holds {kept}: run the same command with "
+                "--resume to continue from it."
+            ) from None
         if main and saved_step != result.steps:  # else the periodic one, with every rank's state, is current
             window = (window_loss, window_units)
-            _save_checkpoint(ckpt, model, optimizer, scheduler, result, result.steps, window, [rng_state()], n_ranks)
+            weights, optimizer_state = _trainable_state(model), optimizer.state_dict()
+            _save_checkpoint(
+                ckpt, weights, optimizer_state, scheduler, result, result.steps, window, [rng_state()], n_ranks
+            )
         raise TrainingInterrupted(
             f"Training interrupted after step {result.steps} of {total_steps}. A checkpoint is saved in "
             f"{ckpt}; run the same command with --resume to continue."
         ) from None
     bar.close()
+    if sharded:
+        unshard_for_good(model)  # saving, evaluation and generation then run on a plain model
     if window_units:
         result.train_loss = window_loss / window_units
     return result
@@ -378,14 +413,24 @@ def _rng_states_of_every_rank(n_ranks: int) -> list[dict]:
     return gather_all(rng_state()) if n_ranks > 1 else [rng_state()]
 
 
+def _idle_micro_batches(n_items: int, n_ranks: int, rank: int, batch_size: int, objective: Objective) -> int:
+    """How many more micro-batches another rank runs this step than this one (0 for the busiest)."""
+
+    def count(r: int) -> int:
+        return len(micro_batches(list(rank_slice(range(n_items), r, n_ranks)), batch_size, objective.min_batch_size))
+
+    return max(count(r) for r in range(n_ranks)) - count(rank)
+
+
 def _trainable_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    """Whole trainable tensors by name (under FSDP a collective: every rank calls it)."""
+    return {n: full(p.detach()).clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def _save_checkpoint(
     path: Path,
-    model,
-    optimizer,
+    weights: dict[str, torch.Tensor],
+    optimizer_state: dict,
     scheduler,
     result: TrainResult,
     step: int,
@@ -398,7 +443,8 @@ def _save_checkpoint(
     ``window`` is the (summed loss, units) of the unfinished logging window, so a resumed
     run reports the same train_loss as an uninterrupted one. ``rngs`` holds the random state of
     every rank (rank order), or of the first ones only: each rank resumes with its own dropout stream
-    where kept. ``processes``: how many processes trained.
+    where kept. ``processes``: how many processes trained. ``weights`` and ``optimizer_state`` are whole
+    tensors in the single-process layout, also after FSDP training.
     """
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -406,8 +452,8 @@ def _save_checkpoint(
     torch.save(
         {
             "step": step,
-            "params": _trainable_state(model),
-            "optimizer": optimizer.state_dict(),
+            "params": weights,
+            "optimizer": optimizer_state,
             "scheduler": scheduler.state_dict(),
             "rng": rngs[0],
             "rng_by_rank": rngs,
@@ -425,10 +471,18 @@ def _save_checkpoint(
 
 
 def _load_checkpoint(
-    path: Path, model, optimizer, scheduler, result: TrainResult, rank: int = 0, n_ranks: int = 1
+    path: Path,
+    model,
+    optimizer,
+    scheduler,
+    result: TrainResult,
+    rank: int = 0,
+    n_ranks: int = 1,
+    sharded: bool = False,
 ) -> tuple[int, float, int]:
     """Restore a checkpoint into model, optimizer, scheduler and result (this rank's random state);
-    returns (step, window loss, window units).
+    returns (step, window loss, window units). ``sharded``: the model is sharded with FSDP2 (each rank
+    keeps its shard of the whole tensors saved).
 
     Raises:
         MedtuneError: the checkpoint was written by a run with another number of processes (its
@@ -448,8 +502,10 @@ def _load_checkpoint(
         for name, value in state["params"].items():
             if name not in named:
                 raise MedtuneError(f"Checkpoint {path} does not match this model (no parameter {name}).")
-            named[name].copy_(value)
+            named[name].copy_(like(value, named[name]))
     optimizer.load_state_dict(state["optimizer"])
+    if sharded:
+        shard_optimizer_state(optimizer)
     scheduler.load_state_dict(state["scheduler"])
     kept = state.get("rng_by_rank", [state["rng"]])
     if rank < len(kept):  # else the fresh per-rank seed stays (see _save_checkpoint)

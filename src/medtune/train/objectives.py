@@ -16,6 +16,7 @@ in the batch as ``ref_logps``.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar, NamedTuple, Protocol
@@ -26,7 +27,8 @@ import torch.nn.functional as F
 from medtune.data.examples import IGNORE, Example
 from medtune.errors import MedtuneError
 from medtune.train.batching import collate
-from medtune.train.distributed import sum_over_processes
+from medtune.train.distributed import sum_over_processes, world
+from medtune.train.fsdp import is_sharded
 from medtune.train.loss import labelled_token_counts, sequence_logps, target_loss
 
 # A step's figures as (sum, count) per name: micro-batches add up, the loop divides at the end.
@@ -455,15 +457,24 @@ class KTOObjective:
         of its own share ``mine`` (micro-batches of ``batch_size``), and the sums of the log-ratios and
         their counts are added up across processes, so every process gets the z of the global batch.
         """
-        rows = mismatched_examples([item.example for item in step_items], seq2seq)[mine.start : mine.stop]
+        every_row = mismatched_examples([item.example for item in step_items], seq2seq)
+        rows = every_row[mine.start : mine.stop]
         total = torch.zeros(2, dtype=torch.float64)  # (summed log-ratio, rows)
+        chunks = range(0, len(rows), batch_size)
         with torch.no_grad():
-            for start in range(0, len(rows), batch_size):
+            for start in chunks:
                 batch = on_model_device(collate(rows[start : start + batch_size], pad_id, seq2seq), model)
                 with precision_context(model, autocast_dtype):
                     ref = batch_reference_logps(model, batch, seq2seq)
                     policy = sequence_logps(model, batch, seq2seq)
                 total += torch.tensor([float((policy - ref.to(policy)).sum()), len(ref)], dtype=torch.float64)
+            if is_sharded(model):  # FSDP2 gathers weights in every forward: score as many batches as the busiest rank
+                busiest = math.ceil(math.ceil(len(every_row) / world()[1]) / batch_size)
+                for _ in range(busiest - len(chunks)):
+                    batch = on_model_device(collate(every_row[:1], pad_id, seq2seq), model)
+                    with precision_context(model, autocast_dtype):
+                        batch_reference_logps(model, batch, seq2seq)
+                        sequence_logps(model, batch, seq2seq)
         total = sum_over_processes(total)
         return {"reference_point": max(0.0, float(total[0] / total[1]))}
 
