@@ -1,6 +1,7 @@
 """FSDP2 in medtune's loop under ``accelerate launch`` with an FSDP config (2 processes, gloo on CPU):
 sharded training gives the per-step losses of 1 process with the doubled batch (LoRA, full fine-tuning,
-a rank with nothing to do in a step, KTO), and the model saved after it equals the single process's."""
+a rank with nothing to do in a step, KTO), the model saved after it equals the single process's, and a
+run resumes from its checkpoint."""
 
 from __future__ import annotations
 
@@ -38,11 +39,22 @@ def runs(tmp_path_factory, tiny_gemma_dir, demo_pairs) -> tuple[Path, Path]:
     single, sharded = folder / "single", folder / "sharded"
     single.mkdir()
     sharded.mkdir()
-    args = [str(tiny_gemma_dir), str(rows), ",".join(VARIANTS)]
-    _run([sys.executable, str(WORKER), *args, "2", str(STEPS), str(single)])
+    args = [str(tiny_gemma_dir), str(rows)]
+    _run([sys.executable, str(WORKER), *args, ",".join(VARIANTS), "2", str(STEPS), str(single)])
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(FSDP2_CPU)]
-    _run([*launch, str(WORKER), *args, "1", str(STEPS), str(sharded)])
+    resumed = ",".join((*VARIANTS, "lora-resumed"))  # its reference is the single process's lora
+    _run([*launch, str(WORKER), *args, resumed, "1", str(STEPS), str(sharded)])
     return single, sharded
+
+
+def test_an_fsdp_run_resumed_from_its_checkpoint_logs_the_losses_of_the_uninterrupted_one(runs):
+    """The whole tensors of the checkpoint go back into each rank's shard of the weights and AdamW state."""
+    single, sharded = runs
+    reference = [loss for _, loss in json.loads((single / "rank0-lora.json").read_text())["loss_history"]]
+    for rank in (0, 1):
+        resumed = json.loads((sharded / f"rank{rank}-lora-resumed.json").read_text())
+        assert [step for step, _ in resumed["loss_history"]] == [1, 2, 3]
+        assert [loss for _, loss in resumed["loss_history"]] == pytest.approx(reference, abs=1e-4)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
