@@ -30,8 +30,9 @@ make the losses incomparable). Target tokens are counted from the data the same 
 each completion's tokens plus one end-of-sequence token (TRL appends EOS to completions; medtune's
 translation target ends at the newline, so its loop trains one token fewer per row: its own count is
 in extra.trainer_target_tokens). final_loss is every trained model's mean completion-token
-cross-entropy (EOS included) on the same held-out rows, by the same forward pass
-(common.completion_loss); losses are the trainer's own per-step logs.
+cross-entropy on the same held-out rows, by the same forward pass (common.completion_loss), EOS left
+out (medtune never trains it: with it, medtune's loss read 23% above TRL's after 3 quick steps on
+a loaded machine); losses are the trainer's own per-step logs.
 """
 
 from __future__ import annotations
@@ -91,13 +92,17 @@ def prompt_completion(row: dict) -> dict[str, str]:
     return {"prompt": translation_prompt(row["en"]), "completion": translation_target(row["es"])}
 
 
-def held_out_ids(tokenizer, rows: list[dict]) -> list[tuple[list[int], list[int]]]:
-    """Held-out rows as (prompt ids with BOS, completion ids + EOS), the way TRL tokenizes them."""
+def held_out_ids(tokenizer, rows: list[dict], eos: bool = False) -> list[tuple[list[int], list[int]]]:
+    """Rows as (prompt ids with BOS, completion ids), tokenized as TRL does; ``eos`` appends the EOS TRL adds.
+
+    The held-out loss scores the completion without EOS: medtune's translation target ends at the
+    newline and never trains an EOS, so scoring it would compare the stop token, not the translations.
+    """
     out = []
     for row in map(prompt_completion, rows):
         prompt = tokenizer(row["prompt"])["input_ids"]
-        completion = tokenizer(row["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        out.append((prompt, completion))
+        completion = tokenizer(row["completion"], add_special_tokens=False)["input_ids"]
+        out.append((prompt, completion + [tokenizer.eos_token_id] if eos else completion))
     return out
 
 
@@ -156,7 +161,7 @@ def run_trl(variant: str, quick: bool) -> dict:
     path = embedded_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(path)
     rows = [prompt_completion(r) for r in train_rows]
-    longest = max(len(p) + len(c) for p, c in held_out_ids(tokenizer, train_rows))
+    longest = max(len(p) + len(c) for p, c in held_out_ids(tokenizer, train_rows, eos=True))
     if longest > MAX_LENGTH:
         raise ValueError(f"a training row has {longest} tokens, over {MAX_LENGTH}: padding-free would not cut it")
     best = variant == "trl-best"
