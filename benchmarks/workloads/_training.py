@@ -104,6 +104,46 @@ def warm_up_trl(trainer) -> None:
     trainer.model.zero_grad(set_to_none=True)
 
 
+def timed_medtune_train(trainable, recipe, examples: list, objective) -> tuple[Any, float]:
+    """One untimed warm-up pass, then medtune's loop over ``examples`` timed: (the loop's result, wall seconds)."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from medtune.train.loop import train_loop
+    from medtune.train.setup import loop_config
+
+    model, pad_id = trainable.model, trainable.loaded.tokenizer.pad_token_id
+    warm_up_medtune(model, objective, examples[: recipe.train.batch_size], pad_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = train_loop(
+            model,
+            examples,
+            [],
+            loop_config(recipe, trainable.autocast_dtype),
+            pad_id,
+            False,
+            Path(tmp),
+            log=lambda *_: None,
+            objective=objective,
+        )
+        return result, time.perf_counter() - started
+
+
+def timed_trl_train(trainer) -> float:
+    """One untimed warm-up pass, the suite's seed, then ``trainer.train()`` timed: wall seconds."""
+    import time
+
+    from transformers import set_seed
+
+    warm_up_trl(trainer)
+    set_seed(SEED)
+    started = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - started
+
+
 def trl_losses(trainer) -> list[float]:
     """The per-step training losses TRL logged (``logging_steps=1``)."""
     return [float(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import random
 import tempfile
-import time
-from pathlib import Path
 
 from benchmarks.workloads._training import (
     SEED,
@@ -42,10 +40,10 @@ from benchmarks.workloads._training import (
     medtune_overrides,
     peft_lora_config,
     result_fields,
+    timed_medtune_train,
+    timed_trl_train,
     trl_common_args,
     trl_losses,
-    warm_up_medtune,
-    warm_up_trl,
 )
 from benchmarks.workloads.common import (
     Target,
@@ -99,9 +97,8 @@ def held_out_ids(tokenizer, dialogues: list[list[dict]]) -> list[tuple[list[int]
 
 def run_medtune(quick: bool) -> dict:
     from medtune.recipes.loader import load_recipe
-    from medtune.train.loop import train_loop
     from medtune.train.objectives import SFTObjective
-    from medtune.train.setup import loop_config, prepare_trainable_model
+    from medtune.train.setup import prepare_trainable_model
     from medtune.train.sft import encode_conversations
 
     steps = STEPS[quick]
@@ -110,20 +107,7 @@ def run_medtune(quick: bool) -> dict:
     tokenizer, model = trainable.loaded.tokenizer, trainable.model
     train, held_out = sample_dialogues(tokenizer, quick)
     examples, _ = encode_conversations(tokenizer, train, MAX_LENGTH, on_bad_rows="fail")
-    warm_up_medtune(model, SFTObjective(), examples[:BATCH_SIZE], tokenizer.pad_token_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        result = train_loop(
-            model,
-            examples,
-            [],
-            loop_config(recipe, trainable.autocast_dtype),
-            tokenizer.pad_token_id,
-            False,
-            Path(tmp),
-            log=lambda *_: None,
-        )
-        wall = time.perf_counter() - started
+    result, wall = timed_medtune_train(trainable, recipe, examples, SFTObjective())
     return result_fields(
         steps,
         assistant_tokens(tokenizer, train),
@@ -141,7 +125,7 @@ def run_medtune(quick: bool) -> dict:
 def run_trl(variant: str, quick: bool) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer, set_seed
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     steps = STEPS[quick]
@@ -163,11 +147,7 @@ def run_trl(variant: str, quick: bool) -> dict:
             processing_class=tokenizer,
             peft_config=peft_lora_config(),
         )
-        warm_up_trl(trainer)
-        set_seed(SEED)
-        started = time.perf_counter()
-        trainer.train()
-        wall = time.perf_counter() - started
+        wall = timed_trl_train(trainer)
     model = trainer.model
     return result_fields(
         steps,

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import random
 import tempfile
-import time
-from pathlib import Path
 
 from benchmarks.workloads._training import (
     SEED,
@@ -36,10 +34,10 @@ from benchmarks.workloads._training import (
     medtune_overrides,
     peft_lora_config,
     result_fields,
+    timed_medtune_train,
+    timed_trl_train,
     trl_common_args,
     trl_losses,
-    warm_up_medtune,
-    warm_up_trl,
 )
 from benchmarks.workloads.common import Target, dpo_loss, embedded_model_dir, read_jsonl, shared_data, workload_main
 
@@ -114,10 +112,9 @@ def held_out_ids(tokenizer, pairs: list[dict]) -> list[tuple[list[int], list[int
 def run_medtune(quick: bool) -> dict:
     from medtune.data.preference import PreferencePair
     from medtune.recipes.loader import load_recipe
-    from medtune.train.loop import train_loop
     from medtune.train.objectives import DPOObjective, disable_dropout
     from medtune.train.preference_data import PairEncoding, encode_preference_pairs
-    from medtune.train.setup import loop_config, prepare_trainable_model
+    from medtune.train.setup import prepare_trainable_model
 
     steps = STEPS[quick]
     overrides = [*medtune_overrides(steps, BATCH_SIZE, LR, MAX_LENGTH), "train.objective=dpo", f"train.beta={BETA}"]
@@ -133,21 +130,7 @@ def run_medtune(quick: bool) -> dict:
     )
     disable_dropout(model)  # as train_preference does (and TRL's disable_dropout=True)
     objective = DPOObjective(beta=BETA)
-    warm_up_medtune(model, objective, examples[:BATCH_SIZE], tokenizer.pad_token_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        result = train_loop(
-            model,
-            examples,
-            [],
-            loop_config(recipe, trainable.autocast_dtype),
-            tokenizer.pad_token_id,
-            False,
-            Path(tmp),
-            log=lambda *_: None,
-            objective=objective,
-        )
-        wall = time.perf_counter() - started
+    result, wall = timed_medtune_train(trainable, recipe, examples, objective)
     return result_fields(
         steps,
         pair_tokens(tokenizer, train),
@@ -160,7 +143,7 @@ def run_medtune(quick: bool) -> dict:
 
 def run_trl(quick: bool) -> dict:
     from datasets import Dataset
-    from transformers import AutoTokenizer, set_seed
+    from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     steps = STEPS[quick]
@@ -184,11 +167,7 @@ def run_trl(quick: bool) -> dict:
             processing_class=tokenizer,
             peft_config=peft_lora_config(),
         )
-        warm_up_trl(trainer)
-        set_seed(SEED)
-        started = time.perf_counter()
-        trainer.train()
-        wall = time.perf_counter() - started
+        wall = timed_trl_train(trainer)
     model = trainer.model
     return result_fields(
         steps,

@@ -39,18 +39,16 @@ from __future__ import annotations
 
 import random
 import tempfile
-import time
-from pathlib import Path
 
 from benchmarks.workloads._training import (
     SEED,
     medtune_overrides,
     peft_lora_config,
     result_fields,
+    timed_medtune_train,
+    timed_trl_train,
     trl_common_args,
     trl_losses,
-    warm_up_medtune,
-    warm_up_trl,
 )
 from benchmarks.workloads.common import (
     Target,
@@ -110,9 +108,8 @@ def run_medtune(quick: bool) -> dict:
     from medtune.data.parallel import Pair
     from medtune.recipes.loader import load_recipe
     from medtune.train.batching import encode_translation_pairs
-    from medtune.train.loop import train_loop
     from medtune.train.objectives import SFTObjective
-    from medtune.train.setup import loop_config, prepare_trainable_model
+    from medtune.train.setup import prepare_trainable_model
 
     train_rows, held_out = sample_rows(quick)
     steps = STEPS[quick]
@@ -121,20 +118,7 @@ def run_medtune(quick: bool) -> dict:
     tokenizer, model = trainable.loaded.tokenizer, trainable.model
     pairs = [Pair(r["en"], r["es"]) for r in train_rows]
     examples = encode_translation_pairs(tokenizer, pairs, seq2seq=False, max_length=MAX_LENGTH)
-    warm_up_medtune(model, SFTObjective(), examples[:BATCH_SIZE], tokenizer.pad_token_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        result = train_loop(
-            model,
-            examples,
-            [],
-            loop_config(recipe, trainable.autocast_dtype),
-            tokenizer.pad_token_id,
-            False,
-            Path(tmp),
-            log=lambda *_: None,
-        )
-        wall = time.perf_counter() - started
+    result, wall = timed_medtune_train(trainable, recipe, examples, SFTObjective())
     return _fields(
         tokenizer,
         train_rows,
@@ -153,7 +137,7 @@ def run_medtune(quick: bool) -> dict:
 def run_trl(variant: str, quick: bool) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer, set_seed
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     train_rows, held_out = sample_rows(quick)
@@ -179,11 +163,7 @@ def run_trl(variant: str, quick: bool) -> dict:
             processing_class=tokenizer,
             peft_config=peft_lora_config(),
         )
-        warm_up_trl(trainer)
-        set_seed(SEED)
-        started = time.perf_counter()
-        trainer.train()
-        wall = time.perf_counter() - started
+        wall = timed_trl_train(trainer)
     model = trainer.model
     return _fields(
         tokenizer,
