@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from medtune.models.adapters import attach_lora
+from medtune.models.adapters import attach_lora, compute_adapters_in_input_dtype
 from medtune.models.device import dtype_name, resolve_device, resolve_dtype, runtime_info
 from medtune.models.loading import MODEL_INFO_FILE, LoadedModel, load_model
 from medtune.recipes.loader import recipe_to_yaml
@@ -101,6 +101,8 @@ def prepare_trainable_model(recipe: Recipe, log=print, model_name: str | None = 
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.method == "lora":
         model = attach_lora(model, cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules)
+        if compute != torch.float32 and cfg.quantization == "none":
+            compute_adapters_in_input_dtype(model)  # float32 adapters, products in the base's dtype
     else:
         model.requires_grad_(True)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
