@@ -144,6 +144,39 @@ def timed_trl_train(trainer) -> float:
     return time.perf_counter() - started
 
 
+def timed_trl_trainer(trainer_cls, args, tokenizer, rows: list[dict]) -> tuple[Any, float]:
+    """``trainer_cls`` (a TRL trainer) on the embedded model with the suite's LoRA over ``rows``, timed as
+    :func:`timed_trl_train` does: (the trained trainer, wall seconds)."""
+    from datasets import Dataset
+
+    from benchmarks.workloads.common import embedded_model_dir
+
+    trainer = trainer_cls(
+        model=str(embedded_model_dir()),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_lora_config(),
+    )
+    return trainer, timed_trl_train(trainer)
+
+
+def trl_precision(trainer) -> dict[str, Any]:
+    """How a TRL run computed: the dtype its model was loaded in, and whether bf16 autocast was on."""
+    dtype = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
+    return {"base_dtype": dtype, "bf16_autocast": trainer.args.bf16}
+
+
+def medtune_extra(result, trainable) -> dict[str, Any]:
+    """What medtune's loop reports beside the suite's fields: its own target-token count, the padding
+    share of its batches and how it computed (precision)."""
+    return {
+        "trainer_target_tokens": result.target_tokens,
+        "padding_waste": result.padding_waste,
+        **trainable.precision_info(),
+    }
+
+
 def trl_losses(trainer) -> list[float]:
     """The per-step training losses TRL logged (``logging_steps=1``)."""
     return [float(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]

@@ -37,13 +37,14 @@ from benchmarks.workloads._training import (
     SEED,
     assistant_token_mask,
     assistant_tokens,
+    medtune_extra,
     medtune_overrides,
-    peft_lora_config,
     result_fields,
     timed_medtune_train,
-    timed_trl_train,
+    timed_trl_trainer,
     trl_common_args,
     trl_losses,
+    trl_precision,
 )
 from benchmarks.workloads.common import (
     Target,
@@ -114,23 +115,17 @@ def run_medtune(quick: bool) -> dict:
         wall,
         completion_loss(model, held_out_ids(tokenizer, held_out)),
         [loss for _, loss in result.loss_history],
-        {
-            "trainer_target_tokens": result.target_tokens,
-            "padding_waste": result.padding_waste,
-            **trainable.precision_info(),
-        },
+        medtune_extra(result, trainable),
     )
 
 
 def run_trl(variant: str, quick: bool) -> dict:
     import torch
-    from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     steps = STEPS[quick]
-    path = embedded_model_dir()
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
     train, held_out = sample_dialogues(tokenizer, quick)
     best = variant == "trl-best"
     extra_args = {"padding_free": True, "max_length": None, "assistant_only_loss": True} if best else {}
@@ -140,26 +135,14 @@ def run_trl(variant: str, quick: bool) -> dict:
             model_init_kwargs={"dtype": torch.bfloat16} if best else None,
             **extra_args,
         )
-        trainer = SFTTrainer(
-            model=str(path),
-            args=args,
-            train_dataset=Dataset.from_list([{"messages": m} for m in train]),
-            processing_class=tokenizer,
-            peft_config=peft_lora_config(),
-        )
-        wall = timed_trl_train(trainer)
-    model = trainer.model
+        trainer, wall = timed_trl_trainer(SFTTrainer, args, tokenizer, [{"messages": m} for m in train])
     return result_fields(
         steps,
         assistant_tokens(tokenizer, train),
         wall,
-        completion_loss(model, held_out_ids(tokenizer, held_out)),
+        completion_loss(trainer.model, held_out_ids(tokenizer, held_out)),
         trl_losses(trainer),
-        {
-            "base_dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-            "bf16_autocast": args.bf16,
-            "assistant_only_loss": args.assistant_only_loss,
-        },
+        {**trl_precision(trainer), "assistant_only_loss": args.assistant_only_loss},
     )
 
 

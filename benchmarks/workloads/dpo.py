@@ -31,13 +31,14 @@ import tempfile
 from benchmarks.workloads._training import (
     SEED,
     assistant_token_mask,
+    medtune_extra,
     medtune_overrides,
-    peft_lora_config,
     result_fields,
     timed_medtune_train,
-    timed_trl_train,
+    timed_trl_trainer,
     trl_common_args,
     trl_losses,
+    trl_precision,
 )
 from benchmarks.workloads.common import Target, dpo_loss, embedded_model_dir, read_jsonl, shared_data, workload_main
 
@@ -137,18 +138,16 @@ def run_medtune(quick: bool) -> dict:
         wall,
         dpo_loss(model, held_out_ids(tokenizer, held_out), BETA),
         [loss for _, loss in result.loss_history],
-        {"padding_waste": result.padding_waste, **trainable.precision_info()},
+        medtune_extra(result, trainable),
     )
 
 
 def run_trl(quick: bool) -> dict:
-    from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     steps = STEPS[quick]
-    path = embedded_model_dir()
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
     train, held_out = sample_pairs(tokenizer, quick)
     rows = [
         {
@@ -160,22 +159,14 @@ def run_trl(quick: bool) -> dict:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         args = DPOConfig(**trl_common_args(tmp, steps, BATCH_SIZE, LR), beta=BETA)
-        trainer = DPOTrainer(
-            model=str(path),
-            args=args,
-            train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer,
-            peft_config=peft_lora_config(),
-        )
-        wall = timed_trl_train(trainer)
-    model = trainer.model
+        trainer, wall = timed_trl_trainer(DPOTrainer, args, tokenizer, rows)
     return result_fields(
         steps,
         pair_tokens(tokenizer, train),
         wall,
-        dpo_loss(model, held_out_ids(tokenizer, held_out), BETA),
+        dpo_loss(trainer.model, held_out_ids(tokenizer, held_out), BETA),
         trl_losses(trainer),
-        {"base_dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "bf16_autocast": args.bf16},
+        trl_precision(trainer),
     )
 
 

@@ -42,13 +42,14 @@ import tempfile
 
 from benchmarks.workloads._training import (
     SEED,
+    medtune_extra,
     medtune_overrides,
-    peft_lora_config,
     result_fields,
     timed_medtune_train,
-    timed_trl_train,
+    timed_trl_trainer,
     trl_common_args,
     trl_losses,
+    trl_precision,
 )
 from benchmarks.workloads.common import (
     Target,
@@ -76,12 +77,24 @@ STEPS = {False: 60, True: 3}  # full run, --quick
 HELD_OUT = {False: 64, True: 8}
 
 
-def sample_rows(quick: bool) -> tuple[list[dict], list[dict]]:
-    """(training rows, held-out rows) as ``{"en", "es"}`` dicts: a seeded sample, the same for every variant."""
+def sample_rows(tokenizer, quick: bool) -> tuple[list[dict], list[dict]]:
+    """(training rows, held-out rows) as ``{"en", "es"}`` dicts: a seeded sample, the same for every variant.
+
+    Only rows whose prompt, completion and EOS fit in MAX_LENGTH tokens are drawn, so no variant cuts a
+    row (TRL's padding-free batches cannot) and every variant trains on exactly the same tokens.
+    """
     rows = [r for r in read_jsonl(shared_data(DATA)) if r.get("en", "").strip() and r.get("es", "").strip()]
     random.Random(SEED).shuffle(rows)
     n_train = STEPS[quick] * BATCH_SIZE
-    return rows[:n_train], rows[n_train : n_train + HELD_OUT[quick]]
+    wanted = n_train + HELD_OUT[quick]
+    fitting = []
+    for row in rows:
+        (prompt, completion), *_ = held_out_ids(tokenizer, [row], eos=True)
+        if len(prompt) + len(completion) <= MAX_LENGTH:
+            fitting.append(row)
+            if len(fitting) == wanted:
+                break
+    return fitting[:n_train], fitting[n_train:wanted]
 
 
 def prompt_completion(row: dict) -> dict[str, str]:
@@ -111,11 +124,11 @@ def run_medtune(quick: bool) -> dict:
     from medtune.train.objectives import SFTObjective
     from medtune.train.setup import prepare_trainable_model
 
-    train_rows, held_out = sample_rows(quick)
     steps = STEPS[quick]
     recipe = load_recipe("translate-en-es", medtune_overrides(steps, BATCH_SIZE, LR, MAX_LENGTH))
     trainable = prepare_trainable_model(recipe, log=lambda *_: None)
     tokenizer, model = trainable.loaded.tokenizer, trainable.model
+    train_rows, held_out = sample_rows(tokenizer, quick)
     pairs = [Pair(r["en"], r["es"]) for r in train_rows]
     examples = encode_translation_pairs(tokenizer, pairs, seq2seq=False, max_length=MAX_LENGTH)
     result, wall = timed_medtune_train(trainable, recipe, examples, SFTObjective())
@@ -126,28 +139,19 @@ def run_medtune(quick: bool) -> dict:
         wall,
         completion_loss(model, held_out_ids(tokenizer, held_out)),
         [loss for _, loss in result.loss_history],
-        {
-            "trainer_target_tokens": result.target_tokens,
-            "padding_waste": result.padding_waste,
-            **trainable.precision_info(),
-        },
+        medtune_extra(result, trainable),
     )
 
 
 def run_trl(variant: str, quick: bool) -> dict:
     import torch
-    from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    train_rows, held_out = sample_rows(quick)
     steps = STEPS[quick]
-    path = embedded_model_dir()
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+    train_rows, held_out = sample_rows(tokenizer, quick)  # every row fits: padding-free batches cut none
     rows = [prompt_completion(r) for r in train_rows]
-    longest = max(len(p) + len(c) for p, c in held_out_ids(tokenizer, train_rows, eos=True))
-    if longest > MAX_LENGTH:
-        raise ValueError(f"a training row has {longest} tokens, over {MAX_LENGTH}: padding-free would not cut it")
     best = variant == "trl-best"
     extra_args = {"padding_free": True, "max_length": None, "completion_only_loss": True} if best else {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,23 +160,15 @@ def run_trl(variant: str, quick: bool) -> dict:
             model_init_kwargs={"dtype": torch.bfloat16} if best else None,
             **extra_args,
         )
-        trainer = SFTTrainer(
-            model=str(path),
-            args=args,
-            train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer,
-            peft_config=peft_lora_config(),
-        )
-        wall = timed_trl_train(trainer)
-    model = trainer.model
+        trainer, wall = timed_trl_trainer(SFTTrainer, args, tokenizer, rows)
     return _fields(
         tokenizer,
         train_rows,
         steps,
         wall,
-        completion_loss(model, held_out_ids(tokenizer, held_out)),
+        completion_loss(trainer.model, held_out_ids(tokenizer, held_out)),
         trl_losses(trainer),
-        {"base_dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "bf16_autocast": args.bf16},
+        trl_precision(trainer),
     )
 
 

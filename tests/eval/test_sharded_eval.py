@@ -4,13 +4,13 @@ the shares are gathered in order, so the files and metrics equal a single proces
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from launching import launch_command, run_child
+
 WORKER = Path(__file__).with_name("shard_worker.py")
-CPU_2PROC = Path(__file__).parents[2] / "configs" / "accelerate" / "cpu-2proc.yaml"
 EVALUATIONS = (
     "translation",
     "translation_one",
@@ -25,10 +25,7 @@ TIMINGS = {"seconds", "tokens_per_s", "items_per_s", "sentences_per_s", "generat
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
-    for variable in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(variable, None)  # the single process must not think it is part of a group
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    done = run_child(command, timeout=180)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -40,8 +37,7 @@ def _without_timings(metrics: dict) -> dict:
 def test_two_processes_evaluate_every_item_once_with_the_metrics_of_one(tmp_path, tiny_chatml_dir, medtune_home):
     single, double = tmp_path / "single", tmp_path / "double"
     _run([sys.executable, str(WORKER), str(tiny_chatml_dir), str(single)])
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC)]
-    _run([*launch, str(WORKER), str(tiny_chatml_dir), str(double)])
+    _run([*launch_command(), str(WORKER), str(tiny_chatml_dir), str(double)])
 
     single_record = json.loads((single / "rank0.json").read_text())
     records = [json.loads((double / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -78,8 +74,7 @@ def test_eval_command_under_two_processes_writes_the_one_process_evaluation(tmp_
 
     single, double = tmp_path / "single", tmp_path / "double"
     assert run_cli(args(single), home=medtune_home).exit_code == 0
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC), "-m"]
-    done = _run([*launch, "medtune.cli", *args(double)])
+    done = _run([*launch_command(module=True), "medtune.cli", *args(double)])
     output = " ".join((done.stdout + done.stderr).split())
     assert output.count("(translation)") == output.count("Wrote ") == 1  # one process reports: one table, one line
     for name in ("outputs.jsonl", "evaluation.json"):

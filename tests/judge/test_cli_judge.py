@@ -165,3 +165,24 @@ def test_a_foreign_judgments_file_is_not_overwritten(tmp_path):
     data = _write_jsonl(tmp_path / "a.jsonl", [{"prompt": "q", "answer": "a", "gold": "A"}])
     assert_user_error(run_cli(["judge", "--data", data, "--out", out]), "did not write")
     assert (out / "judgments.jsonl").read_text() == "mine\n"
+
+
+def test_under_two_processes_the_main_one_judges_writes_and_reports_once(tmp_path):
+    from launching import launch_command, run_child
+
+    rows = [{"id": f"q{i}", "prompt": MCQ, "answer": f"The answer is {'AB'[i % 2]}.", "gold": "B"} for i in range(6)]
+    data = _write_jsonl(tmp_path / "answers.jsonl", rows)
+    single = run_cli(["judge", "--data", data, "--out", tmp_path / "one"])
+    assert single.exit_code == 0, single.output
+    done = run_child(
+        [*launch_command(module=True), "medtune.cli", "judge", "--data", str(data), "--out", str(tmp_path / "two")]
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.count("Wrote ") == 1 and done.stdout.count('"mean_score"') == 1  # one process reports
+    for name in ("judgments.jsonl", "metrics.json"):
+        assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text(), name
+
+    bad = run_child([*launch_command(module=True), "medtune.cli", "judge", "--out", str(tmp_path / "three")])
+    assert bad.returncode == 2  # the main process's error stops both, printed once, no traceback
+    output = bad.stdout + bad.stderr
+    assert output.count("Give exactly one of --data FILE") == 1 and "Traceback" not in output

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from medtune.models.gguf import _has_weights, build_once
+from medtune.errors import MedtuneError
+from medtune.models.gguf import BUILD_MARKER, _has_weights, build_once
 
 WORKER = Path(__file__).with_name("cache_builder.py")
 
@@ -77,3 +78,31 @@ def test_a_failed_build_leaves_no_folder(tmp_path):
     with pytest.raises(RuntimeError, match="conversion failed"):
         build_once(target, build, _has_weights, log=lambda _: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tiny.lock"]
+
+
+def _build_new(out: Path) -> None:
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    (out / "model.safetensors").write_bytes(b"new")
+
+
+def test_an_incomplete_folder_medtune_made_is_rebuilt(tmp_path):
+    target = tmp_path / "tiny"
+    build_once(target, _build_new, _has_weights, log=lambda _: None)
+    assert (target / BUILD_MARKER).is_file()
+    (target / "model.safetensors").unlink()  # e.g. a user cleaning up weights by hand
+    (target / "model.safetensors.partial").write_bytes(b"x")
+    build_once(target, _build_new, _has_weights, log=lambda _: None)
+    assert sorted(p.name for p in target.iterdir()) == [BUILD_MARKER, "config.json", "model.safetensors"]
+
+
+def test_a_folder_medtune_did_not_make_is_left_alone(tmp_path):
+    target = tmp_path / "tiny"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    calls = []
+    with pytest.raises(MedtuneError, match=r"not made by medtune; it was left as it is") as error:
+        build_once(target, lambda out: calls.append(out), _has_weights, log=lambda _: None)
+    assert str(target) in str(error.value)
+    assert calls == [] and (target / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]

@@ -6,18 +6,15 @@ forward with the same loss, gradients and sequence log-probs as the fused path o
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from launching import launch_command, run_child
 
 from medtune.models.fused_head import sharded_head_reason
 
 WORKER = Path(__file__).with_name("sharded_head_worker.py")
-CPU_2PROC = Path(__file__).parents[2] / "configs" / "accelerate" / "cpu-2proc.yaml"
 
 
 @pytest.fixture
@@ -53,17 +50,7 @@ def test_fsdp2_sharded_head_falls_back_to_the_models_forward_with_the_same_numbe
 ):
     pairs = tmp_path / "pairs.json"
     pairs.write_text(json.dumps([{"en": p.src, "es": p.tgt} for p in demo_pairs[:5]]))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    for variable in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(variable, None)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC)]
-    done = subprocess.run(
-        [*launch, str(WORKER), str(tiny_gemma_dir), str(pairs), str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = run_child([*launch_command(), str(WORKER), str(tiny_gemma_dir), str(pairs), str(tmp_path)])
     assert done.returncode == 0, done.stderr[-3000:]
     for rank in (0, 1):
         record = json.loads((tmp_path / f"rank{rank}.json").read_text())

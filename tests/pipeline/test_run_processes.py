@@ -10,15 +10,13 @@ per-step losses equal to one process with the doubled batch.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from cli_checks import run_cli
+from launching import launch_command, run_child
 
-CPU_2PROC = Path(__file__).parents[2] / "configs" / "accelerate" / "cpu-2proc.yaml"
 STEPS = 2
 PAIRS = 28  # data.test_size 0.25: 7 test sentences, shared 4 + 3 by the two processes
 
@@ -58,12 +56,7 @@ def _outputs(run_dir: Path, stage: str) -> list[dict]:
 
 def _launch(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """``medtune ARGS`` in 2 processes on CPU (gloo) under ``accelerate launch`` with ``cpu-2proc.yaml``."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
-    for variable in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(variable, None)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC), "-m"]
-    command = [*launch, "medtune.cli", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, cwd=cwd)
+    return run_child([*launch_command(module=True), "medtune.cli", *args], cwd=cwd)
 
 
 def test_run_under_two_processes_gives_one_run_with_every_item_evaluated_once(
@@ -118,13 +111,3 @@ def test_a_stage_failing_on_the_main_process_stops_every_process(tmp_path, tiny_
     # medtune's errors reach the user as messages (the launcher adds its own report of the exit codes)
     assert not [line for line in output.splitlines() if line.strip().startswith('File "') and "medtune" in line]
     assert json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["stages"] == {}  # nothing recorded as done
-
-
-def test_pipelines_that_run_in_one_process_refuse_several():
-    from medtune.errors import MedtuneError
-    from medtune.pipeline import _check_several_processes
-    from medtune.recipes.loader import load_recipe
-
-    with pytest.raises(MedtuneError, match="runs in one process, but 2 were started.*without the launcher"):
-        _check_several_processes(load_recipe("feedback-rlhf", ["feedback.project=p"]), 2)
-    _check_several_processes(load_recipe("translate-en-es", []), 2)  # its stages share the work

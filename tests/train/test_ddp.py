@@ -5,15 +5,13 @@ reward-weighted objective, and only the main process writes checkpoints."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from launching import launch_command, run_child
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
-CPU_2PROC = Path(__file__).parents[2] / "configs" / "accelerate" / "cpu-2proc.yaml"
 STEPS = 3
 BATCH = 2  # per process; the single process trains with 2 x BATCH
 OBJECTIVES = ("sft", "dpo", "kto", "reward-weighted")
@@ -21,10 +19,7 @@ RESUME = ("sft-dropout", "sft-dropout-resumed")  # per-rank random streams: equa
 
 
 def _run(command: list[str]) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    for variable in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(variable, None)  # the single process must not think it is part of a group
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    done = run_child(command)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -40,8 +35,7 @@ def runs(tmp_path_factory, tiny_gemma_dir, demo_pairs) -> tuple[Path, Path]:
     double.mkdir()
     args = [str(tiny_gemma_dir), str(rows)]
     _run([sys.executable, str(WORKER), *args, ",".join(OBJECTIVES), str(2 * BATCH), str(STEPS), str(single)])
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC)]
-    _run([*launch, str(WORKER), *args, ",".join(OBJECTIVES + RESUME), str(BATCH), str(STEPS), str(double)])
+    _run([*launch_command(), str(WORKER), *args, ",".join(OBJECTIVES + RESUME), str(BATCH), str(STEPS), str(double)])
     return single, double
 
 

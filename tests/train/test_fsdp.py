@@ -6,13 +6,12 @@ run resumes from its checkpoint."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from launching import launch_command, run_child
 from safetensors.torch import load_file
 
 WORKER = Path(__file__).with_name("fsdp_worker.py")
@@ -23,10 +22,7 @@ LR = 5e-3  # fsdp_worker.py's learning rate
 
 
 def _run(command: list[str]) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    for variable in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "ACCELERATE_USE_FSDP"):
-        env.pop(variable, None)  # the single process must not think it is part of a group
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    done = run_child(command)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -41,7 +37,7 @@ def runs(tmp_path_factory, tiny_gemma_dir, demo_pairs) -> tuple[Path, Path]:
     sharded.mkdir()
     args = [str(tiny_gemma_dir), str(rows)]
     _run([sys.executable, str(WORKER), *args, ",".join(VARIANTS), "2", str(STEPS), str(single)])
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(FSDP2_CPU)]
+    launch = launch_command(FSDP2_CPU)
     resumed = ",".join((*VARIANTS, "lora-resumed"))  # its reference is the single process's lora
     _run([*launch, str(WORKER), *args, resumed, "1", str(STEPS), str(sharded)])
     return single, sharded

@@ -138,6 +138,7 @@ def train_reward_model(
     Raises:
         MedtuneError: no training item; what loading the model and the training loop raise.
     """
+    from medtune.sharding import main_process_first
     from medtune.train.setup import fit, prepare_trainable_model, save_trained_model
 
     _check_items(train)
@@ -181,12 +182,14 @@ def train_reward_model(
     info = {"src_lang": d.src_lang, "tgt_lang": d.tgt_lang, "reward_model": True}
     metrics = {"train_items": len(train_ex), "heldout_items": len(heldout_ex), **figures}
     trained = save_trained_model(recipe, trainable, result, info, metrics)
-    _save_head(reward_model, trained.path, recipe, seq2seq)
-    remove_checkpoints(trained.path)  # the saved model replaces them
-    write_jsonl(
-        trained.path / HELDOUT_SCORES,
-        [{"item_id": i.item_id, "score": i.score, "reward": r} for i, r in zip(heldout, rewards, strict=True)],
-    )
+    with main_process_first() as main:  # under several processes: one writes, the others then read
+        if main:
+            _save_head(reward_model, trained.path, recipe, seq2seq)
+            remove_checkpoints(trained.path)  # the saved model replaces them
+            write_jsonl(
+                trained.path / HELDOUT_SCORES,
+                [{"item_id": i.item_id, "score": i.score, "reward": r} for i, r in zip(heldout, rewards, strict=True)],
+            )
     return json.loads((trained.path / "metrics.json").read_text(encoding="utf-8"))
 
 

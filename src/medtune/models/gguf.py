@@ -20,6 +20,7 @@ from medtune.data.chat_template import GEMMA_CHAT_TEMPLATE
 from medtune.errors import MedtuneError
 
 EMBEDDED_NAME = "gemma-3-270m"
+BUILD_MARKER = ".medtune-build"  # written into every folder build_once makes
 EMBEDDED_LICENSE = "Gemma Terms of Use (https://ai.google.dev/gemma/terms)"
 
 
@@ -57,17 +58,36 @@ def build_once(target: Path, build: Callable[[Path], None], complete: Callable[[
         prefix = f".{target.name}.build-"
         for stale in target.parent.glob(prefix + "*"):  # no other build runs: these were interrupted
             shutil.rmtree(stale, ignore_errors=True)
+        _check_replaceable(target)
         work = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
         try:
             out = work / target.name
             build(out)
-            if target.exists():  # an incomplete folder (not made by this function): replaced whole
+            (out / BUILD_MARKER).write_text("made by medtune's build_once\n", encoding="utf-8")
+            if target.exists():  # an incomplete folder this function made (see _check_replaceable)
                 shutil.rmtree(target)
             out.rename(target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     log(f"Cached in {target}")
     return target
+
+
+def _check_replaceable(target: Path) -> None:
+    """An incomplete ``target`` may be replaced only if it is empty or ``build_once`` made it (its marker
+    file is there: a build whose files were later removed); anything else is the user's and stays.
+
+    Raises:
+        MedtuneError: ``target`` holds files medtune did not write.
+    """
+    if not target.exists() or (target / BUILD_MARKER).exists():
+        return
+    if target.is_dir() and not any(target.iterdir()):
+        return
+    raise MedtuneError(
+        f"{target} exists but is not a finished medtune cache and was not made by medtune; it was left "
+        "as it is. Move or delete it (or point MEDTUNE_HOME elsewhere) and run again."
+    )
 
 
 def _has_weights(folder: Path) -> bool:

@@ -23,7 +23,6 @@ from medtune.pipeline.stages import Stage, check_from_stage, run_stages
 from medtune.recipes.schema import Recipe
 from medtune.runs import RunFolder
 from medtune.sharding import quiet_unless_main
-from medtune.train.distributed import world
 
 
 def recipe_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stage]:
@@ -75,7 +74,6 @@ def _run(
     log,
 ) -> RunFolder:
     main = quiet_unless_main()  # under a launcher: joins the process group (and picks this process's GPU) first
-    _check_several_processes(recipe, world()[1])
     if not main:
         log = _quiet  # the main process tells the user what happens
     run = RunFolder(Path(recipe.run_dir), recipe.name)
@@ -94,19 +92,6 @@ def _run(
             log(f"The earlier run in {run.path} is kept as it was.")
         raise
     return run
-
-
-# Pipelines whose stages talk to the feedback store and train in one process; full_training refuses
-# in its own module.
-ONE_PROCESS_PIPELINES = ("feedback_rlhf", "feedback_reward")
-
-
-def _check_several_processes(recipe: Recipe, processes: int) -> None:
-    if processes > 1 and recipe.pipeline in ONE_PROCESS_PIPELINES:
-        raise MedtuneError(
-            f"Recipe {recipe.name} (pipeline {recipe.pipeline}) runs in one process, but {processes} were started "
-            "(WORLD_SIZE is set by torchrun/accelerate launch): start the medtune command without the launcher."
-        )
 
 
 def _quiet(message: str) -> None:

@@ -73,5 +73,6 @@ def feedback_reward_stages(recipe: Recipe, run: RunFolder, log=print) -> list[St
             reads=TRAIN_READS,
             needs=("data",),
             outputs=(str(Path(recipe.output_dir).resolve()),),
+            every_process=True,  # data-parallel under a launcher; the main process writes the model
         ),
     ]

@@ -163,7 +163,13 @@ def feedback_rlhf_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stag
     return [
         Stage("data", lambda: prepare_feedback_data(recipe, run, log), reads=DATA_READS, outputs=(FEEDBACK_FOLDER,)),
         Stage(
-            train_step.name, train_step.run, train_step.reads + TRAIN_READS, train_step.needs, (), train_step.outputs
+            train_step.name,
+            train_step.run,
+            train_step.reads + TRAIN_READS,
+            train_step.needs,
+            (),
+            train_step.outputs,
+            every_process=True,  # data-parallel under a launcher; the main process saves the model
         ),
         Stage("eval", evaluate, EVAL_READS + ("data.*",), ("data", "train"), (), (str(EVAL_FOLDER), "summary.json")),
     ]

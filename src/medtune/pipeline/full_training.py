@@ -295,13 +295,15 @@ class FullTrainingStages(RlaifStages):
 
 def full_training_stages(recipe: Recipe, run: RunFolder, log=print) -> list:
     """The stages of a full-training run, in order, with what each reads and writes (``medtune train`` stops after rlhf)."""
-    from medtune.pipeline.stages import Stage, is_main_process
+    from medtune.pipeline.stages import Stage
+    from medtune.train.distributed import world
 
-    if not is_main_process():
-        # Only the main process may write to the store and the run folder.
+    processes = world()[1]
+    if processes > 1:  # every process refuses, so none waits for the others
+        # its rounds queue translations for people and wait on the feedback store: one process drives them
         raise MedtuneError(
-            "The full_training pipeline runs in one process: start 'medtune run' without torchrun/accelerate "
-            "(RANK/LOCAL_RANK set to a non-zero rank here)."
+            f"The full_training pipeline runs in one process, but {processes} were started (WORLD_SIZE is set by "
+            "torchrun/accelerate launch): start 'medtune run' without the launcher."
         )
     s = FullTrainingStages(recipe, run, log)
     store = ("feedback.db", "feedback.project")
