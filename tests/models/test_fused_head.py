@@ -46,3 +46,28 @@ def test_no_grad_path_matches():
     with torch.no_grad():
         value = linear_cross_entropy(hidden, weight, targets)
     assert value.item() == pytest.approx(F.cross_entropy(hidden @ weight.T, targets, reduction="sum").item(), rel=1e-5)
+
+
+def test_bf16_matches_autograd_through_upcast_logits(monkeypatch):
+    """In bf16 the fused loss and hidden gradient equal plain autograd on the upcast logits (the model's
+    own path: bf16 matmul, float32 cross-entropy, the logits' gradient rounded to bf16 on the way back)."""
+    monkeypatch.setattr(fused_head, "CHUNK_ROWS", 16)
+    torch.manual_seed(2)
+    hidden = (torch.randn(40, 32) * 2).to(torch.bfloat16).requires_grad_(True)
+    weight = torch.randn(3000, 32).to(torch.bfloat16)
+    targets = torch.randint(0, 3000, (40,))
+    logits = hidden @ weight.T
+    targets[:5] = logits[:5].argmax(dim=-1)  # confident rows too: their (p - 1) must survive bf16
+
+    fused = linear_cross_entropy(hidden, weight, targets)
+    fused.backward()
+    got = hidden.grad.clone()
+    hidden.grad = None
+    plain = F.cross_entropy((hidden @ weight.T).float(), targets, reduction="sum")
+    plain.backward()
+
+    assert fused.dtype == torch.float32
+    assert fused.item() == pytest.approx(plain.item(), rel=1e-5)
+    assert got.dtype == torch.bfloat16
+    assert torch.allclose(got.float(), hidden.grad.float(), rtol=1e-2, atol=1e-3)
+    assert got[:5].abs().sum() > 0
