@@ -95,9 +95,10 @@ def test_run_under_two_processes_gives_one_run_with_every_item_evaluated_once(
         assert [r["output"] for r in _outputs(double, stage)] == [r["output"] for r in _outputs(single, stage)]
         for metric in ("bleu", "chrf", "ter", "n", "few_shot"):
             assert stages[stage]["test"][metric] == one[stage]["test"][metric], (stage, metric)
-    # 2 processes x batch 2 trained as 1 process x batch 4
+    # 2 processes x batch 2 trained as 1 process x batch 4 (the recipe trains in bf16 on a CPU with AMX,
+    # LoRA products included: bf16 rounding, so relative 1e-3; tests/train/test_ddp.py holds float32 to 1e-4)
     losses = [loss for _, loss in stages["train"]["loss_history"]]
-    assert losses == pytest.approx([loss for _, loss in one["train"]["loss_history"]], abs=1e-4)
+    assert losses == pytest.approx([loss for _, loss in one["train"]["loss_history"]], rel=1e-3, abs=1e-4)
     assert len(losses) == STEPS
 
 

@@ -84,54 +84,58 @@ def judge(
 ) -> None:
     """Score answers (or answer pairs) with a judge, or calibrate a judge against human scores.
 
-    Under accelerate launch or torchrun the main process judges and writes the files; the other
-    processes wait for it, print nothing and exit with its status.
+    Runs in one process: under accelerate launch or torchrun every process stops with exit code 2 and
+    the main one says why (the rlaif recipes' judge stage shares its judging across processes).
     """
     from medtune.cli import _fail, _log
     from medtune.judge.build import build_judge, parse_weight_pairs
     from medtune.judge.files import calibrate_rows, judge_pairs_pairwise, judge_rows
     from medtune.judge.rows import load_judge_rows
-    from medtune.sharding import gather_in_order, quiet_unless_main
+    from medtune.sharding import quiet_unless_main
+    from medtune.train.distributed import world
 
-    main = quiet_unless_main()  # joins the process group first (under a launcher)
-    failure: MedtuneError | None = None
-    if main:
-        try:
-            if (data is None) == (calibrate is None):
-                raise MedtuneError("Give exactly one of --data FILE (answers to judge) or --calibrate HUMAN_FILE.")
-            rows = load_judge_rows(data or calibrate, need_human=calibrate is not None)
-            spec = build_judge(
-                judge_spec,
-                endpoint=endpoint,
-                model=judge_model,
-                api_key=api_key,
-                glossary=glossary,
-                weights=parse_weight_pairs(weights),
-                task=task,
-                policy_model=policy_model,
-                concurrency=concurrency,
-                log=_log,
-            )
-            if pairwise and not hasattr(spec, "compare_many"):
-                raise MedtuneError(
-                    f"--pairwise needs the llm judge (it asks a model to compare); got --judge {judge_spec}."
+    main, processes = quiet_unless_main(), world()[1]
+    if processes > 1:
+        if main:
+            _fail(
+                MedtuneError(
+                    f"medtune judge runs in one process, but {processes} were started (WORLD_SIZE is set by "
+                    "torchrun/accelerate launch): start it without the launcher. The rlaif recipes' judge stage "
+                    "shares its judging across processes."
                 )
-            if calibrate is not None:
-                metrics = calibrate_rows(spec, rows, out, log=_log)
-                written = out / "calibration.json"
-            elif pairwise:
-                metrics = judge_pairs_pairwise(spec, rows, out, log=_log)
-                written = out / "metrics.json"
-            else:
-                metrics = judge_rows(spec, rows, out, log=_log)
-                written = out / "metrics.json"
-        except MedtuneError as exc:
-            failure = exc
-    main_failed = gather_in_order([failure is not None])[0]  # every process learns how the main one did
-    if failure is not None:
-        _fail(failure)
-    if not main:
-        raise typer.Exit(2 if main_failed else 0)
+            )
+        raise typer.Exit(2)
+    try:
+        if (data is None) == (calibrate is None):
+            raise MedtuneError("Give exactly one of --data FILE (answers to judge) or --calibrate HUMAN_FILE.")
+        rows = load_judge_rows(data or calibrate, need_human=calibrate is not None)
+        spec = build_judge(
+            judge_spec,
+            endpoint=endpoint,
+            model=judge_model,
+            api_key=api_key,
+            glossary=glossary,
+            weights=parse_weight_pairs(weights),
+            task=task,
+            policy_model=policy_model,
+            concurrency=concurrency,
+            log=_log,
+        )
+        if pairwise and not hasattr(spec, "compare_many"):
+            raise MedtuneError(
+                f"--pairwise needs the llm judge (it asks a model to compare); got --judge {judge_spec}."
+            )
+        if calibrate is not None:
+            metrics = calibrate_rows(spec, rows, out, log=_log)
+            written = out / "calibration.json"
+        elif pairwise:
+            metrics = judge_pairs_pairwise(spec, rows, out, log=_log)
+            written = out / "metrics.json"
+        else:
+            metrics = judge_rows(spec, rows, out, log=_log)
+            written = out / "metrics.json"
+    except MedtuneError as exc:
+        _fail(exc)
     shown = {k: v for k, v in metrics.items() if k not in ("failed", "fingerprint")}
     _log(json.dumps(shown, indent=2))
     if metrics.get("failed"):

@@ -121,8 +121,7 @@ def feedback_rlhf_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stag
         return train_from_feedback(recipe, items, recipe.model, recipe.output_dir, run.resume_training, log)
 
     def evaluate() -> dict:
-        if not run.writes:  # only the main process scores and writes the run folder
-            return {"post_edit_preference": None}
+        # under several processes each scores its share of the pairs; the main one writes the files
         from medtune.feedback.heldout import evaluate_post_edit_margin
         from medtune.models.loading import load_model
 
@@ -156,7 +155,8 @@ def feedback_rlhf_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stag
             "post_edit_preference": result,
             "output_dir": str(model_dir),
         }
-        run.sub("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+        if run.writes:
+            run.sub("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         return {"post_edit_preference": result}
 
     train_step = train_stage(run, recipe, train)
@@ -171,5 +171,13 @@ def feedback_rlhf_stages(recipe: Recipe, run: RunFolder, log=print) -> list[Stag
             train_step.outputs,
             every_process=True,  # data-parallel under a launcher; the main process saves the model
         ),
-        Stage("eval", evaluate, EVAL_READS + ("data.*",), ("data", "train"), (), (str(EVAL_FOLDER), "summary.json")),
+        Stage(
+            "eval",
+            evaluate,
+            EVAL_READS + ("data.*",),
+            ("data", "train"),
+            (),
+            (str(EVAL_FOLDER), "summary.json"),
+            every_process=True,
+        ),
     ]
