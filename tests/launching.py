@@ -30,3 +30,10 @@ def launch_command(config: Path = CPU_2PROC, module: bool = False) -> list[str]:
 def run_child(command: list[str], timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``command`` in :func:`child_env`, output captured; the caller checks the return code."""
     return subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def run_ok(command: list[str], timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """:func:`run_child`, asserting it exited 0 (the failure shows the end of its output)."""
+    done = run_child(command, timeout=timeout, cwd=cwd)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done

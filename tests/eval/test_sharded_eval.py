@@ -4,11 +4,10 @@ the shares are gathered in order, so the files and metrics equal a single proces
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from launching import launch_command, run_child
+from launching import launch_command, run_ok
 
 WORKER = Path(__file__).with_name("shard_worker.py")
 EVALUATIONS = (
@@ -24,20 +23,14 @@ EVALUATIONS = (
 TIMINGS = {"seconds", "tokens_per_s", "items_per_s", "sentences_per_s", "generation_seconds", "pairs_per_s"}
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess:
-    done = run_child(command, timeout=180)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
-
-
 def _without_timings(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if key not in TIMINGS}
 
 
 def test_two_processes_evaluate_every_item_once_with_the_metrics_of_one(tmp_path, tiny_chatml_dir, medtune_home):
     single, double = tmp_path / "single", tmp_path / "double"
-    _run([sys.executable, str(WORKER), str(tiny_chatml_dir), str(single)])
-    _run([*launch_command(), str(WORKER), str(tiny_chatml_dir), str(double)])
+    run_ok([sys.executable, str(WORKER), str(tiny_chatml_dir), str(single)])
+    run_ok([*launch_command(), str(WORKER), str(tiny_chatml_dir), str(double)])
 
     single_record = json.loads((single / "rank0.json").read_text())
     records = [json.loads((double / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -74,7 +67,7 @@ def test_eval_command_under_two_processes_writes_the_one_process_evaluation(tmp_
 
     single, double = tmp_path / "single", tmp_path / "double"
     assert run_cli(args(single), home=medtune_home).exit_code == 0
-    done = _run([*launch_command(module=True), "medtune.cli", *args(double)])
+    done = run_ok([*launch_command(module=True), "medtune.cli", *args(double)])
     output = " ".join((done.stdout + done.stderr).split())
     assert output.count("(translation)") == output.count("Wrote ") == 1  # one process reports: one table, one line
     for name in ("outputs.jsonl", "evaluation.json"):

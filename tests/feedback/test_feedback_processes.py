@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cli_checks import run_cli
-from launching import launch_command, run_child
+from launching import launch_command, run_ok
 from test_feedback_reward_recipe import _train_args, judged_store  # noqa: F401 (judged_store: a fixture)
 from test_feedback_rlhf_recipe import _fill_store, _sets
 
@@ -20,9 +20,7 @@ def _losses(metrics_file: Path) -> list[float]:
 
 
 def _launch_medtune(args: list[str], cwd: Path):
-    done = run_child([*launch_command(module=True), "medtune.cli", *map(str, args)], cwd=cwd)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
+    return run_ok([*launch_command(module=True), "medtune.cli", *map(str, args)], cwd=cwd)
 
 
 def test_feedback_rlhf_under_two_processes_trains_as_one_with_the_doubled_batch(tmp_path, tiny_gemma_dir):

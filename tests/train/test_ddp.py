@@ -9,18 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from launching import launch_command, run_child
+from launching import launch_command, run_ok
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 STEPS = 3
 BATCH = 2  # per process; the single process trains with 2 x BATCH
 OBJECTIVES = ("sft", "dpo", "kto", "reward-weighted")
 RESUME = ("sft-dropout", "sft-dropout-resumed")  # per-rank random streams: equal only if each is restored
-
-
-def _run(command: list[str]) -> None:
-    done = run_child(command)
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +29,8 @@ def runs(tmp_path_factory, tiny_gemma_dir, demo_pairs) -> tuple[Path, Path]:
     single.mkdir()
     double.mkdir()
     args = [str(tiny_gemma_dir), str(rows)]
-    _run([sys.executable, str(WORKER), *args, ",".join(OBJECTIVES), str(2 * BATCH), str(STEPS), str(single)])
-    _run([*launch_command(), str(WORKER), *args, ",".join(OBJECTIVES + RESUME), str(BATCH), str(STEPS), str(double)])
+    run_ok([sys.executable, str(WORKER), *args, ",".join(OBJECTIVES), str(2 * BATCH), str(STEPS), str(single)])
+    run_ok([*launch_command(), str(WORKER), *args, ",".join(OBJECTIVES + RESUME), str(BATCH), str(STEPS), str(double)])
     return single, double
 
 

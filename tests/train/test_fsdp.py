@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from launching import launch_command, run_child
+from launching import launch_command, run_ok
 from safetensors.torch import load_file
 
 WORKER = Path(__file__).with_name("fsdp_worker.py")
@@ -19,11 +19,6 @@ FSDP2_CPU = Path(__file__).with_name("fsdp2-cpu.yaml")
 STEPS = 3
 VARIANTS = ("lora", "full", "lora-uneven", "kto")
 LR = 5e-3  # fsdp_worker.py's learning rate
-
-
-def _run(command: list[str]) -> None:
-    done = run_child(command)
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +31,10 @@ def runs(tmp_path_factory, tiny_gemma_dir, demo_pairs) -> tuple[Path, Path]:
     single.mkdir()
     sharded.mkdir()
     args = [str(tiny_gemma_dir), str(rows)]
-    _run([sys.executable, str(WORKER), *args, ",".join(VARIANTS), "2", str(STEPS), str(single)])
+    run_ok([sys.executable, str(WORKER), *args, ",".join(VARIANTS), "2", str(STEPS), str(single)])
     launch = launch_command(FSDP2_CPU)
     resumed = ",".join((*VARIANTS, "lora-resumed"))  # its reference is the single process's lora
-    _run([*launch, str(WORKER), *args, resumed, "1", str(STEPS), str(sharded)])
+    run_ok([*launch, str(WORKER), *args, resumed, "1", str(STEPS), str(sharded)])
     return single, sharded
 
 
